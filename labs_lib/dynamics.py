@@ -1,0 +1,185 @@
+r"""Dynamics: ordinary and stochastic differential equations.
+
+An ODE is given by its vector field (drift) :math:`u_t(x)`:
+
+.. math:: \frac{d}{dt} X_t = u_t(X_t).
+
+An SDE adds noise driven by a Brownian motion :math:`W_t`, scaled by the diffusion
+coefficient :math:`\sigma_t(x)`:
+
+.. math:: dX_t = u_t(X_t)\,dt + \sigma_t(X_t)\,dW_t.
+
+Conventions shared by every class here:
+
+* ``x`` has shape ``(batch, *state_shape)``; ``drift`` returns the same shape.
+* ``t`` is a 0-dim tensor (every particle at the same time, as in a simulation) or a tensor
+  of shape ``(batch,)`` (one time per particle, as in training); :func:`expand_time` turns
+  either into a shape that broadcasts against ``x``.
+* ``diffusion`` returns something that broadcasts against ``x`` (diagonal noise): a plain
+  float for a constant σ (the cheapest: no tensor is made), or a tensor of ``x``'s shape.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor
+
+from ._validation import as_tensor, check_batch, check_positive
+from .distributions import Density, Gaussian
+
+
+def expand_time(t: Tensor | float, x: Tensor) -> Tensor:
+    """Reshape a time for broadcasting against ``x`` of shape ``(batch, *state_shape)``.
+
+    Returns a tensor of shape ``(batch, 1, ..., 1)`` (or 0-dim if ``t`` is a scalar).
+    """
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    if t.ndim == 0:
+        return t
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"t must be a scalar or have shape (batch,) = ({x.shape[0]},), got {tuple(t.shape)}.")
+    return t.view(-1, *([1] * (x.ndim - 1)))
+
+
+class ODE(ABC):
+    """An ODE :math:`\\dot X_t = u_t(X_t)`; subclasses implement :meth:`drift`."""
+
+    @abstractmethod
+    def drift(self, x: Tensor, t: Tensor) -> Tensor:
+        """The vector field :math:`u_t(x)`; ``x`` is ``(batch, ...)``, returns the same shape."""
+
+
+class SDE(ABC):
+    """An SDE :math:`dX_t = u_t(X_t)dt + \\sigma_t(X_t) dW_t`."""
+
+    @abstractmethod
+    def drift(self, x: Tensor, t: Tensor) -> Tensor:
+        """The drift :math:`u_t(x)`, same shape as ``x``."""
+
+    @abstractmethod
+    def diffusion(self, x: Tensor, t: Tensor) -> Tensor | float:
+        """The diffusion coefficient :math:`\\sigma_t(x)`: a float, or a tensor broadcastable against ``x``."""
+
+
+class LinearODE(ODE):
+    r"""The linear ODE :math:`\dot x = A x` in :math:`\mathbb R^d`, with closed-form flow.
+
+    Its flow is the matrix exponential, :math:`\psi_t(x_0) = e^{tA} x_0`; the scalar case
+    :math:`A = -\theta I` gives exponential decay :math:`\psi_t(x_0) = e^{-\theta t} x_0`.
+
+    Args:
+        A: shape ``(d, d)``.
+    """
+
+    def __init__(self, A: Tensor):
+        A = as_tensor(A, "A")
+        if A.ndim != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"A must be a square matrix of shape (d, d), got {tuple(A.shape)}.")
+        if not bool(torch.isfinite(A).all()):
+            raise ValueError("A must be finite.")
+        self.A = A
+
+    @classmethod
+    def decay(cls, theta: float, dim: int = 1) -> "LinearODE":
+        """:math:`u(x) = -\\theta x` in ``dim`` dimensions."""
+        theta = check_positive(theta, "theta", allow_zero=True)
+        return cls(-theta * torch.eye(dim))
+
+    @classmethod
+    def spiral(cls, decay: float = 0.5, omega: float = 3.0) -> "LinearODE":
+        """A damped rotation in the plane: trajectories spiral into the origin."""
+        return cls(torch.tensor([[-decay, -omega], [omega, -decay]]))
+
+    @property
+    def dim(self) -> int:
+        return self.A.shape[0]
+
+    def drift(self, x: Tensor, t: Tensor) -> Tensor:
+        return x @ self.A.T
+
+    def flow(self, x0: Tensor, t: float | Tensor) -> Tensor:
+        """The exact solution :math:`\\psi_t(x_0) = e^{tA}x_0` at one time ``t``; ``x0`` is ``(batch, d)``."""
+        x0 = check_batch(x0, "x0", dim=self.dim)
+        t = torch.as_tensor(t, dtype=x0.dtype)
+        if t.ndim != 0:
+            raise ValueError(f"t must be a single time, got shape {tuple(t.shape)}.")
+        return x0 @ torch.linalg.matrix_exp(t * self.A.to(x0)).T
+
+
+class BrownianMotion(SDE):
+    r"""Scaled Brownian motion :math:`dX_t = \sigma\,dW_t`: zero drift, constant diffusion.
+
+    Started at 0, :math:`X_t \sim \mathcal N(0, \sigma^2 t I)`.
+    """
+
+    def __init__(self, sigma: float = 1.0):
+        self.sigma = check_positive(sigma, "sigma", allow_zero=True)
+
+    def drift(self, x: Tensor, t: Tensor) -> Tensor:
+        return torch.zeros_like(x)
+
+    def diffusion(self, x: Tensor, t: Tensor) -> float:
+        return self.sigma
+
+
+class OrnsteinUhlenbeck(SDE):
+    r"""The Ornstein–Uhlenbeck process :math:`dX_t = -\theta X_t\,dt + \sigma\,dW_t`.
+
+    For :math:`\theta > 0` it forgets its start exponentially fast and settles into the
+    stationary law :math:`\mathcal N(0, \sigma^2/(2\theta))`.
+    """
+
+    def __init__(self, theta: float, sigma: float):
+        self.theta = check_positive(theta, "theta", allow_zero=True)
+        self.sigma = check_positive(sigma, "sigma", allow_zero=True)
+
+    def drift(self, x: Tensor, t: Tensor) -> Tensor:
+        return -self.theta * x
+
+    def diffusion(self, x: Tensor, t: Tensor) -> float:
+        return self.sigma
+
+    @property
+    def stationary_variance(self) -> float:
+        """:math:`\\sigma^2 / (2\\theta)` (needs θ > 0)."""
+        if self.theta == 0:
+            raise ValueError("with theta = 0 the process is a Brownian motion: it has no stationary law.")
+        return self.sigma**2 / (2 * self.theta)
+
+    def marginal_mean_var(self, x0: Tensor, t: float) -> tuple[Tensor, float]:
+        r"""Exact law of :math:`X_t` given :math:`X_0 = x_0`: mean :math:`e^{-\theta t}x_0`,
+        variance :math:`\frac{\sigma^2}{2\theta}(1 - e^{-2\theta t})` per coordinate."""
+        t = check_positive(t, "t", allow_zero=True)
+        if self.theta == 0:
+            return x0.clone(), self.sigma**2 * t
+        return math.exp(-self.theta * t) * x0, self.stationary_variance * (1 - math.exp(-2 * self.theta * t))
+
+
+class LangevinSDE(SDE):
+    r"""Overdamped Langevin dynamics for a target density :math:`p`:
+
+    .. math:: dX_t = \tfrac12 \sigma^2 \nabla \log p(X_t)\,dt + \sigma\,dW_t.
+
+    Its stationary law is :math:`p` itself, whatever :math:`\sigma > 0`; σ sets how fast it mixes.
+    """
+
+    def __init__(self, density: Density, sigma: float):
+        if not isinstance(density, Density):
+            raise TypeError(f"density must be a labs_lib Density (with log_density), got {type(density).__name__}.")
+        self.density = density
+        self.sigma = check_positive(sigma, "sigma")
+
+    def drift(self, x: Tensor, t: Tensor) -> Tensor:
+        return 0.5 * self.sigma**2 * self.density.score(x)
+
+    def diffusion(self, x: Tensor, t: Tensor) -> float:
+        return self.sigma
+
+
+def ou_as_langevin(theta: float, sigma: float, dim: int = 1) -> LangevinSDE:
+    """The OU process written as Langevin dynamics of its stationary Gaussian."""
+    var = OrnsteinUhlenbeck(theta, sigma).stationary_variance
+    return LangevinSDE(Gaussian.isotropic(dim, math.sqrt(var)), sigma)

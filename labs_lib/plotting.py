@@ -1,0 +1,208 @@
+"""Plots in one consistent style: densities, samples, vector fields, trajectories, animations.
+
+Every function draws on a Matplotlib ``Axes`` (a new one if none is given) and returns it,
+so that notebooks compose panels freely. Animations are embedded as JavaScript/HTML
+(``FuncAnimation.to_jshtml``): no ffmpeg and no extra package.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+from matplotlib import animation
+from matplotlib.axes import Axes
+from torch import Tensor
+
+from ._validation import as_tensor, check_positive_int
+from .distributions import Density
+
+Bounds = tuple[float, float, float, float]  # (xmin, xmax, ymin, ymax)
+
+PALETTE = sns.color_palette("colorblind")
+SAMPLE_COLOR = PALETTE[0]
+TARGET_COLOR = PALETTE[1]
+EXACT_COLOR = "0.2"
+
+
+def set_style() -> None:
+    """The course's look: seaborn's ticks theme, colour-blind palette, compact figures."""
+    sns.set_theme(style="ticks", palette="colorblind", context="notebook")
+    plt.rcParams.update({"figure.figsize": (5, 4), "figure.dpi": 90, "axes.titlesize": "medium",
+                         "image.cmap": "viridis", "animation.embed_limit": 40})
+
+
+def _ax(ax: Axes | None) -> Axes:
+    return ax if ax is not None else plt.subplots()[1]
+
+
+def _check_bounds(bounds: Sequence[float]) -> Bounds:
+    if len(bounds) != 4:
+        raise ValueError(f"bounds must be (xmin, xmax, ymin, ymax), got {bounds!r}.")
+    xmin, xmax, ymin, ymax = map(float, bounds)
+    if not (xmin < xmax and ymin < ymax):
+        raise ValueError(f"bounds must satisfy xmin < xmax and ymin < ymax, got {bounds!r}.")
+    return xmin, xmax, ymin, ymax
+
+
+def _points(x: Tensor, name: str = "x") -> np.ndarray:
+    x = as_tensor(x, name)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"{name} must have shape (n, 2) to be drawn in the plane, got {tuple(x.shape)}.")
+    return x.detach().cpu().numpy()
+
+
+def grid(bounds: Sequence[float], resolution: int = 200) -> tuple[Tensor, Tensor, Tensor]:
+    """A ``resolution × resolution`` grid over ``bounds``.
+
+    Returns ``(X, Y, points)``: ``X`` and ``Y`` of shape ``(r, r)`` and the flattened
+    points of shape ``(r*r, 2)``.
+    """
+    xmin, xmax, ymin, ymax = _check_bounds(bounds)
+    check_positive_int(resolution, "resolution")
+    xs, ys = torch.linspace(xmin, xmax, resolution), torch.linspace(ymin, ymax, resolution)
+    X, Y = torch.meshgrid(xs, ys, indexing="xy")
+    return X, Y, torch.stack([X.reshape(-1), Y.reshape(-1)], dim=1)
+
+
+def plot_density(density: Density, bounds: Sequence[float], ax: Axes | None = None, kind: str = "image",
+                 resolution: int = 200, levels: int = 12, log: bool = False, **kwargs) -> Axes:
+    """Draw a 2-D density as an image (``kind="image"``) or contour lines (``kind="contour"``)."""
+    if kind not in ("image", "contour"):
+        raise ValueError(f"kind must be 'image' or 'contour', got {kind!r}.")
+    ax = _ax(ax)
+    X, Y, pts = grid(bounds, resolution)
+    dev = getattr(density, "means", getattr(density, "mean", pts)).device
+    with torch.no_grad():
+        logp = density.log_density(pts.to(dev)).reshape(resolution, resolution).cpu()
+    z = (logp if log else logp.exp()).numpy()
+    if kind == "image":
+        ax.imshow(z, origin="lower", extent=_check_bounds(bounds), aspect="auto",
+                  cmap=kwargs.pop("cmap", "Blues"), **kwargs)
+    else:
+        ax.contour(X.numpy(), Y.numpy(), z, levels=levels, cmap=kwargs.pop("cmap", "Greys"),
+                   linewidths=kwargs.pop("linewidths", 0.8), **kwargs)
+    ax.set_aspect("equal")
+    return ax
+
+
+def plot_samples(x: Tensor, ax: Axes | None = None, kind: str = "scatter",
+                 bounds: Sequence[float] | None = None, **kwargs) -> Axes:
+    """Draw 2-D samples of shape ``(n, 2)`` as ``"scatter"``, ``"hist"`` (2-D histogram) or ``"kde"``."""
+    pts = _points(x)
+    ax = _ax(ax)
+    if kind == "scatter":
+        kwargs.setdefault("s", 3)
+        kwargs.setdefault("alpha", 0.5)
+        kwargs.setdefault("color", SAMPLE_COLOR)
+        ax.scatter(pts[:, 0], pts[:, 1], linewidths=0, **kwargs)
+    elif kind == "hist":
+        rng = None if bounds is None else [_check_bounds(bounds)[:2], _check_bounds(bounds)[2:]]
+        ax.hist2d(pts[:, 0], pts[:, 1], bins=kwargs.pop("bins", 80), range=rng,
+                  cmap=kwargs.pop("cmap", "Blues"), **kwargs)
+    elif kind == "kde":
+        sns.kdeplot(x=pts[:, 0], y=pts[:, 1], ax=ax, fill=kwargs.pop("fill", True),
+                    cmap=kwargs.pop("cmap", "Blues"), **kwargs)
+    else:
+        raise ValueError(f"kind must be 'scatter', 'hist' or 'kde', got {kind!r}.")
+    if bounds is not None:
+        b = _check_bounds(bounds)
+        ax.set_xlim(b[:2])
+        ax.set_ylim(b[2:])
+    ax.set_aspect("equal")
+    return ax
+
+
+def plot_vector_field(field: Callable[[Tensor, Tensor], Tensor], bounds: Sequence[float], t: float = 0.0,
+                      ax: Axes | None = None, n: int = 20, **kwargs) -> Axes:
+    """Quiver plot of ``field(x, t)`` on an ``n × n`` grid; ``field`` maps ``(m, 2)`` to ``(m, 2)``."""
+    ax = _ax(ax)
+    X, Y, pts = grid(bounds, n)
+    with torch.no_grad():
+        v = field(pts, torch.tensor(float(t)))
+    v = as_tensor(v, "field(x, t)")
+    if v.shape != pts.shape:
+        raise ValueError(f"field(x, t) must return shape {tuple(pts.shape)} for x of that shape, got {tuple(v.shape)}.")
+    v = v.detach().cpu().reshape(n, n, 2).numpy()
+    kwargs.setdefault("color", "0.45")
+    kwargs.setdefault("alpha", 0.8)
+    ax.quiver(X.numpy(), Y.numpy(), v[..., 0], v[..., 1], **kwargs)
+    ax.set_aspect("equal")
+    return ax
+
+
+def plot_trajectories_2d(states: Tensor, ax: Axes | None = None, n_show: int = 20, **kwargs) -> Axes:
+    """Draw the paths of the first ``n_show`` particles; ``states`` has shape ``(k, batch, 2)``."""
+    states = as_tensor(states, "states")
+    if states.ndim != 3 or states.shape[2] != 2:
+        raise ValueError(f"states must have shape (k, batch, 2), got {tuple(states.shape)}.")
+    ax = _ax(ax)
+    s = states[:, :n_show].detach().cpu().numpy()
+    kwargs.setdefault("lw", 1.2)
+    kwargs.setdefault("color", SAMPLE_COLOR)
+    for i in range(s.shape[1]):
+        ax.plot(s[:, i, 0], s[:, i, 1], **kwargs)
+    ax.scatter(s[0, :, 0], s[0, :, 1], s=12, color="0.3", zorder=3, label="start")
+    ax.scatter(s[-1, :, 0], s[-1, :, 1], s=12, color=TARGET_COLOR, zorder=3, label="end")
+    ax.set_aspect("equal")
+    return ax
+
+
+def plot_trajectories_1d(times: Tensor, states: Tensor, ax: Axes | None = None, n_show: int = 20,
+                         **kwargs) -> Axes:
+    """Draw 1-D paths against time; ``times`` is ``(k,)`` and ``states`` is ``(k, batch)`` or ``(k, batch, 1)``."""
+    times, states = as_tensor(times, "times"), as_tensor(states, "states")
+    if states.ndim == 3 and states.shape[2] == 1:
+        states = states[..., 0]
+    if states.ndim != 2 or states.shape[0] != times.shape[0]:
+        raise ValueError(f"states must have shape (k, batch) with k = len(times) = {times.shape[0]}, "
+                         f"got {tuple(states.shape)}.")
+    ax = _ax(ax)
+    kwargs.setdefault("lw", 0.8)
+    kwargs.setdefault("alpha", 0.7)
+    ax.plot(times.cpu().numpy(), states[:, :n_show].detach().cpu().numpy(), **kwargs)
+    ax.set_xlabel("t")
+    return ax
+
+
+def animate_particles(states: Tensor, times: Tensor | None = None, bounds: Sequence[float] | None = None,
+                      background: Density | None = None, interval: int = 80, s: float = 3) -> str:
+    """An animation of particles moving in the plane, as embeddable HTML/JavaScript.
+
+    Args:
+        states: shape ``(k, batch, 2)``, one frame per recorded time.
+        times: shape ``(k,)``, shown in the title.
+        background: a density drawn as contours under the particles.
+
+    Returns:
+        HTML text; show it with ``IPython.display.HTML(...)``.
+    """
+    states = as_tensor(states, "states")
+    if states.ndim != 3 or states.shape[2] != 2:
+        raise ValueError(f"states must have shape (k, batch, 2), got {tuple(states.shape)}.")
+    s_np = states.detach().cpu().numpy()
+    if bounds is None:
+        lo, hi = s_np.reshape(-1, 2).min(0), s_np.reshape(-1, 2).max(0)
+        bounds = (lo[0], hi[0], lo[1], hi[1])
+    bounds = _check_bounds(bounds)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    if background is not None:
+        plot_density(background, bounds, ax=ax, kind="contour", resolution=120)
+    scat = ax.scatter(s_np[0, :, 0], s_np[0, :, 1], s=s, color=SAMPLE_COLOR, alpha=0.6, linewidths=0)
+    ax.set_xlim(bounds[:2])
+    ax.set_ylim(bounds[2:])
+    ax.set_aspect("equal")
+
+    def update(i: int):
+        scat.set_offsets(s_np[i])
+        if times is not None:
+            ax.set_title(f"t = {float(times[i]):.2f}")
+        return (scat,)
+
+    anim = animation.FuncAnimation(fig, update, frames=len(s_np), interval=interval, blit=False)
+    html = anim.to_jshtml(default_mode="once")
+    plt.close(fig)
+    return html
