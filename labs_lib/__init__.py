@@ -19,7 +19,7 @@ module                 what it holds
 from .config import get_device, seed_everything
 from .distributions import Checkerboard, Circles, Density, Gaussian, GaussianMixture, Moons, Sampleable
 from .dynamics import ODE, SDE, BrownianMotion, LangevinSDE, LinearODE, OrnsteinUhlenbeck, expand_time
-from .metrics import energy_distance, mmd_rbf, noise_floor, sample_quality, wasserstein2
+from .metrics import energy_distance, loglog_slope, mmd_rbf, noise_floor, sample_quality, wasserstein2
 from .simulators import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, ODESimulator, SDESimulator,
                          Simulator, Trajectory, time_grid)
 
@@ -31,5 +31,5 @@ __all__ = [
     "ODE", "SDE", "LinearODE", "BrownianMotion", "OrnsteinUhlenbeck", "LangevinSDE", "expand_time",
     "Simulator", "ODESimulator", "SDESimulator", "EulerSimulator", "HeunSimulator",
     "EulerMaruyamaSimulator", "Trajectory", "time_grid",
-    "wasserstein2", "energy_distance", "mmd_rbf", "noise_floor", "sample_quality",
+    "wasserstein2", "energy_distance", "loglog_slope", "mmd_rbf", "noise_floor", "sample_quality",
 ]

@@ -12,6 +12,8 @@ Run ``python -m labs_lib.authoring`` after changing a solution notebook. For eac
 * outputs, execution counts, execution timings and widget state are cleared.
 
 ``--check`` writes nothing and exits with status 1 when ``notebooks/`` is stale.
+``--execute-solutions`` first re-runs every solution notebook and stores its outputs (the
+solutions are committed executed), printing each notebook's run time.
 A student notebook edited by hand after it was generated is never overwritten silently:
 the generator stops and asks for ``--force``. (It recognises its own output by a hash of
 the cells that it records in the notebook's metadata.)
@@ -190,14 +192,37 @@ def generate(solutions: Path, notebooks: Path, force: bool = False) -> list[Path
     return written
 
 
+def execute_solutions(solutions: Path, timeout: int = 900) -> dict[str, float]:
+    """Run every solution notebook top to bottom and store its outputs; returns seconds per notebook."""
+    import time
+
+    from nbclient import NotebookClient  # only instructors need it: import it here
+
+    timings = {}
+    for src in sorted(solutions.glob("*.ipynb")):
+        nb = nbformat.read(src, as_version=4)
+        start = time.perf_counter()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(solutions)}}).execute()
+        timings[src.name] = time.perf_counter() - start
+        nbformat.write(nb, src)
+        print(f"executed {src} in {timings[src.name]:.1f} s")
+    return timings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labs_lib.authoring", description=__doc__.split("\n\n")[0])
     parser.add_argument("--solutions", type=Path, default=Path("solutions"))
     parser.add_argument("--notebooks", type=Path, default=Path("notebooks"))
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if notebooks/ is stale")
     parser.add_argument("--force", action="store_true", help="overwrite student notebooks edited by hand")
+    parser.add_argument("--execute-solutions", action="store_true",
+                        help="re-run the solution notebooks and store their outputs (no regeneration)")
     args = parser.parse_args(argv)
     try:
+        if args.execute_solutions:
+            execute_solutions(args.solutions)
+            return 0
         if args.check:
             reasons = stale(plan(args.solutions, args.notebooks))
             for r in reasons:

@@ -98,7 +98,9 @@ class LinearODE(ODE):
         return self.A.shape[0]
 
     def drift(self, x: Tensor, t: Tensor) -> Tensor:
-        return x @ self.A.T
+        # .to(x) follows the state's dtype and device (a no-op when they already match),
+        # so that a float64 convergence study needs no float64 copy of the ODE.
+        return x @ self.A.to(x).T
 
     def flow(self, x0: Tensor, t: float | Tensor) -> Tensor:
         """The exact solution :math:`\\psi_t(x_0) = e^{tA}x_0` at one time ``t``; ``x0`` is ``(batch, d)``."""

@@ -14,7 +14,7 @@ A model is as good as we can tell when its distance sits at the floor.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -91,6 +91,20 @@ def mmd_rbf(x: Tensor, y: Tensor, bandwidth: float = 1.0) -> float:
     kxx = (k(x, x).sum() - n) / (n * (n - 1))
     kyy = (k(y, y).sum() - m) / (m * (m - 1))
     return float(kxx + kyy - 2 * k(x, y).mean())
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    r"""Least-squares slope of :math:`\log y` against :math:`\log x`.
+
+    For an error that behaves like :math:`C h^p`, the slope against the step size :math:`h`
+    is the order :math:`p`.
+    """
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xa.shape != ya.shape or xa.ndim != 1 or len(xa) < 2:
+        raise ValueError(f"x and y must be 1-D with the same length ≥ 2, got shapes {xa.shape} and {ya.shape}.")
+    if (xa <= 0).any() or (ya <= 0).any() or not (np.isfinite(xa).all() and np.isfinite(ya).all()):
+        raise ValueError("x and y must be positive and finite to take logarithms.")
+    return float(np.polyfit(np.log(xa), np.log(ya), 1)[0])
 
 
 @dataclass

@@ -199,10 +199,10 @@ class EulerMaruyamaSimulator(SDESimulator):
         return x + h * self.sde.drift(x, t) + self.sde.diffusion(x, t) * math.sqrt(h) * noise
 
 
-def time_grid(n_steps: int, t0: float = 0.0, t1: float = 1.0,
-              device: torch.device | str | None = None) -> Tensor:
+def time_grid(n_steps: int, t0: float = 0.0, t1: float = 1.0, device: torch.device | str | None = None,
+              dtype: torch.dtype = torch.float32) -> Tensor:
     """A uniform grid of ``n_steps + 1`` times from ``t0`` to ``t1``, shape ``(n_steps + 1,)``."""
     check_positive_int(n_steps, "n_steps")
     if not t1 > t0:
         raise ValueError(f"t1 must be larger than t0, got t0 = {t0}, t1 = {t1}.")
-    return torch.linspace(t0, t1, n_steps + 1, device=device)
+    return torch.linspace(t0, t1, n_steps + 1, device=device, dtype=dtype)

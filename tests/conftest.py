@@ -1,0 +1,30 @@
+"""Shared fixtures for the labs_lib test suite.
+
+Every test is seeded (a ``torch.Generator`` or ``torch.manual_seed``), so that a statistical
+tolerance, once justified by its standard error, can never flake.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot is imported anywhere: no display, no GUI backend
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    """A freshly seeded CPU generator."""
+    return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_close_figures():
+    """Seed the global stream for code that draws from it (Euler–Maruyama uses
+    ``torch.randn_like``), and close every figure a test opened."""
+    torch.manual_seed(0)
+    yield
+    plt.close("all")
