@@ -9,6 +9,9 @@ module                 what it holds
 ``distributions``      ``Sampleable``, ``Density``, Gaussian, Gaussian mixture, toy 2-D data
 ``dynamics``           ``ODE``, ``SDE``, linear ODE, Brownian motion, OU, Langevin
 ``simulators``         Euler, Heun, Euler–Maruyama, recorded trajectories
+``paths``              schedules, affine/Gaussian paths, exact Gaussian-mixture marginals
+``models``             MLP fields taking ``(x, t)``
+``training``           trainers with progress bars and loss history (conditional flow matching)
 ``metrics``            W2, energy distance, MMD, and their noise floors
 ``plotting``           densities, samples, vector fields, trajectories, animations
 ``checks``             one checker per exercise
@@ -18,8 +21,13 @@ module                 what it holds
 
 from .config import get_device, seed_everything
 from .distributions import Checkerboard, Circles, Density, Gaussian, GaussianMixture, Moons, Sampleable
-from .dynamics import ODE, SDE, BrownianMotion, LangevinSDE, LinearODE, OrnsteinUhlenbeck, expand_time
+from .dynamics import (ODE, SDE, BrownianMotion, LangevinSDE, LinearODE, OrnsteinUhlenbeck, VectorFieldODE,
+                       expand_time)
+from .training import ConditionalFlowMatchingTrainer, Trainer, TrainingHistory
 from .metrics import energy_distance, loglog_slope, mmd_rbf, noise_floor, sample_quality, wasserstein2
+from .models import MLPField
+from .paths import (AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, PathSample, Scheduler,
+                    SchedulerOutput, SqrtScheduler)
 from .simulators import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, ODESimulator, SDESimulator,
                          Simulator, Trajectory, time_grid)
 
@@ -28,7 +36,9 @@ __version__ = "0.1.0"
 __all__ = [
     "get_device", "seed_everything",
     "Sampleable", "Density", "Gaussian", "GaussianMixture", "Moons", "Circles", "Checkerboard",
-    "ODE", "SDE", "LinearODE", "BrownianMotion", "OrnsteinUhlenbeck", "LangevinSDE", "expand_time",
+    "ODE", "SDE", "LinearODE", "BrownianMotion", "OrnsteinUhlenbeck", "LangevinSDE", "VectorFieldODE", "expand_time",
+    "Scheduler", "SchedulerOutput", "CondOTScheduler", "SqrtScheduler", "CosineScheduler", "AffinePath",
+    "PathSample", "GaussianMixturePath", "MLPField", "Trainer", "TrainingHistory", "ConditionalFlowMatchingTrainer",
     "Simulator", "ODESimulator", "SDESimulator", "EulerSimulator", "HeunSimulator",
     "EulerMaruyamaSimulator", "Trajectory", "time_grid",
     "wasserstein2", "energy_distance", "loglog_slope", "mmd_rbf", "noise_floor", "sample_quality",

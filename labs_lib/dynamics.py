@@ -64,6 +64,18 @@ class SDE(ABC):
         """The diffusion coefficient :math:`\\sigma_t(x)`: a float, or a tensor broadcastable against ``x``."""
 
 
+class VectorFieldODE(ODE):
+    """The ODE of any field ``field(x, t)``: a neural network, or an exact marginal field."""
+
+    def __init__(self, field):
+        if not callable(field):
+            raise TypeError(f"field must be callable as field(x, t), got {type(field).__name__}.")
+        self.field = field
+
+    def drift(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.field(x, t)
+
+
 class LinearODE(ODE):
     r"""The linear ODE :math:`\dot x = A x` in :math:`\mathbb R^d`, with closed-form flow.
 

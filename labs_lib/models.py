@@ -1,0 +1,79 @@
+"""Neural networks for time-dependent fields :math:`(x, t) \\mapsto \\mathbb R^d`.
+
+A flow model learns a vector field :math:`u^\\theta_t(x)`, a score model a score
+:math:`s^\\theta_t(x)`: both are maps from a state and a time to a vector of the state's shape,
+so one network class serves both.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._validation import as_tensor, check_positive_int
+
+
+class FourierTime(nn.Module):
+    r"""Embed a time :math:`t \in [0, 1]` as :math:`[t, \sin(2\pi k t), \cos(2\pi k t)]_{k=1..K}`.
+
+    A raw scalar ``t`` makes it hard for a small network to change its output quickly in time;
+    sines and cosines of several frequencies give it those features for free.
+    """
+
+    def __init__(self, n_frequencies: int = 8):
+        super().__init__()
+        check_positive_int(n_frequencies, "n_frequencies")
+        self.register_buffer("freqs", 2 * math.pi * torch.arange(1, n_frequencies + 1, dtype=torch.float32))
+        self.dim = 2 * n_frequencies + 1
+
+    def forward(self, t: Tensor) -> Tensor:
+        """``t`` of shape ``(batch,)`` → features of shape ``(batch, 2K + 1)``."""
+        angles = t.unsqueeze(-1) * self.freqs
+        return torch.cat([t.unsqueeze(-1), torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def batch_times(t: Tensor | float, x: Tensor) -> Tensor:
+    """A time as a ``(batch,)`` tensor on ``x``'s device: scalars are broadcast to the batch."""
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    if t.ndim == 0:
+        return t.expand(x.shape[0])
+    t = t.reshape(-1) if t.numel() == x.shape[0] else t
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"t must be a scalar or have shape (batch,) = ({x.shape[0]},), got {tuple(t.shape)}.")
+    return t
+
+
+class MLPField(nn.Module):
+    """A multilayer perceptron for a field on :math:`\\mathbb R^d`: input ``(x, t)``, output like ``x``.
+
+    Args:
+        dim: the state dimension ``d``.
+        hidden: widths of the hidden layers.
+        n_frequencies: Fourier features of the time (see :class:`FourierTime`).
+    """
+
+    def __init__(self, dim: int, hidden: Sequence[int] = (128, 128, 128), n_frequencies: int = 8):
+        super().__init__()
+        self.dim = check_positive_int(dim, "dim")
+        if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+            raise ValueError(f"hidden must be a non-empty list of positive layer widths, got {hidden!r}.")
+        self.time = FourierTime(n_frequencies)
+        widths = [dim + self.time.dim, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b), nn.SiLU()]
+        layers.append(nn.Linear(widths[-1], dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+        """``x`` of shape ``(batch, dim)``, ``t`` scalar or ``(batch,)`` → shape ``(batch, dim)``."""
+        x = as_tensor(x, "x")
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (batch, {self.dim}), got {tuple(x.shape)}.")
+        return self.net(torch.cat([x, self.time(batch_times(t, x))], dim=-1))
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

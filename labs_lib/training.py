@@ -1,0 +1,136 @@
+r"""Training loops: one base class, one ``loss`` per objective.
+
+A :class:`Trainer` owns the optimisation loop (seeding, device, Adam, a ``tqdm.auto``
+progress bar, the loss history, a clear error if the loss turns NaN); a subclass only says
+how to compute the loss on a fresh batch. :class:`ConditionalFlowMatchingTrainer` is the
+conditional flow matching objective
+
+.. math:: \mathcal L_{\rm CFM}(\theta) = \mathbb E_{t \sim U[0,1),\, x_0 \sim p_{\rm init},\, x_1 \sim p_{\rm data}}
+          \big\| u^\theta_t(x_t) - (\dot\alpha_t x_1 + \dot\beta_t x_0) \big\|^2,
+          \qquad x_t = \alpha_t x_1 + \beta_t x_0 .
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ._validation import check_positive, check_positive_int
+from .config import get_device, seed_everything
+from .distributions import Sampleable
+from .paths import AffinePath
+
+
+@dataclass
+class TrainingHistory:
+    """What a training run leaves behind.
+
+    Attributes:
+        losses: the loss at every step, shape ``(n_steps,)``.
+        seconds: wall-clock time of the run.
+    """
+
+    losses: np.ndarray
+    seconds: float
+
+    def smoothed(self, window: int = 50) -> np.ndarray:
+        """Moving average of the losses over ``window`` steps (shorter at the start)."""
+        check_positive_int(window, "window")
+        c = np.cumsum(np.insert(self.losses, 0, 0.0))
+        idx = np.arange(1, len(self.losses) + 1)
+        lo = np.maximum(idx - window, 0)
+        return (c[idx] - c[lo]) / (idx - lo)
+
+    @property
+    def final_loss(self) -> float:
+        """Mean loss over the last 10% of the steps (a single step's loss is too noisy)."""
+        k = max(1, len(self.losses) // 10)
+        return float(self.losses[-k:].mean())
+
+
+class Trainer(ABC):
+    """Trains ``model`` by minimising :meth:`loss` with Adam."""
+
+    def __init__(self, model: nn.Module):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        self.model = model
+        self.device = next(model.parameters()).device
+
+    @abstractmethod
+    def loss(self, batch_size: int) -> Tensor:
+        """The loss on a fresh batch of ``batch_size`` examples (a 0-dim tensor)."""
+
+    def train(self, n_steps: int, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
+              device: torch.device | str | None = None, progress: bool = True,
+              description: str = "training") -> TrainingHistory:
+        """Run ``n_steps`` Adam steps; returns the :class:`TrainingHistory`.
+
+        The learning rate decays linearly to a tenth of ``lr`` over the run, which lowers the
+        final loss noise at no cost. The model is left in ``eval()`` mode on ``device``.
+        """
+        check_positive_int(n_steps, "n_steps")
+        check_positive_int(batch_size, "batch_size")
+        check_positive(lr, "lr")
+        seed_everything(seed)
+        self.device = torch.device(device) if device is not None else get_device()
+        self.model.to(self.device).train()
+        opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - 0.9 * i / n_steps)
+        # Losses stay on the device until a progress update: a .item() per step would force a
+        # synchronisation per step on a GPU.
+        losses = torch.empty(n_steps, device=self.device)
+        bar = tqdm(range(n_steps), desc=description, disable=not progress, mininterval=0.5)
+        start = time.perf_counter()
+        for i in bar:
+            opt.zero_grad(set_to_none=True)
+            loss = self.loss(batch_size)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses[i] = loss.detach()
+            if (i + 1) % 100 == 0 or i + 1 == n_steps:
+                recent = losses[max(0, i - 99): i + 1]
+                if not bool(torch.isfinite(recent).all()):
+                    raise FloatingPointError(
+                        f"the loss became NaN or infinite before step {i + 1}: lower the learning rate "
+                        f"(lr = {lr:g}) or check the data for NaNs.")
+                bar.set_postfix(loss=f"{float(recent.mean()):.4f}", refresh=False)
+        seconds = time.perf_counter() - start
+        self.model.eval()
+        return TrainingHistory(losses=losses.cpu().numpy(), seconds=seconds)
+
+
+class ConditionalFlowMatchingTrainer(Trainer):
+    """Conditional flow matching on an :class:`~labs_lib.paths.AffinePath`.
+
+    Args:
+        model: a field network ``model(x, t)`` (e.g. :class:`~labs_lib.models.MLPField`).
+        path: the probability path (e.g. ``AffinePath(CondOTScheduler())``).
+        data: the data distribution :math:`p_{\\rm data}` (sampled at every step).
+        source: :math:`p_{\\rm init}`; a standard Gaussian of the data's shape when ``None``.
+    """
+
+    def __init__(self, model: nn.Module, path: AffinePath, data: Sampleable, source: Sampleable | None = None):
+        super().__init__(model)
+        if not isinstance(path, AffinePath):
+            raise TypeError(f"path must be an AffinePath, got {type(path).__name__}.")
+        for name, dist in (("data", data), ("source", source)):
+            if dist is not None and not isinstance(dist, Sampleable):
+                raise TypeError(f"{name} must be a labs_lib Sampleable, got {type(dist).__name__}.")
+        if source is not None and tuple(source.shape) != tuple(data.shape):
+            raise ValueError(f"source samples have shape {source.shape} but data samples have shape {data.shape}.")
+        self.path, self.data, self.source = path, data, source
+
+    def loss(self, batch_size: int) -> Tensor:
+        x_1 = self.data.sample(batch_size).to(self.device)
+        x_0 = torch.randn_like(x_1) if self.source is None else self.source.sample(batch_size).to(self.device)
+        t = torch.rand(batch_size, device=self.device)
+        s = self.path.sample(x_0, x_1, t)
+        return (self.model(s.x_t, s.t) - s.dx_t).pow(2).flatten(1).sum(1).mean()
