@@ -21,9 +21,10 @@ module                 what it holds
 
 from .config import get_device, seed_everything
 from .distributions import Checkerboard, Circles, Density, Gaussian, GaussianMixture, Moons, Sampleable
-from .dynamics import (ODE, SDE, BrownianMotion, LangevinSDE, LinearODE, OrnsteinUhlenbeck, VectorFieldODE,
+from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinSDE, LinearODE, OrnsteinUhlenbeck, VectorFieldODE,
                        expand_time)
-from .training import ConditionalFlowMatchingTrainer, Trainer, TrainingHistory
+from .training import (ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer, NoisePredictionTrainer, Trainer,
+                       TrainingHistory)
 from .metrics import energy_distance, loglog_slope, mmd_rbf, noise_floor, sample_quality, wasserstein2
 from .models import MLPField
 from .paths import (AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, PathSample, Scheduler,
@@ -39,6 +40,7 @@ __all__ = [
     "ODE", "SDE", "LinearODE", "BrownianMotion", "OrnsteinUhlenbeck", "LangevinSDE", "VectorFieldODE", "expand_time",
     "Scheduler", "SchedulerOutput", "CondOTScheduler", "SqrtScheduler", "CosineScheduler", "AffinePath",
     "PathSample", "GaussianMixturePath", "MLPField", "Trainer", "TrainingHistory", "ConditionalFlowMatchingTrainer",
+    "DenoisingScoreMatchingTrainer", "NoisePredictionTrainer", "LangevinCorrectedSDE",
     "Simulator", "ODESimulator", "SDESimulator", "EulerSimulator", "HeunSimulator",
     "EulerMaruyamaSimulator", "Trajectory", "time_grid",
     "wasserstein2", "energy_distance", "loglog_slope", "mmd_rbf", "noise_floor", "sample_quality",

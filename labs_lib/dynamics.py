@@ -76,6 +76,39 @@ class VectorFieldODE(ODE):
         return self.field(x, t)
 
 
+class LangevinCorrectedSDE(SDE):
+    r"""Sample a probability path with noise: :math:`dX_t = \big[u_t(X_t) + \tfrac12\sigma_t^2\nabla\log p_t(X_t)\big]dt + \sigma_t\,dW_t`.
+
+    If ``vector_field`` generates the path :math:`p_t` (its ODE carries :math:`p_0` to
+    :math:`p_t`) and ``score`` is :math:`\nabla \log p_t`, this SDE has the same marginals for
+    every :math:`\sigma_t \ge 0`: the Langevin term :math:`\tfrac12\sigma_t^2\nabla\log p_t\,dt + \sigma_t dW_t`
+    leaves :math:`p_t` unchanged (Fokker–Planck). :math:`\sigma = 0` is the probability-flow ODE.
+
+    Args:
+        vector_field: callable ``(x, t) -> u_t(x)``.
+        score: callable ``(x, t) -> ∇log p_t(x)``.
+        sigma: a constant σ ≥ 0, or a callable ``t -> σ_t`` (``t`` a 0-dim tensor).
+    """
+
+    def __init__(self, vector_field, score, sigma):
+        for name, f in (("vector_field", vector_field), ("score", score)):
+            if not callable(f):
+                raise TypeError(f"{name} must be callable as {name}(x, t), got {type(f).__name__}.")
+        if not callable(sigma):
+            check_positive(sigma, "sigma", allow_zero=True)
+        self.vector_field, self.score, self.sigma = vector_field, score, sigma
+
+    def _sigma(self, t: Tensor):
+        return self.sigma(t) if callable(self.sigma) else self.sigma
+
+    def drift(self, x: Tensor, t: Tensor) -> Tensor:
+        sigma = self._sigma(t)
+        return self.vector_field(x, t) + 0.5 * sigma**2 * self.score(x, t)
+
+    def diffusion(self, x: Tensor, t: Tensor):
+        return self._sigma(t)
+
+
 class LinearODE(ODE):
     r"""The linear ODE :math:`\dot x = A x` in :math:`\mathbb R^d`, with closed-form flow.
 

@@ -187,6 +187,12 @@ class AffinePath:
         s = self._schedule(_check_pair(u, x, t, "u", "x"), clamp=True)
         return (s.alpha_t * u - s.d_alpha_t * x) / (s.beta_t**2 * s.d_alpha_t - s.alpha_t * s.beta_t * s.d_beta_t)
 
+    def noise_to_score(self, eps: Tensor, t: Tensor) -> Tensor:
+        r"""The score from a noise prediction: :math:`x_t = \alpha_t z + \beta_t\varepsilon` gives
+        :math:`\nabla\log p_t(x_t \mid z) = -\varepsilon/\beta_t` (time clamped to ``t_max``)."""
+        s = self._schedule(_check_pair(eps, eps, t, "eps", "eps"), clamp=True)
+        return -eps / s.beta_t
+
     def score_to_velocity(self, score: Tensor, x: Tensor, t: Tensor) -> Tensor:
         r"""The inverse of :meth:`velocity_to_score`:
         :math:`u_t(x) = \big(\beta_t^2\frac{\dot\alpha_t}{\alpha_t} - \dot\beta_t\beta_t\big)\nabla\log p_t(x) + \frac{\dot\alpha_t}{\alpha_t}x`

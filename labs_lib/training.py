@@ -134,3 +134,68 @@ class ConditionalFlowMatchingTrainer(Trainer):
         t = torch.rand(batch_size, device=self.device)
         s = self.path.sample(x_0, x_1, t)
         return (self.model(s.x_t, s.t) - s.dx_t).pow(2).flatten(1).sum(1).mean()
+
+
+def _check_path_trainer(path: AffinePath, data: Sampleable, t_max: float) -> None:
+    if not isinstance(path, AffinePath):
+        raise TypeError(f"path must be an AffinePath, got {type(path).__name__}.")
+    if not isinstance(data, Sampleable):
+        raise TypeError(f"data must be a labs_lib Sampleable, got {type(data).__name__}.")
+    if not 0 < t_max < 1:
+        raise ValueError(f"t_max must lie in (0, 1): the conditional score is infinite at t = 1, got {t_max}.")
+
+
+class DenoisingScoreMatchingTrainer(Trainer):
+    r"""Denoising score matching on a Gaussian path: regress the conditional score.
+
+    With :math:`x_t = \alpha_t z + \beta_t\varepsilon`, the conditional score is
+    :math:`-\varepsilon/\beta_t`, so the loss is
+
+    .. math:: \mathbb E\,\lambda_t \big\| s^\theta_t(x_t) + \varepsilon/\beta_t \big\|^2,
+              \qquad t \sim U[0, t_{\max}].
+
+    The target's size grows like :math:`1/\beta_t \to \infty` as :math:`t \to 1`: ``t_max``
+    stops short of the end, and ``weighting="beta2"`` (:math:`\lambda_t = \beta_t^2`) turns the
+    loss into :math:`\mathbb E\|\beta_t s^\theta_t(x_t) + \varepsilon\|^2`, bounded at every ``t``.
+    """
+
+    def __init__(self, model: nn.Module, path: AffinePath, data: Sampleable, t_max: float = 0.99,
+                 weighting: str = "none"):
+        super().__init__(model)
+        _check_path_trainer(path, data, t_max)
+        if weighting not in ("none", "beta2"):
+            raise ValueError(f"weighting must be 'none' or 'beta2', got {weighting!r}.")
+        self.path, self.data, self.t_max, self.weighting = path, data, t_max, weighting
+
+    def loss(self, batch_size: int) -> Tensor:
+        z = self.data.sample(batch_size).to(self.device)
+        eps = torch.randn_like(z)
+        t = self.t_max * torch.rand(batch_size, device=self.device)
+        s = self.path.sample(eps, z, t)
+        beta = self.path.scheduler(t).beta_t.view(-1, *([1] * (z.ndim - 1)))
+        if self.weighting == "beta2":
+            residual = beta * self.model(s.x_t, t) + eps
+        else:
+            residual = self.model(s.x_t, t) + eps / beta
+        return residual.pow(2).flatten(1).sum(1).mean()
+
+
+class NoisePredictionTrainer(Trainer):
+    r"""ε-prediction (the DDPM parameterisation): regress the noise, :math:`\mathbb E\|\varepsilon^\theta_t(x_t) - \varepsilon\|^2`.
+
+    The score follows as :math:`s_t(x) = -\varepsilon^\theta_t(x)/\beta_t`
+    (:meth:`~labs_lib.paths.AffinePath.noise_to_score`); the loss equals denoising score matching
+    with weighting :math:`\beta_t^2`.
+    """
+
+    def __init__(self, model: nn.Module, path: AffinePath, data: Sampleable, t_max: float = 0.99):
+        super().__init__(model)
+        _check_path_trainer(path, data, t_max)
+        self.path, self.data, self.t_max = path, data, t_max
+
+    def loss(self, batch_size: int) -> Tensor:
+        z = self.data.sample(batch_size).to(self.device)
+        eps = torch.randn_like(z)
+        t = self.t_max * torch.rand(batch_size, device=self.device)
+        s = self.path.sample(eps, z, t)
+        return (self.model(s.x_t, t) - eps).pow(2).flatten(1).sum(1).mean()
