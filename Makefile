@@ -6,11 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup lab test notebooks solutions clean help
+.PHONY: setup lab test bench notebooks solutions clean help
 
 help:
 	@echo "make lab        start JupyterLab on the course (http://127.0.0.1:8888, token login)"
 	@echo "make test       run every test and execute every notebook (what CI runs)"
+	@echo "make bench      benchmarks: simulators vs plain loops/torchsde/torchdiffeq, samplers, notebook times"
 	@echo "make notebooks  regenerate notebooks/ from solutions/ (instructors)"
 	@echo "make solutions  re-execute the solution notebooks, store outputs, regenerate (instructors)"
 
@@ -30,6 +31,11 @@ test: setup
 	$(BIN)/python -m labs_lib.authoring --check
 	$(BIN)/python -m pytest tests solutions --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider --durations=10
+
+# The comparison packages are an optional extra; the benchmark says so when they are missing.
+bench: setup
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks --write-readme
 
 notebooks: setup
 	$(BIN)/python -m labs_lib.authoring

@@ -1,0 +1,75 @@
+"""The benchmarks compare like with like, and their README bookkeeping works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import torch
+
+import labs_lib as ll
+from benchmarks import course, simulators
+from benchmarks.__main__ import _update_course_map
+from benchmarks.timing import interleaved, table
+
+
+def test_plain_em_loop_computes_what_labs_lib_computes():
+    x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    ts = ll.time_grid(40)
+    torch.manual_seed(1)
+    plain = simulators._plain_em(x0, ts, 1.5, 0.7)
+    torch.manual_seed(1)
+    ours = ll.EulerMaruyamaSimulator(ll.OrnsteinUhlenbeck(1.5, 0.7)).simulate(x0, ts)
+    assert torch.allclose(plain, ours, atol=1e-6)
+    torch.manual_seed(1)
+    plain_traj = simulators._plain_em(x0, ts, 1.5, 0.7, every=10)
+    torch.manual_seed(1)
+    ours_traj = ll.EulerMaruyamaSimulator(ll.OrnsteinUhlenbeck(1.5, 0.7)).simulate_with_trajectory(x0, ts, every=10)
+    assert torch.allclose(plain_traj, ours_traj.states, atol=1e-6)
+
+
+def test_plain_ode_loops_compute_what_labs_lib_computes():
+    ode = ll.LinearODE.spiral()
+    x0 = torch.randn(30, 2, generator=torch.Generator().manual_seed(0))
+    ts = ll.time_grid(20)
+    for method, cls in [("euler", ll.EulerSimulator), ("heun", ll.HeunSimulator)]:
+        assert torch.allclose(simulators._plain_ode(ode.drift, x0, ts, method), cls(ode).simulate(x0, ts), atol=1e-6)
+        traj = cls(ode).simulate_with_trajectory(x0, ts, every=10).states
+        assert torch.allclose(simulators._plain_ode(ode.drift, x0, ts, method, every=10), traj, atol=1e-6)
+
+
+def test_interleaved_ratios_are_per_round():
+    timings = interleaved({"base": lambda: sum(range(1000)), "other": lambda: sum(range(1000))}, "base", rounds=3)
+    assert [t.name for t in timings] == ["base", "other"]
+    assert timings[0].ratios == [1.0, 1.0, 1.0]
+    assert "| other |" in table("t", timings)
+
+
+def _notebook(tmp_path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    c1 = nbformat.v4.new_code_cell("print('W2 = 0.5 (noise floor 0.4, ratio 1.25)')")
+    c1.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00.000Z",
+                                "shell.execute_reply": "2026-01-01T00:00:03.000Z"}
+    c1.outputs = [nbformat.v4.new_output("stream", name="stdout", text="W2 = 0.5 (noise floor 0.4, ratio 1.25)\n")]
+    c2 = nbformat.v4.new_code_cell("1")
+    c2.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:05.000Z",
+                                "shell.execute_reply": "2026-01-01T00:00:12.500Z"}
+    nb.cells = [c1, c2]
+    path = tmp_path / "01_demo.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_course_reads_times_and_quality_from_stored_notebooks(tmp_path):
+    path = _notebook(tmp_path)
+    assert course.notebook_seconds(path) == 12.5
+    assert course.quality_lines(path) == ["W2 = 0.5 (noise floor 0.4, ratio 1.25)"]
+    text, times = course.run(tmp_path)
+    assert times == {"01_demo.ipynb": 12.5} and "12 s" in text and "ratio 1.25" in text
+
+
+def test_course_map_run_time_column_is_rewritten():
+    readme = ("x\n<!-- BEGIN COURSE MAP -->\n| # | lab | time |\n|---|---|---|\n"
+              "| 01 | [a](solutions/01_demo.ipynb) | 99 s |\n<!-- END COURSE MAP -->\ny")
+    out = _update_course_map(readme, {"01_demo.ipynb": 12.5})
+    assert "| 01 | [a](solutions/01_demo.ipynb) | 12 s |" in out and out.endswith("y")
