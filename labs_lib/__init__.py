@@ -10,7 +10,11 @@ module                 what it holds
 ``dynamics``           ``ODE``, ``SDE``, linear ODE, Brownian motion, OU, Langevin
 ``simulators``         Euler, Heun, Euler–Maruyama, recorded trajectories
 ``paths``              schedules, affine/Gaussian paths, exact Gaussian-mixture marginals
-``models``             MLP fields taking ``(x, t)``
+``models``             MLP fields taking ``(x, t)`` (and a label, for guidance)
+``unet``               a small U-Net for label-conditioned fields on images
+``digits``             labelled image data: scikit-learn's 8×8 digits (``mnist``: optional MNIST)
+``guidance``           guided flow matching, classifier-free guidance trainer and field
+``digit_metrics``      held-out classifier accuracy, W2 to real digits, memorization check
 ``training``           trainers with progress bars and loss history (conditional flow matching)
 ``metrics``            W2, energy distance, MMD, and their noise floors
 ``plotting``           densities, samples, vector fields, trajectories, animations
@@ -25,8 +29,13 @@ from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinS
                        expand_time)
 from .training import (ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer, NoisePredictionTrainer, Trainer,
                        TrainingHistory)
-from .metrics import energy_distance, loglog_slope, mmd_rbf, noise_floor, sample_quality, wasserstein2
-from .models import MLPField
+from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_slope, mmd_rbf, noise_floor,
+                      sample_quality, wasserstein2)
+from .models import LabelledMLPField, MLPField
+from .digits import Digits, LabelledImages, LabelledSampleable, load_digits_split
+from .guidance import (CFGTrainer, CFGVectorField, GuidedPathSample, cfg_loss, generate_guided,
+                       sample_guided_path)
+from .unet import UNet
 from .paths import (AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, PathSample, Scheduler,
                     SchedulerOutput, SqrtScheduler)
 from .simulators import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, ODESimulator, SDESimulator,
@@ -44,4 +53,7 @@ __all__ = [
     "Simulator", "ODESimulator", "SDESimulator", "EulerSimulator", "HeunSimulator",
     "EulerMaruyamaSimulator", "Trajectory", "time_grid",
     "wasserstein2", "energy_distance", "loglog_slope", "mmd_rbf", "noise_floor", "sample_quality",
+    "autocorrelation", "distance_curve",
+    "Digits", "LabelledImages", "LabelledSampleable", "load_digits_split", "LabelledMLPField", "UNet",
+    "CFGTrainer", "CFGVectorField", "GuidedPathSample", "cfg_loss", "generate_guided", "sample_guided_path",
 ]

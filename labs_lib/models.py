@@ -77,3 +77,54 @@ class MLPField(nn.Module):
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class LabelledMLPField(nn.Module):
+    r"""An MLP for a label-conditioned field :math:`u^\theta_t(x \mid y)` on samples of any shape.
+
+    The input is the flattened sample, Fourier features of the time and a learned embedding of
+    the label (``num_classes + 1`` rows: the last is the null label :math:`\varnothing` of
+    classifier-free guidance); the output is reshaped to the sample's shape.
+
+    Args:
+        shape: the shape of one sample, e.g. ``(1, 8, 8)`` for the digits.
+        num_classes: number of real labels; label ``num_classes`` is the null label.
+        hidden: widths of the hidden layers.
+        label_dim: size of the label embedding.
+    """
+
+    def __init__(self, shape: Sequence[int], num_classes: int = 10, hidden: Sequence[int] = (256, 256, 256),
+                 label_dim: int = 32, n_frequencies: int = 8):
+        super().__init__()
+        self.shape = tuple(shape)
+        if not self.shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in self.shape):
+            raise ValueError(f"shape must be a non-empty tuple of positive integers, got {shape!r}.")
+        self.num_classes = check_positive_int(num_classes, "num_classes")
+        self.null_label = num_classes
+        if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+            raise ValueError(f"hidden must be a non-empty list of positive layer widths, got {hidden!r}.")
+        self.dim = math.prod(self.shape)
+        self.label = nn.Embedding(num_classes + 1, check_positive_int(label_dim, "label_dim"))
+        self.time = FourierTime(n_frequencies)
+        widths = [self.dim + label_dim + self.time.dim, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b), nn.SiLU()]
+        layers.append(nn.Linear(widths[-1], self.dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, t: Tensor | float, y: Tensor) -> Tensor:
+        """``x`` ``(batch, *shape)``, ``t`` scalar or ``(batch,)``, ``y`` ``(batch,)`` int64 in
+        ``0 .. num_classes`` → shape ``(batch, *shape)``."""
+        x = as_tensor(x, "x")
+        if tuple(x.shape[1:]) != self.shape:
+            raise ValueError(f"x must have shape (batch, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}.")
+        y = as_tensor(y, "y")
+        if y.shape != (x.shape[0],) or torch.is_floating_point(y):
+            raise ValueError(f"y must hold integer labels of shape (batch,) = ({x.shape[0]},), "
+                             f"got shape {tuple(y.shape)}, dtype {y.dtype}.")
+        h = torch.cat([x.flatten(1), self.label(y.long()), self.time(batch_times(t, x))], dim=1)
+        return self.net(h).view(x.shape)
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -206,3 +206,96 @@ def animate_particles(states: Tensor, times: Tensor | None = None, bounds: Seque
     html = anim.to_jshtml(default_mode="once")
     plt.close(fig)
     return html
+
+
+def plot_histogram_1d(samples: Tensor, ax: Axes | None = None, density: Density | None = None,
+                      bins: int = 60, x_range: tuple[float, float] | None = None, label: str = "samples",
+                      density_label: str = "density", **kwargs) -> Axes:
+    """A normalised histogram of 1-D samples, with an exact density drawn over it.
+
+    Args:
+        samples: shape ``(n,)`` or ``(n, 1)``.
+        density: a normalised 1-D :class:`~labs_lib.distributions.Density` (its ``log_density``
+            takes shape ``(m, 1)``), e.g. ``ll.Gaussian.isotropic(1, std)``; drawn as a line.
+        bins: the number of histogram bins.
+        x_range: ``(low, high)``, the histogram's and the density's span (by default the
+            samples' range, widened by 5% on each side).
+        kwargs: passed to ``Axes.hist``.
+    """
+    samples = as_tensor(samples, "samples")
+    if samples.ndim == 2 and samples.shape[1] == 1:
+        samples = samples[:, 0]
+    if samples.ndim != 1 or samples.numel() == 0:
+        raise ValueError(f"samples must have shape (n,) or (n, 1) with n ≥ 1, got {tuple(samples.shape)}.")
+    check_positive_int(bins, "bins")
+    if density is not None and not isinstance(density, Density):
+        raise TypeError(f"density must be a labs_lib Density (e.g. ll.Gaussian.isotropic(1, std)), "
+                        f"got {type(density).__name__}.")
+    values = samples.detach().cpu().double().numpy()
+    if not np.isfinite(values).all():
+        raise ValueError("samples contains NaN or infinite values.")
+    if x_range is None:
+        lo, hi = float(values.min()), float(values.max())
+        pad = 0.05 * (hi - lo) if hi > lo else 0.5
+        x_range = (lo - pad, hi + pad)
+    if len(x_range) != 2 or not float(x_range[0]) < float(x_range[1]):
+        raise ValueError(f"x_range must be (low, high) with low < high, got {x_range!r}.")
+    lo, hi = map(float, x_range)
+    ax = _ax(ax)
+    kwargs.setdefault("color", SAMPLE_COLOR)
+    kwargs.setdefault("alpha", 0.6)
+    ax.hist(values, bins=bins, range=(lo, hi), density=True, label=label, **kwargs)
+    if density is not None:
+        grid_x = torch.linspace(lo, hi, 400)
+        dev = getattr(density, "means", getattr(density, "mean", grid_x)).device
+        with torch.no_grad():
+            pdf = density.log_density(grid_x[:, None].to(dev)).exp().cpu()
+        ax.plot(grid_x.numpy(), pdf.numpy(), color=EXACT_COLOR, lw=1.5, label=density_label)
+    ax.set_ylabel("density")
+    return ax
+
+
+def plot_image_grid(images: Tensor, n_cols: int, ax: Axes | None = None, row_labels: Sequence[str] | None = None,
+                    col_labels: Sequence[str] | None = None, vmin: float = -1.0, vmax: float = 1.0,
+                    cmap: str = "gray_r", gap: int = 1) -> Axes:
+    """Tile grey-scale images into one picture, ``n_cols`` per row, row by row.
+
+    Args:
+        images: shape ``(n, 1, h, w)`` or ``(n, h, w)``; ``n`` a multiple of ``n_cols``.
+        row_labels, col_labels: written beside the rows and above the columns.
+        vmin, vmax: the pixel values shown as white and black (with ``cmap="gray_r"``); values
+            outside are clipped. The digits of Lab 07 live in ``[-1, 1]``.
+        gap: blank pixels between neighbouring images.
+    """
+    images = as_tensor(images, "images")
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (n, 1, h, w) or (n, h, w), got {tuple(images.shape)}.")
+    check_positive_int(n_cols, "n_cols")
+    n, h, w = images.shape
+    if n == 0 or n % n_cols:
+        raise ValueError(f"the number of images ({n}) must be a positive multiple of n_cols = {n_cols}.")
+    n_rows = n // n_cols
+    for name, labels, count in (("row_labels", row_labels, n_rows), ("col_labels", col_labels, n_cols)):
+        if labels is not None and len(labels) != count:
+            raise ValueError(f"{name} needs {count} entries, got {len(labels)}.")
+    canvas = np.full((n_rows * (h + gap) - gap, n_cols * (w + gap) - gap), np.nan)
+    pix = images.detach().cpu().float().clamp(vmin, vmax).numpy()
+    for k in range(n):
+        r, c = divmod(k, n_cols)
+        canvas[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = pix[k]
+    ax = _ax(ax)
+    colormap = plt.get_cmap(cmap).with_extremes(bad="white")  # the gaps between images
+    ax.imshow(canvas, cmap=colormap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([c * (w + gap) + (w - 1) / 2 for c in range(n_cols)] if col_labels is not None else [])
+    ax.set_yticks([r * (h + gap) + (h - 1) / 2 for r in range(n_rows)] if row_labels is not None else [])
+    if col_labels is not None:
+        ax.set_xticklabels(col_labels)
+        ax.xaxis.tick_top()
+    if row_labels is not None:
+        ax.set_yticklabels(row_labels)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return ax

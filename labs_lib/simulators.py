@@ -105,10 +105,11 @@ class Simulator(ABC):
             x = self.step(x, times[i], hs[i])
             if not _all_finite(x):
                 where = f"at step {i} (t = {float(times[i]):.4g} → {float(times[i]) + hs[i]:.4g})"
+                h = hs[i]  # the size of the step that blew up (grids need not be uniform)
                 break
         else:  # a stochastic step may not blow up again on the replay
             where = f"between step {first} and step {last} (t ≈ {float(times[first]):.4g}–{float(times[last]):.4g})"
-        h = hs[first]
+            h = max(hs[first:last + 1])
         return FloatingPointError(
             f"the state became NaN or infinite {where}. The step size h = {h:.3g} is probably "
             "too large for this drift: use a finer time grid (more steps)."

@@ -7,7 +7,10 @@ conditional flow matching objective
 
 .. math:: \mathcal L_{\rm CFM}(\theta) = \mathbb E_{t \sim U[0,1),\, x_0 \sim p_{\rm init},\, x_1 \sim p_{\rm data}}
           \big\| u^\theta_t(x_t) - (\dot\alpha_t x_1 + \dot\beta_t x_0) \big\|^2,
-          \qquad x_t = \alpha_t x_1 + \beta_t x_0 .
+          \qquad x_t = \alpha_t x_1 + \beta_t x_0 ,
+
+whose value on one batch is :func:`cfm_loss`: the squared norm is summed over the
+coordinates of a sample and averaged over the batch.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tqdm.auto import tqdm
 from ._validation import check_positive, check_positive_int
 from .config import get_device, seed_everything
 from .distributions import Sampleable
+from .dynamics import expand_time
 from .paths import AffinePath
 
 
@@ -60,8 +64,11 @@ class Trainer(ABC):
     def __init__(self, model: nn.Module):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        params = list(model.parameters())
+        if not params:
+            raise ValueError(f"model ({type(model).__name__}) has no parameters to train.")
         self.model = model
-        self.device = next(model.parameters()).device
+        self.device = params[0].device
 
     @abstractmethod
     def loss(self, batch_size: int) -> Tensor:
@@ -79,7 +86,8 @@ class Trainer(ABC):
         check_positive_int(batch_size, "batch_size")
         check_positive(lr, "lr")
         seed_everything(seed)
-        self.device = torch.device(device) if device is not None else get_device()
+        # get_device checks the name and the device's availability, with a clear message.
+        self.device = get_device(str(device)) if device is not None else get_device()
         self.model.to(self.device).train()
         opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - 0.9 * i / n_steps)
@@ -107,6 +115,25 @@ class Trainer(ABC):
         return TrainingHistory(losses=losses.cpu().numpy(), seconds=seconds)
 
 
+def cfm_loss(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> Tensor:
+    r"""The conditional flow matching loss on one batch (a 0-dim tensor that carries gradients).
+
+    .. math:: \frac1B \sum_{i=1}^B \big\| u^\theta_{t_i}(x_{t_i}) - (\dot\alpha_{t_i} x_1^{(i)} + \dot\beta_{t_i} x_0^{(i)}) \big\|^2,
+              \qquad x_{t_i} = \alpha_{t_i} x_1^{(i)} + \beta_{t_i} x_0^{(i)},
+
+    the squared norm summed over all coordinates of a sample, the mean taken over the batch.
+
+    Args:
+        model: the field network, called as ``model(x_t, t)`` with ``t`` of shape ``(batch,)``.
+        path: the affine path that gives :math:`\alpha_t, \beta_t` and their derivatives.
+        x_0: source samples, shape ``(batch, ...)``.
+        x_1: data samples, same shape.
+        t: times in [0, 1], shape ``(batch,)``.
+    """
+    s = path.sample(x_0, x_1, t)
+    return (model(s.x_t, s.t) - s.dx_t).pow(2).flatten(1).sum(1).mean()
+
+
 class ConditionalFlowMatchingTrainer(Trainer):
     """Conditional flow matching on an :class:`~labs_lib.paths.AffinePath`.
 
@@ -132,8 +159,7 @@ class ConditionalFlowMatchingTrainer(Trainer):
         x_1 = self.data.sample(batch_size).to(self.device)
         x_0 = torch.randn_like(x_1) if self.source is None else self.source.sample(batch_size).to(self.device)
         t = torch.rand(batch_size, device=self.device)
-        s = self.path.sample(x_0, x_1, t)
-        return (self.model(s.x_t, s.t) - s.dx_t).pow(2).flatten(1).sum(1).mean()
+        return cfm_loss(self.model, self.path, x_0, x_1, t)
 
 
 def _check_path_trainer(path: AffinePath, data: Sampleable, t_max: float) -> None:
@@ -141,8 +167,49 @@ def _check_path_trainer(path: AffinePath, data: Sampleable, t_max: float) -> Non
         raise TypeError(f"path must be an AffinePath, got {type(path).__name__}.")
     if not isinstance(data, Sampleable):
         raise TypeError(f"data must be a labs_lib Sampleable, got {type(data).__name__}.")
+    if isinstance(t_max, bool) or not isinstance(t_max, (int, float)):
+        raise TypeError(f"t_max must be a number in (0, 1), got {type(t_max).__name__}.")
     if not 0 < t_max < 1:
         raise ValueError(f"t_max must lie in (0, 1): the conditional score is infinite at t = 1, got {t_max}.")
+
+
+def dsm_loss(model: nn.Module, path: AffinePath, z: Tensor, eps: Tensor, t: Tensor,
+             weighting: str = "none") -> Tensor:
+    r"""The denoising score matching loss on one batch (a 0-dim tensor that carries gradients).
+
+    With :math:`x_t = \alpha_t z + \beta_t \varepsilon`, whose conditional score is :math:`-\varepsilon/\beta_t`,
+
+    .. math:: \frac1B \sum_{i=1}^B \lambda_{t_i}\big\| s^\theta_{t_i}(x_{t_i}) + \varepsilon^{(i)}/\beta_{t_i} \big\|^2,
+
+    the squared norm summed over the coordinates of a sample, the mean taken over the batch;
+    :math:`\lambda_t = 1` (``weighting="none"``) or :math:`\beta_t^2` (``"beta2"``, the same
+    number as :func:`noise_prediction_loss` for :math:`\varepsilon^\theta = -\beta_t s^\theta`).
+
+    Args:
+        model: the score network, called as ``model(x_t, t)`` with ``t`` of shape ``(batch,)``.
+        path: the Gaussian path that gives :math:`\alpha_t, \beta_t`.
+        z: data samples, shape ``(batch, ...)``.
+        eps: standard Gaussian noise, same shape.
+        t: times in [0, 1), shape ``(batch,)`` (at :math:`t = 1`, :math:`\beta_t = 0` and the
+            unweighted target is infinite).
+        weighting: ``"none"`` or ``"beta2"``.
+    """
+    if weighting not in ("none", "beta2"):
+        raise ValueError(f"weighting must be 'none' or 'beta2', got {weighting!r}.")
+    s = path.sample(eps, z, t)
+    beta = expand_time(path.scheduler(s.t).beta_t, z)
+    if weighting == "beta2":
+        residual = beta * model(s.x_t, s.t) + eps
+    else:
+        residual = model(s.x_t, s.t) + eps / beta
+    return residual.pow(2).flatten(1).sum(1).mean()
+
+
+def noise_prediction_loss(model: nn.Module, path: AffinePath, z: Tensor, eps: Tensor, t: Tensor) -> Tensor:
+    r"""The ε-prediction (DDPM) loss on one batch: :math:`\frac1B\sum_i \|\varepsilon^\theta_{t_i}(x_{t_i}) - \varepsilon^{(i)}\|^2`
+    with :math:`x_t = \alpha_t z + \beta_t\varepsilon`; shapes as in :func:`dsm_loss`."""
+    s = path.sample(eps, z, t)
+    return (model(s.x_t, s.t) - eps).pow(2).flatten(1).sum(1).mean()
 
 
 class DenoisingScoreMatchingTrainer(Trainer):
@@ -171,13 +238,7 @@ class DenoisingScoreMatchingTrainer(Trainer):
         z = self.data.sample(batch_size).to(self.device)
         eps = torch.randn_like(z)
         t = self.t_max * torch.rand(batch_size, device=self.device)
-        s = self.path.sample(eps, z, t)
-        beta = self.path.scheduler(t).beta_t.view(-1, *([1] * (z.ndim - 1)))
-        if self.weighting == "beta2":
-            residual = beta * self.model(s.x_t, t) + eps
-        else:
-            residual = self.model(s.x_t, t) + eps / beta
-        return residual.pow(2).flatten(1).sum(1).mean()
+        return dsm_loss(self.model, self.path, z, eps, t, self.weighting)
 
 
 class NoisePredictionTrainer(Trainer):
@@ -197,5 +258,4 @@ class NoisePredictionTrainer(Trainer):
         z = self.data.sample(batch_size).to(self.device)
         eps = torch.randn_like(z)
         t = self.t_max * torch.rand(batch_size, device=self.device)
-        s = self.path.sample(eps, z, t)
-        return (self.model(s.x_t, t) - eps).pow(2).flatten(1).sum(1).mean()
+        return noise_prediction_loss(self.model, self.path, z, eps, t)

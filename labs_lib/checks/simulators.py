@@ -23,13 +23,33 @@ class _CheckODE(ODE):
 
 
 class _CheckSDE(SDE):
-    r"""The drift of :class:`_CheckODE` with diffusion :math:`\sigma_t(x) = 0.6 + t + 0.2\tanh(x)`."""
+    r"""The drift of :class:`_CheckODE` with diffusion :math:`\sigma_t(x) = 1.1 + t + 0.2\tanh(x)`.
+
+    σ stays well away from 1 (≈ 1.5 at the moment check's t = 0.4), so that σ, σ² and a
+    missing σ give clearly different variances.
+    """
 
     def drift(self, x: Tensor, t: Tensor) -> Tensor:
         return _CheckODE().drift(x, t)
 
     def diffusion(self, x: Tensor, t: Tensor) -> Tensor:
-        return 0.6 + t + 0.2 * torch.tanh(x)
+        return 1.1 + t + 0.2 * torch.tanh(x)
+
+
+def _collapsed_axis(out: Tensor, x: Tensor, ref: Tensor) -> str | None:
+    """Recognise a broadcasting bug: the update ``out - x`` is constant along an axis where the
+    right update is not (a sum, mean or slice collapsed the axis, broadcasting copied it back)."""
+    inc, ref_inc = out - x, ref - x
+    for axis in range(inc.ndim):
+        if inc.shape[axis] < 2:
+            continue
+        if close(inc, inc.narrow(axis, 0, 1).expand_as(inc)) and \
+                not close(ref_inc, ref_inc.narrow(axis, 0, 1).expand_as(ref_inc)):
+            where = "particle (axis 0, the batch)" if axis == 0 else f"entry along axis {axis}"
+            return (f"for x of shape {tuple(x.shape)} your update x' − x is the same for every {where}, "
+                    "where it should vary: a sum, mean or slice (e.g. u.sum(-1, keepdim=True) or u[:, :1]) "
+                    "collapsed that axis and broadcasting copied it back. Keep every term the same shape as x.")
+    return None
 
 
 def _inputs(seed: int = 0):
@@ -58,7 +78,11 @@ def check_euler_step(cls: type) -> CheckReport:
                         x + h * ode.drift(x, t + h),
                     "the increment scales with √h; for an ODE step it is h·u_t(x) (√h belongs to the noise of an SDE).":
                         x + math.sqrt(h) * u,
-                }, f"for x of shape {tuple(x.shape)} the result differs from x + h·u_t(x) by up to "
+                    "the step returned x unchanged: return the new state x + h·u_t(x).": x,
+                    "the arguments of drift are swapped: call drift(x, t), the state first and then the time.":
+                        x + h * ode.drift(t, x),
+                }, _collapsed_axis(out, x, ref) or
+                   f"for x of shape {tuple(x.shape)} the result differs from x + h·u_t(x) by up to "
                    f"{float((out - ref).abs().max()):.3g}.")
         ok(f"matches x + h·u_t(x) for state shapes {', '.join(str(s) for s in SHAPES)}")
         ok("returns a new tensor of x's shape and leaves x untouched")
@@ -93,7 +117,15 @@ def check_heun_step(cls: type) -> CheckReport:
                     "ends of the step.": x + h * ode.drift(x + 0.5 * h * u, t + 0.5 * h),
                     "the step returned x̃ + (h/2)·(...) instead of x + (h/2)·(...): start from x.":
                         guess + 0.5 * h * (u + u_end),
-                }, f"for x of shape {tuple(x.shape)} the result differs from Heun's step by up to "
+                    "the step returned only the increment (h/2)·[u_t(x) + u_{t+h}(x̃)]; add it to the current "
+                    "state x.": 0.5 * h * (u + u_end),
+                    "the update has the wrong sign: move *along* the vector field, x + (h/2)·[...].":
+                        x - 0.5 * h * (u + u_end),
+                    "the update has the wrong sign: predict x̃ = x + h·u_t(x) and step x + (h/2)·[...], "
+                    "both along the vector field.": x - 0.5 * h * (u + ode.drift(x - h * u, t + h)),
+                    "the step returned x unchanged: return the new state x + (h/2)·[u_t(x) + u_{t+h}(x̃)].": x,
+                }, _collapsed_axis(out, x, ref) or
+                   f"for x of shape {tuple(x.shape)} the result differs from Heun's step by up to "
                    f"{float((out - ref).abs().max()):.3g}.")
         ok(f"matches x + (h/2)·[u_t(x) + u_(t+h)(x + h·u_t(x))] for state shapes {', '.join(str(s) for s in SHAPES)}")
         ok("returns a new tensor of x's shape and leaves x untouched")
@@ -128,15 +160,13 @@ def check_euler_maruyama_step(cls: type) -> CheckReport:
         require_subclass(cls, SDESimulator, "euler_maruyama_step")
         sde = _CheckSDE()
         sim = cls(sde)
-        for x, t, h in _inputs(2):
-            torch.manual_seed(1)
-            out = call_step(sim, x, t, h)
-            torch.manual_seed(2)
-            if close(out, call_step(sim, x, t, h)) and x.numel() > 1:
-                raise CheckFailed("the step gave the same result with different random seeds: "
-                                  "add the noise term σ_t(x)·√h·ε with ε = torch.randn_like(x).")
-        ok("returns a new tensor of x's shape, leaves x untouched, and is random")
-
+        # The moments are checked first, on a batch in the plane, so that a noise of the wrong
+        # shape (e.g. one ε per particle, shared by its coordinates) is named by the statistics
+        # below rather than by a shape error on image-shaped states. The report lists the
+        # properties in their usual order all the same.
+        verified = []
+        inputs = list(_inputs(2))
+        _check_random(sim, *inputs[0])
         gen = torch.Generator().manual_seed(3)
         x1 = torch.randn(1, 2, generator=gen)
         t, h = torch.tensor(0.4), 0.25
@@ -148,6 +178,11 @@ def check_euler_maruyama_step(cls: type) -> CheckReport:
         def near(a: Tensor, b: Tensor, rel: float = 0.05, abs_: float = 0.02) -> bool:
             return bool(((a - b).abs() <= rel * b.abs() + abs_).all())
 
+        # Identical particles that moved identically share their noise; this comes before the
+        # mean, which a single shared draw shifts by a random amount.
+        if float(var.max()) < 1e-8:
+            raise CheckFailed("all particles moved identically: the noise is shared. Draw an independent "
+                              "ε for every particle and coordinate: torch.randn_like(x).")
         if not near(mean, exp_mean):
             mean_mistakes = {
                 "the drift term has the wrong sign: x + h·u_t(x) + noise.": -h * u,
@@ -155,17 +190,16 @@ def check_euler_maruyama_step(cls: type) -> CheckReport:
                 "the drift was evaluated at t + h: Euler–Maruyama uses u_t(x) at the start of the step.": h * u_end,
                 "the drift was multiplied by √h; the drift scales with h, only the noise with √h.": math.sqrt(h) * u,
                 "the mean increment is 0: the drift term h·u_t(x) is missing.": torch.zeros_like(u),
+                "the noise does not average 0: torch.rand/rand_like draw uniform numbers in [0, 1). Use "
+                "standard normal noise, ε = torch.randn_like(x).": h * u + 0.5 * sig * math.sqrt(h),
             }
             for hint, wrong in mean_mistakes.items():
                 if near(mean, wrong):
                     raise CheckFailed(hint)
             raise CheckFailed(f"the average increment should be h·u_t(x) = {exp_mean.tolist()}, "
                               f"but yours averages {[round(v, 3) for v in mean.tolist()]}.")
-        ok("the increments average h·u_t(x) (the drift term is right)")
+        verified.append("the increments average h·u_t(x) (the drift term is right)")
 
-        if float(var.max()) < 1e-8:
-            raise CheckFailed("all particles moved identically: the noise is shared. Draw an independent "
-                              "ε for every particle and coordinate: torch.randn_like(x).")
         if not near(var, exp_var, abs_=1e-3):
             var_mistakes = {
                 "the noise must scale with √h, not h: σ_t(x)·√h·ε.": sig**2 * h**2,
@@ -179,11 +213,26 @@ def check_euler_maruyama_step(cls: type) -> CheckReport:
                     raise CheckFailed(hint)
             raise CheckFailed(f"the increments' variance should be σ_t(x)²·h = {[round(v, 4) for v in exp_var.tolist()]}, "
                               f"but yours is {[round(v, 4) for v in var.tolist()]}.")
-        ok("the increments' variance is σ_t(x)²·h (the noise scales with √h)")
+        verified.append("the increments' variance is σ_t(x)²·h (the noise scales with √h)")
 
         if abs(float(corr)) > 0.05:
             raise CheckFailed(f"the noise of different coordinates is correlated ({float(corr):.2f}): draw one "
                               "independent ε per coordinate, with the same shape as x (torch.randn_like(x)).")
-        ok("the noise is independent across coordinates")
+        verified.append("the noise is independent across coordinates")
+
+        for x, t, h in inputs:
+            _check_random(sim, x, t, h)
+        ok("returns a new tensor of x's shape, leaves x untouched, and is random")
+        for text in verified:
+            ok(text)
 
     return run_check("Euler–Maruyama step", body)
+
+
+def _check_random(sim: Simulator, x: Tensor, t: Tensor, h: float) -> None:
+    torch.manual_seed(1)
+    out = call_step(sim, x, t, h)
+    torch.manual_seed(2)
+    if close(out, call_step(sim, x, t, h)) and x.numel() > 1:
+        raise CheckFailed("the step gave the same result with different random seeds: "
+                          "add the noise term σ_t(x)·√h·ε with ε = torch.randn_like(x).")

@@ -1,0 +1,297 @@
+r"""Checkers for notebook 05: the conditional flow matching loss, and the ODE of a learned field.
+
+The loss is compared with the definition the course trains with
+(:func:`labs_lib.training.cfm_loss`), written out here again from the schedule's formulas so
+that the checker cannot share a mistake with the code it checks:
+
+.. math:: \frac1B\sum_{i=1}^B \big\|u^\theta_{t_i}(x_{t_i}) - (\dot\alpha_{t_i}x_1^{(i)} + \dot\beta_{t_i}x_0^{(i)})\big\|^2,
+          \qquad x_t = \alpha_t x_1 + \beta_t x_0,
+
+the squared norm summed over a sample's coordinates and averaged over the batch. Two
+schedules are tried: the linear (CondOT) one, and the cosine one, whose
+:math:`\dot\alpha_t, \dot\beta_t` are not constant, so that a loss hard-wired to
+:math:`x_1 - x_0` is caught.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..dynamics import ODE, VectorFieldODE
+from ..models import MLPField
+from ..paths import AffinePath, CondOTScheduler, CosineScheduler
+from ..simulators import EulerSimulator, time_grid
+from ._framework import CheckFailed, CheckReport, close, diagnose, require_subclass, run_check
+
+# (6, 2) first: a schedule of shape (batch,) that is not reshaped fails loudly there; (3, 3)
+# has batch == dimension, where the same mistake broadcasts silently along the wrong axis.
+_LOSS_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (3, 3), (4, 1, 3, 3), (1, 2))
+_TOL = 1e-4
+
+
+class _CheckField(nn.Module):
+    r"""A small trainable field :math:`u_t(x) = a\tanh(x) + b\,x\cos(3t) + c\,t + d`, elementwise.
+
+    Elementwise, so every state shape works (images included); trainable, so that the checker
+    can see whether gradients reach the parameters. It accepts ``t`` as a number, a 0-dim
+    tensor or any tensor with one time per sample (``(batch,)``, ``(batch, 1)``, ...).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.coef = nn.Parameter(torch.tensor([0.8, -0.6, 1.4, 0.3]))
+
+    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        if t.numel() == 1:
+            t = t.reshape(())
+        elif t.numel() == x.shape[0]:
+            t = t.reshape(-1, *([1] * (x.ndim - 1)))
+        else:
+            raise CheckFailed(f"the network was called with t of shape {tuple(t.shape)} for x of shape "
+                              f"{tuple(x.shape)}: pass one time per sample, t of shape (batch,).")
+        a, b, c, d = self.coef
+        return a * torch.tanh(x) + b * x * torch.cos(3 * t) + c * t + d
+
+
+def _bcast(v: Tensor, x: Tensor) -> Tensor:
+    return v.view(-1, *([1] * (x.ndim - 1)))
+
+
+def _per_sample(sq: Tensor) -> Tensor:
+    return sq.flatten(1).sum(1)
+
+
+def _loss_inputs(seed: int = 0):
+    """(scheduler name, path, x_0, x_1, t) for both schedules and every test shape."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, scheduler in (("CondOT", CondOTScheduler()), ("cosine", CosineScheduler())):
+        for shape in _LOSS_SHAPES:
+            x_0 = torch.randn(shape, generator=gen)
+            x_1 = 2.0 + 0.5 * torch.randn(shape, generator=gen)
+            # t away from 1, where the library clamps the time of singular formulas
+            t = 0.05 + 0.9 * torch.rand(shape[0], generator=gen)
+            yield name, AffinePath(scheduler), x_0, x_1, t
+
+
+def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> Tensor:
+    inputs = (x_0.clone(), x_1.clone(), t.clone())
+    try:
+        out = fn(model, path, *inputs)
+    except RuntimeError as err:
+        if "size of tensor" in str(err) or "must match" in str(err):
+            raise CheckFailed(
+                f"a shape mismatch for x of shape {tuple(x_0.shape)} ({err}). The schedule values "
+                "path.scheduler(t).alpha_t etc. have shape (batch,): reshape them to (batch, 1, ...) "
+                "before multiplying with x, e.g. ll.expand_time(alpha, x_0).") from None
+        raise
+    if not all(torch.equal(a, b) for a, b in zip(inputs, (x_0, x_1, t))):
+        raise CheckFailed("your loss modified x_0, x_1 or t in place (e.g. `x_0 *= ...`): build new tensors instead.")
+    if isinstance(out, (float, int)):
+        raise CheckFailed("the loss is a Python number (after .item() or float()?): return the tensor itself, "
+                          "so that loss.backward() can reach the network's parameters.")
+    if not isinstance(out, Tensor):
+        raise CheckFailed(f"the loss must be a torch.Tensor, got {type(out).__name__}. Did you forget `return`?")
+    if out.ndim != 0:
+        if out.shape == (x_0.shape[0],) or out.shape == (x_0.shape[0], 1):
+            raise CheckFailed(f"the loss has shape {tuple(out.shape)}: one value per sample. Average the "
+                              "per-sample squared errors over the batch (.mean()) to get a single number.")
+        raise CheckFailed(f"the loss must be a single number (a 0-dim tensor), got shape {tuple(out.shape)} "
+                          f"for x of shape {tuple(x_0.shape)}. Sum the squared error over each sample's "
+                          "coordinates, then average over the batch.")
+    return out
+
+
+def check_cfm_loss(fn: Callable) -> CheckReport:
+    r"""Check ``fn(model, path, x_0, x_1, t)`` against the conditional flow matching loss:
+    value (two schedules, several state shapes) and gradients with respect to the network."""
+
+    def body(ok):
+        if isinstance(fn, type) or not callable(fn):
+            raise CheckFailed(f"pass your function itself, e.g. check_cfm_loss(my_cfm_loss), not {fn!r}.")
+        for name, path, x_0, x_1, t in _loss_inputs():
+            model = _CheckField()
+            out = _call_loss(fn, model, path, x_0, x_1, t)
+
+            s = path.scheduler(t)
+            a, b, da, db = (_bcast(v, x_0) for v in (s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t))
+            x_t = a * x_1 + b * x_0
+            target = da * x_1 + db * x_0
+            with torch.no_grad():
+                u = model(x_t, t)
+                ref_each = _per_sample((u - target) ** 2)
+                ref = ref_each.mean()
+                if not close(out.detach(), ref, _TOL):
+                    d, batch = x_0[0].numel(), x_0.shape[0]
+
+                    def loss(x, time, tgt):
+                        return _per_sample((model(x, time) - tgt) ** 2).mean()
+
+                    mistakes = {
+                        "the target has the wrong sign: the velocity of x_t = α_t x_1 + β_t x_0 is "
+                        "α̇_t x_1 + β̇_t x_0 (for the linear path x_1 − x_0, not x_0 − x_1).": loss(x_t, t, -target),
+                        "the network was evaluated at the data x_1. Evaluate it at the point on the path, "
+                        "x_t = α_t x_1 + β_t x_0.": loss(x_1, t, target),
+                        "the network was evaluated at the noise x_0. Evaluate it at the point on the path, "
+                        "x_t = α_t x_1 + β_t x_0.": loss(x_0, t, target),
+                        "the network was evaluated at time 1 − t; call it at the time t of the path point: "
+                        "model(x_t, t).": loss(x_t, 1 - t, target),
+                        "x_0 and x_1 are swapped: x_t = α_t x_1 + β_t x_0, so that x_t is noise at t = 0 "
+                        "and data at t = 1.": loss(a * x_0 + b * x_1, t, target),
+                        "x_0 and x_1 are swapped (in x_t and in the target): x_t = α_t x_1 + β_t x_0 is "
+                        "noise at t = 0 and data at t = 1.": loss(a * x_0 + b * x_1, t, da * x_0 + db * x_1),
+                        "the target must be the velocity α̇_t x_1 + β̇_t x_0 (the time derivative of x_t), "
+                        "not the point x_t itself.": loss(x_t, t, x_t),
+                        "the target must be the velocity α̇_t x_1 + β̇_t x_0, not the data x_1.": loss(x_t, t, x_1),
+                        f"the loss is {d}× too small: it averages over the {d} coordinates of a sample (a .mean() over "
+                        "everything?). "
+                        "Sum the squared error over a sample's coordinates, average only over the batch.":
+                            ref / d,
+                        f"the loss is {batch}× too large: it sums over the batch. Average over the batch "
+                        "(.mean()) after summing over each sample's coordinates.": ref * batch,
+                        "the error is not squared: use the squared norm ‖u − target‖², a sum of squares "
+                        "(not absolute values).": _per_sample((u - target).abs()).mean(),
+                        "the norm is not squared: the loss is the *squared* norm ‖u − target‖², averaged "
+                        "over the batch.": (u - target).flatten(1).norm(dim=1).mean(),
+                    }
+                    if name == "cosine":
+                        xt_lin = _bcast(t, x_0) * x_1 + (1 - _bcast(t, x_0)) * x_0
+                        hint = ("uses the formulas of the linear path (x_t = t x_1 + (1 − t) x_0, target "
+                                "x_1 − x_0) for every path. Take α_t, β_t, α̇_t, β̇_t from "
+                                "path.scheduler(t): the check also uses the cosine schedule.")
+                        mistakes.update({
+                            f"the target {hint}": loss(x_t, t, x_1 - x_0),
+                            f"x_t {hint}": loss(xt_lin, t, target),
+                            f"your loss {hint}": loss(xt_lin, t, x_1 - x_0),
+                        })
+                    if x_0.ndim == 2 and x_0.shape[0] == x_0.shape[1]:
+                        # (batch,)-shaped schedule values broadcast along the coordinates
+                        aw, bw, daw, dbw = s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t
+                        mistakes[
+                            "the schedule values (shape (batch,)) were broadcast along the coordinates instead "
+                            "of the batch: reshape them to (batch, 1, ...), e.g. ll.expand_time(alpha, x_0)."
+                        ] = loss(aw * x_1 + bw * x_0, t, daw * x_1 + dbw * x_0)
+                    candidates = {hint: value.reshape(()) for hint, value in mistakes.items()}
+                    raise diagnose(out.detach().reshape(()), candidates,
+                                   f"with the {name} schedule and x of shape {tuple(x_0.shape)} your loss is "
+                                   f"{float(out):.5g}, but the conditional flow matching loss is {float(ref):.5g}.")
+
+            if out.grad_fn is None:
+                raise CheckFailed("the loss has the right value but carries no gradient: the network's output "
+                                  "was detached (.detach(), torch.no_grad(), or a detour through NumPy). "
+                                  "Training needs loss.backward() to reach the network's parameters.")
+            (grad,) = torch.autograd.grad(out, model.coef, allow_unused=True)
+            ref_model = _CheckField()
+            (ref_grad,) = torch.autograd.grad(_per_sample((ref_model(x_t, t) - target) ** 2).mean(), ref_model.coef)
+            if grad is None or not close(grad, ref_grad, _TOL):
+                raise CheckFailed("the loss has the right value, but its gradient with respect to the network's "
+                                  "parameters is wrong: is part of the computation detached?")
+        ok("matches ‖u_θ(x_t, t) − (α̇_t x_1 + β̇_t x_0)‖², summed over coordinates and averaged over the batch, "
+           "for the CondOT and cosine schedules")
+        ok(f"works for state shapes {', '.join(str(s) for s in _LOSS_SHAPES)}")
+        ok("returns a single number whose gradient reaches the network's parameters")
+
+    return run_check("conditional flow matching loss", body)
+
+
+# --- the learned ODE ---------------------------------------------------------------------------
+
+
+def _networks():
+    """Pairs of distinct small networks (so that a drift that ignores its network shows), with states."""
+    gen = torch.Generator().manual_seed(5)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        nets = {2: (MLPField(2, (16, 16)), MLPField(2, (16, 16))), 3: (MLPField(3, (16,)), MLPField(3, (16,)))}
+    field_a, field_b = _CheckField(), _CheckField()
+    with torch.no_grad():
+        field_b.coef.mul_(-1.5)
+    yield nets[2], torch.randn(1, 2, generator=gen)
+    yield nets[2], torch.randn(6, 2, generator=gen)
+    yield nets[3], torch.randn(5, 3, generator=gen)
+    yield (field_a, field_b), torch.randn(4, 1, 3, 3, generator=gen)
+
+
+def _make(cls: type, net: nn.Module) -> ODE:
+    try:
+        return cls(net)
+    except TypeError as err:
+        raise CheckFailed(f"{cls.__name__}(model) failed: {err}. __init__ must take the network as its one "
+                          "argument and keep it, e.g. self.model = model.") from None
+
+
+def _drift(ode: ODE, x: Tensor, t: Tensor) -> Tensor:
+    x_before = x.clone()
+    out = ode.drift(x, t)
+    if not isinstance(out, Tensor):
+        raise CheckFailed(f"drift must return a torch.Tensor, got {type(out).__name__}. Did you forget `return`?")
+    if not torch.equal(x, x_before):
+        raise CheckFailed("drift modified its input x in place: return a new tensor.")
+    if out.shape != x.shape:
+        raise CheckFailed(f"for x of shape {tuple(x.shape)} drift returned shape {tuple(out.shape)}: the "
+                          "velocity has the shape of the state. Return the network's output as it is.")
+    return out.detach()
+
+
+def check_learned_ode(cls: type) -> CheckReport:
+    """Check an ODE class whose drift is a network: ``cls(model).drift(x, t)`` must be ``model(x, t)``."""
+
+    def body(ok):
+        require_subclass(cls, ODE, "learned_ode")
+        times = [torch.tensor(v) for v in (0.3, 0.8, 0.0)]  # 0.3 first: 1 − t, 0 and 1 all differ from t
+        for (net_a, net_b), x in _networks():
+            ode_a, ode_b = _make(cls, net_a), _make(cls, net_b)
+            for t in times:
+                out = _drift(ode_a, x, t)
+                with torch.no_grad():
+                    ref = net_a(x, t)
+                    if close(out, _drift(ode_b, x, t)) and not close(ref, net_b(x, t)):
+                        raise CheckFailed("two different networks gave the same drift: your drift ignores the "
+                                          "network passed to __init__ (a global variable?). Use self.model.")
+                    if not close(out, ref):
+                        raise diagnose(out, {
+                            "the drift has the wrong sign: it is the network's output u_t(x) = model(x, t).":
+                                -ref,
+                            "the network was evaluated at time 1 − t; the drift at time t is model(x, t).":
+                                net_a(x, 1 - t),
+                            "the drift returned x + u_t(x), an Euler step of size 1. Return only the velocity "
+                            "model(x, t): the simulator takes the steps.": x + ref,
+                            "the drift ignores t (the network was called at time 0): pass the time on, "
+                            "model(x, t). The field changes along the path.": net_a(x, torch.tensor(0.0)),
+                            "the drift ignores t (the network was called at time 1): pass the time on, "
+                            "model(x, t).": net_a(x, torch.tensor(1.0)),
+                        }, f"for x of shape {tuple(x.shape)} and t = {float(t):.1f} your drift differs from "
+                           f"model(x, t) by up to {float((out - ref).abs().max()):.3g}.")
+        ok("drift(x, t) equals model(x, t) for two MLPs (d = 2, 3), an elementwise network on image-shaped "
+           "states (batch, 1, 3, 3), and t = 0.3, 0.8, 0")
+
+        net = next(iter(_networks()))[0][0]  # a 2-D MLP
+        x = torch.randn(7, 2, generator=torch.Generator().manual_seed(6))
+        t = torch.linspace(0.1, 0.9, 7)
+        try:
+            out = _drift(_make(cls, net), x, t)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise CheckFailed(f"drift failed for per-sample times t of shape (batch,): {err}. An ODE's drift "
+                              "takes t as a 0-dim tensor or as one time per sample; pass t straight to the "
+                              "network (no float(t)).") from None
+        with torch.no_grad():
+            if not close(out, net(x, t)):
+                raise CheckFailed("with one time per sample (t of shape (batch,)) your drift differs from "
+                                  "model(x, t): pass t to the network unchanged.")
+        ok("also accepts one time per sample, t of shape (batch,)")
+
+        x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(7))
+        grid = time_grid(10)
+        mine = EulerSimulator(_make(cls, net)).simulate(x0, grid)
+        ref = EulerSimulator(VectorFieldODE(net)).simulate(x0, grid)
+        if not close(mine, ref, 1e-4):
+            raise CheckFailed("simulated with Euler's method, your ODE does not follow the network's field.")
+        ok("Euler's method on your ODE reproduces the flow of the network's field")
+
+    return run_check("learned ODE", body)
+
+
+__all__ = ["check_cfm_loss", "check_learned_ode"]

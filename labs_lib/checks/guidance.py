@@ -1,0 +1,258 @@
+"""Checkers for notebook 07: the classifier-free guidance loss and the CFG vector field.
+
+Both exercises receive a network ``model(x, t, y)``. The checkers pass a small stand-in network
+whose output depends on ``x``, ``t`` and the label in a nonlinear way (so that every mistake moves
+the answer), which records how it was called and rejects impossible labels with a clear message.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..guidance import cfg_loss
+from ..paths import AffinePath, CosineScheduler
+from ._framework import CheckFailed, CheckReport, close, diagnose, run_check
+
+# (batch, *state) shapes tried by both checkers: points, vectors, small and digit-sized images
+GUIDANCE_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (4, 1, 3, 3), (8, 1, 8, 8))
+_NUM_CLASSES = 3  # labels 0, 1, 2 and the null label 3
+
+
+class _CheckModel(nn.Module):
+    r"""A stand-in guided field :math:`u(x, t, y) = \tanh(a_y x + b_y t) + c_y x t` with a row per label.
+
+    It records the batch size of every call, and raises :class:`CheckFailed` (with a hint) when
+    it receives a label outside ``0 .. num_classes`` or a time that does not match the batch.
+    """
+
+    def __init__(self, num_classes: int = _NUM_CLASSES, seed: int = 0):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        k = num_classes + 1
+        self.num_classes = num_classes
+        self.a = nn.Parameter(0.5 + torch.rand(k, generator=gen))
+        self.b = nn.Parameter(torch.randn(k, generator=gen) * 2)
+        self.c = nn.Parameter(torch.randn(k, generator=gen))
+        self.calls: list[int] = []
+
+    def forward(self, x: Tensor, t: Tensor, y: Tensor) -> Tensor:
+        if not isinstance(y, Tensor) or torch.is_floating_point(y):
+            raise CheckFailed(f"the model's labels must be an integer tensor, got {type(y).__name__}"
+                              + (f" of dtype {y.dtype}" if isinstance(y, Tensor) else "") + ".")
+        if y.shape != (x.shape[0],):
+            raise CheckFailed(f"the model was called with x of batch {x.shape[0]} but labels of shape "
+                              f"{tuple(y.shape)}: every row of x needs its own label.")
+        if bool((y < 0).any()) or bool((y > self.num_classes).any()):
+            raise CheckFailed(f"the model received the label {int(y[(y < 0) | (y > self.num_classes)][0])}, but "
+                              f"labels must lie in 0 .. {self.num_classes}: the null label is null_label = "
+                              f"{self.num_classes} (the number of classes), not -1 or a new number.")
+        t = torch.as_tensor(t, dtype=x.dtype)
+        if t.ndim == 1 and t.shape[0] != x.shape[0]:
+            raise CheckFailed(f"the model was called with x of batch {x.shape[0]} but t of shape {tuple(t.shape)}: "
+                              "when you stack two copies of x, stack two copies of t as well (torch.cat([t, t])).")
+        self.calls.append(x.shape[0])
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        tt = t.reshape(shape) if t.ndim == 1 else t
+        a, b, c = self.a[y].reshape(shape), self.b[y].reshape(shape), self.c[y].reshape(shape)
+        return torch.tanh(a * x + b * tt) + c * x * tt
+
+
+def _labels(n: int, gen: torch.Generator) -> Tensor:
+    """Labels covering every real class (0 .. num_classes - 1) where the batch allows."""
+    y = torch.randint(_NUM_CLASSES, (n,), generator=gen)
+    y[: min(n, _NUM_CLASSES)] = torch.arange(min(n, _NUM_CLASSES))
+    return y
+
+
+def _shape_list() -> str:
+    return ", ".join(str(s) for s in GUIDANCE_SHAPES)
+
+
+# --- exercise 1: the CFG training loss ------------------------------------------------------
+
+
+def _loss_inputs(shape: tuple[int, ...], seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    n = shape[0]
+    x_1 = torch.randn(shape, generator=gen)
+    x_0 = torch.randn(shape, generator=gen)
+    t = 0.05 + 0.9 * torch.rand(n, generator=gen)
+    y = _labels(n, gen)
+    drop = torch.zeros(n, dtype=torch.bool)
+    drop[torch.randperm(n, generator=gen)[: max(1, (2 * n) // 5)]] = True  # about 40% dropped, never none or all
+    drop[0], drop[1] = False, True  # keep a 0 and drop a 1, so that a wrong null label always shows
+    return x_1, y, t, x_0, drop
+
+
+def _loss_variants(model, path, x_1, y, t, x_0, drop, null) -> dict[str, Tensor]:
+    """What common mistakes would return, with the hint that names each."""
+
+    def sq(pred, target):
+        return (pred - target).pow(2).flatten(1).sum(1).mean()
+
+    s = path.sample(x_0, x_1, t)
+    y_ok = torch.where(drop, torch.full_like(y, null), y)
+    pred = model(s.x_t, t, y_ok)
+    swapped = path.sample(x_1, x_0, t)
+    return {
+        "the labels were dropped where drop_mask is False: replace y by null_label where drop_mask is True "
+        "(torch.where(drop_mask, null_label, y)).": sq(model(s.x_t, t, torch.where(drop, y, torch.full_like(y, null))), s.dx_t),
+        "no label was dropped: replace y by null_label wherever drop_mask is True before calling the model.":
+            sq(model(s.x_t, t, y), s.dx_t),
+        "every label was replaced by the null label: drop only where drop_mask is True.":
+            sq(model(s.x_t, t, torch.full_like(y, null)), s.dx_t),
+        "dropped labels became 0, a real class. The null label ∅ is the extra index null_label (= the number of "
+        "classes), so that the network can tell 'no label' from the digit 0.":
+            sq(model(s.x_t, t, torch.where(drop, torch.zeros_like(y), y)), s.dx_t),
+        "dropped labels became null_label - 1, the last real class. Use null_label itself.":
+            sq(model(s.x_t, t, torch.where(drop, torch.full_like(y, null - 1), y)), s.dx_t),
+        "the target x_1 - x_0 is the velocity of the linear (CondOT) path only. Use the path's own conditional "
+        "velocity: s = path.sample(x_0, x_1, t), target s.dx_t.": sq(pred, x_1 - x_0),
+        "the network must regress the velocity s.dx_t of the path, not the data point x_1.": sq(pred, x_1),
+        "x_0 and x_1 are swapped: path.sample takes the noise first, path.sample(x_0, x_1, t).":
+            sq(model(swapped.x_t, t, y_ok), swapped.dx_t),
+        "the network must be evaluated at the point on the path, x_t = s.x_t, not at the data point x_1.":
+            sq(model(x_1, t, y_ok), s.dx_t),
+        "the network must be evaluated at the point on the path, x_t = s.x_t, not at the noise x_0.":
+            sq(model(x_0, t, y_ok), s.dx_t),
+        "the loss was averaged over every coordinate. This course's loss sums the squared error over one "
+        "sample's coordinates and averages over the batch: (...).pow(2).flatten(1).sum(1).mean().":
+            (pred - s.dx_t).pow(2).mean(),
+        "the loss was summed over the batch: average it over the batch with .mean() (after summing over "
+        "each sample's coordinates).": (pred - s.dx_t).pow(2).flatten(1).sum(1).sum(),
+        "the norm is not squared: the loss is the *squared* error, (...).pow(2).flatten(1).sum(1).mean().":
+            (pred - s.dx_t).flatten(1).norm(dim=1).mean(),
+        "the error is not squared: use (prediction - target).pow(2), not the absolute value.":
+            (pred - s.dx_t).abs().flatten(1).sum(1).mean(),
+    }
+
+
+def check_cfg_loss(fn: Callable) -> CheckReport:
+    """Check ``fn(model, path, x_1, y, t, x_0, drop_mask, null_label)`` against the CFG loss
+    ``mean_i ||model(x_t, t, ỹ) - dx_t||²`` with ``ỹ = null_label`` where ``drop_mask``."""
+
+    def body(ok):
+        if not callable(fn):
+            raise CheckFailed(f"pass your function itself, e.g. check_cfg_loss(my_cfg_loss), not {fn!r}.")
+        path = AffinePath(CosineScheduler())  # not CondOT: its velocity is not x_1 - x_0
+        for k, shape in enumerate(GUIDANCE_SHAPES):
+            model = _CheckModel(seed=k)
+            x_1, y, t, x_0, drop = _loss_inputs(shape, 10 + k)
+            saved = [a.clone() for a in (x_1, y, t, x_0, drop)]
+            torch.manual_seed(1)
+            out = fn(model, path, x_1, y, t, x_0, drop, _NUM_CLASSES)
+            for name, before, now in zip(("x_1", "y", "t", "x_0", "drop_mask"), saved, (x_1, y, t, x_0, drop)):
+                if not torch.equal(before, now):
+                    raise CheckFailed(f"your loss modified its input {name} in place (e.g. y[drop_mask] = ...). "
+                                      "Build a new tensor instead: torch.where(drop_mask, null_label, y).")
+            if not isinstance(out, Tensor):
+                raise CheckFailed(f"the loss must be a torch.Tensor, got {type(out).__name__}. Do not call "
+                                  ".item(): the trainer needs the tensor to backpropagate through it.")
+            if out.ndim != 0:
+                raise CheckFailed(f"the loss must be a single number (a 0-dim tensor), got shape {tuple(out.shape)}: "
+                                  "sum over each sample's coordinates, then average over the batch.")
+            if not out.requires_grad:
+                raise CheckFailed("the loss does not depend on the network's parameters: compute it with "
+                                  "model(...) and without torch.no_grad() or .detach(), so that it can be trained.")
+            torch.manual_seed(2)
+            again = fn(model, path, x_1, y, t, x_0, drop, _NUM_CLASSES)
+            if not (isinstance(again, Tensor) and close(again.detach(), out.detach(), tol=1e-6)):
+                raise CheckFailed("your loss changed between two calls with the same inputs: use the given x_0, t "
+                                  "and drop_mask instead of drawing new random numbers.")
+            with torch.no_grad():
+                ref = cfg_loss(model, path, x_1, y, t, x_0, drop, _NUM_CLASSES)
+                if not close(out.detach(), ref, tol=1e-4):
+                    raise diagnose(out.detach(), _loss_variants(model, path, x_1, y, t, x_0, drop, _NUM_CLASSES),
+                                   f"for x of shape {shape} your loss is {float(out):.5g}, but the CFG loss is "
+                                   f"{float(ref):.5g}.")
+        ok(f"matches mean ‖u(x_t | ỹ) − dx_t‖² for shapes {_shape_list()} (a cosine path, so the "
+           "target is the path's own velocity)")
+        ok("drops exactly the labels where drop_mask is True, to the null label")
+        ok("returns a 0-dim tensor that backpropagates into the network, and leaves its inputs untouched")
+
+    return run_check("CFG loss", body)
+
+
+# --- exercise 2: the CFG vector field -------------------------------------------------------
+
+
+def _field_inputs(shape: tuple[int, ...], seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen)
+    t = torch.rand(shape[0], generator=gen)
+    return x, t, _labels(shape[0], gen)
+
+
+_GUIDANCE_SCALES = (2.5, 0.4, 4.0, 3.0)
+
+
+def check_cfg_field(fn: Callable) -> CheckReport:
+    """Check ``fn(model, x, t, y, w, null_label)`` against ``(1 − w)·u(x|∅) + w·u(x|y)``,
+    computed with one batched call of the model."""
+
+    def body(ok):
+        if not callable(fn):
+            raise CheckFailed(f"pass your function itself, e.g. check_cfg_field(my_cfg_field), not {fn!r}.")
+        null = _NUM_CLASSES
+        for k, (shape, w) in enumerate(zip(GUIDANCE_SHAPES, _GUIDANCE_SCALES)):
+            model = _CheckModel(seed=20 + k)
+            x, t, y = _field_inputs(shape, 30 + k)
+            saved = [a.clone() for a in (x, t, y)]
+            with torch.no_grad():
+                out = fn(model, x, t, y, w, null)
+            for name, before, now in zip(("x", "t", "y"), saved, (x, t, y)):
+                if not torch.equal(before, now):
+                    raise CheckFailed(f"your field modified its input {name} in place; build new tensors instead.")
+            if not isinstance(out, Tensor):
+                raise CheckFailed(f"the field must return a torch.Tensor, got {type(out).__name__}. "
+                                  "Did you forget `return`?")
+            n = shape[0]
+            if out.shape != x.shape:
+                extra = (" That is the whole batched output: split it into its two halves with .chunk(2) and "
+                         "combine them." if out.shape[0] == 2 * n else "")
+                raise CheckFailed(f"for x of shape {shape} the field returned shape {tuple(out.shape)}; it must "
+                                  f"have x's shape.{extra}")
+            calls = list(model.calls)
+            model.calls.clear()
+            with torch.no_grad():
+                u_null = model(x, t, torch.full_like(y, null))
+                u_cond = model(x, t, y)
+                ref = (1 - w) * u_null + w * u_cond
+            if not close(out, ref, tol=1e-5):
+                with torch.no_grad():
+                    candidates = {
+                        "the weights are swapped (or the halves of the batched output are): w multiplies the "
+                        "guided branch u(x|y) and (1 − w) the unguided u(x|∅). After torch.cat([x, x]) with labels "
+                        "[∅; y], the first half is u(x|∅).": w * u_null + (1 - w) * u_cond,
+                        "this is the (1 + w) convention, u(x|y) + w·(u(x|y) − u(x|∅)). Here w = 1 must give plain "
+                        "guided sampling: (1 − w)·u(x|∅) + w·u(x|y).": (1 + w) * u_cond - w * u_null,
+                        "the unguided term (1 − w)·u(x|∅) is missing.": w * u_cond,
+                        "the unguided branch used the label 0, a real class. Use the null label: "
+                        "torch.full_like(y, null_label).":
+                            (1 - w) * model(x, t, torch.zeros_like(y)) + w * u_cond,
+                        "the unguided branch used null_label - 1, the last real class. Use null_label itself.":
+                            (1 - w) * model(x, t, torch.full_like(y, null - 1)) + w * u_cond,
+                        "this is u(x|∅) + w·u(x|y): the unguided branch needs the weight (1 − w).":
+                            u_null + w * u_cond,
+                        "the guidance scale was ignored: this is the plain average of the two branches.":
+                            0.5 * (u_null + u_cond),
+                    }
+                raise diagnose(out, candidates,
+                               f"for x of shape {shape} and w = {w} the field differs from (1 − w)·u(x|∅) + w·u(x|y) "
+                               f"by up to {float((out - ref).abs().max()):.3g}.")
+            if calls != [2 * n]:
+                if len(calls) > 1:
+                    raise CheckFailed(f"the values are right, but the network was called {len(calls)} times "
+                                      f"(batches {calls}). Run both branches in ONE call: stack torch.cat([x, x]), "
+                                      "torch.cat([t, t]) and the labels torch.cat([null labels, y]), then split the "
+                                      "output with .chunk(2). On a GPU one big batch costs about as much as one small one.")
+                raise CheckFailed(f"the network was called with batches {calls}; expected one call with the "
+                                  f"stacked batch of {2 * n}.")
+        ok(f"matches (1 − w)·u(x|∅) + w·u(x|y) for shapes {_shape_list()} and w = "
+           f"{', '.join(str(w) for w in _GUIDANCE_SCALES)}")
+        ok("runs both branches in one batched network call and returns x's shape")
+
+    return run_check("CFG vector field", body)

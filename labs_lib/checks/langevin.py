@@ -1,0 +1,316 @@
+"""Checkers for notebook 03: the score of a density by autograd, and the Langevin SDE.
+
+Both are compared with **analytic** scores (Gaussians with non-diagonal covariances, a
+Gaussian mixture with unequal weights, and a Gaussian on image-shaped states), never with
+autograd itself, so that a checker cannot share a mistake with the code it checks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..distributions import Density, Gaussian, GaussianMixture
+from ..dynamics import SDE
+from ._framework import CheckFailed, CheckReport, close, diagnose, require_subclass, run_check
+
+_TOL = 1e-4  # float32 autograd against a float64 formula: agreement to ~1e-6 is typical
+
+
+# --- test densities with analytic scores ----------------------------------------------------
+
+
+def _gaussian_score(x: Tensor, mean: Tensor, cov: Tensor) -> Tensor:
+    r""":math:`-\Sigma^{-1}(x - \mu)` for ``x`` of shape ``(n, d)``, computed in float64."""
+    prec = torch.linalg.inv(cov.double())
+    return (-(x.double() - mean.double()) @ prec).to(x.dtype)
+
+
+def _mixture_score(x: Tensor, gm: GaussianMixture) -> Tensor:
+    r""":math:`\sum_k w_k(x)\,(-\Sigma_k^{-1}(x - \mu_k))` with responsibilities :math:`w_k(x)`."""
+    xd = x.double()
+    means, covs = gm.means.double(), gm.covs.double()
+    diff = xd.unsqueeze(1) - means  # (n, K, d)
+    prec = torch.linalg.inv(covs)  # (K, d, d)
+    maha = torch.einsum("nki,kij,nkj->nk", diff, prec, diff)
+    logw = torch.log(gm.weights.double()) - 0.5 * torch.logdet(covs) - 0.5 * maha
+    resp = torch.softmax(logw, dim=1)  # (n, K)
+    comp = -torch.einsum("kij,nkj->nki", prec, diff)
+    return (resp.unsqueeze(-1) * comp).sum(1).to(x.dtype)
+
+
+class _ImageGaussian(Density):
+    """A Gaussian with a non-diagonal covariance on states of shape ``(1, 3, 3)`` (tiny images)."""
+
+    def __init__(self, gen: torch.Generator):
+        a = torch.randn(9, 9, generator=gen) / 3
+        self.gaussian = Gaussian(0.3 * torch.randn(9, generator=gen), a @ a.T + 0.5 * torch.eye(9))
+        self.shape = (1, 3, 3)
+
+    def log_density(self, x: Tensor) -> Tensor:
+        return self.gaussian.log_density(x.reshape(x.shape[0], 9))
+
+    def analytic_score(self, x: Tensor) -> Tensor:
+        g = self.gaussian
+        return _gaussian_score(x.reshape(x.shape[0], 9), g.mean, g.cov).reshape(x.shape)
+
+
+class _Case:
+    """A density, its analytic score, and a batch of points to evaluate them at."""
+
+    def __init__(self, name: str, density: Density, score: Callable[[Tensor], Tensor], x: Tensor):
+        self.name, self.density, self.score, self.x = name, density, score, x
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape)
+
+
+def _cases(seed: int) -> list[_Case]:
+    """The test beds, in the order they are tried. The first has batch 6, so that the usual
+    mistakes (a mean over the batch, ∇p instead of ∇log p...) are diagnosed on it."""
+    gen = torch.Generator().manual_seed(seed)
+    g2 = Gaussian(torch.tensor([0.5, -1.0]), torch.tensor([[1.5, 0.6], [0.6, 0.8]]))
+    a3 = torch.randn(3, 3, generator=gen)
+    g3 = Gaussian(torch.tensor([1.0, 0.0, -0.5]), a3 @ a3.T + 0.5 * torch.eye(3))
+    gm = GaussianMixture(torch.tensor([[-1.5, 0.0], [1.5, 0.5], [0.0, 2.0]]),
+                         torch.stack([torch.tensor([[0.8, 0.3], [0.3, 0.5]]), torch.tensor([[0.5, -0.2], [-0.2, 0.9]]),
+                                      0.6 * torch.eye(2)]),
+                         torch.tensor([0.5, 0.3, 0.2]))
+    img = _ImageGaussian(gen)
+
+    def near(center: Tensor, n: int, scale: float = 1.0) -> Tensor:
+        return center + scale * torch.randn(n, *center.shape, generator=gen)
+
+    return [
+        _Case("a 2-D Gaussian with a non-diagonal covariance", g2,
+              lambda x: _gaussian_score(x, g2.mean, g2.cov), near(g2.mean, 6)),
+        _Case("the same Gaussian at a single point", g2,
+              lambda x: _gaussian_score(x, g2.mean, g2.cov), near(g2.mean, 1)),
+        _Case("a 3-D Gaussian", g3, lambda x: _gaussian_score(x, g3.mean, g3.cov), near(g3.mean, 5)),
+        _Case("a 2-D Gaussian mixture", gm, lambda x: _mixture_score(x, gm), near(torch.tensor([0.0, 0.7]), 8, 1.5)),
+        _Case("a Gaussian on image-shaped states", img, img.analytic_score,
+              near(img.gaussian.mean.reshape(1, 3, 3), 4, 0.5)),
+    ]
+
+
+def _where(case: _Case) -> str:
+    return f"for {case.name} (x of shape {case.shape})"
+
+
+# --- exercise 1: the score by autograd ------------------------------------------------------
+
+_SCALAR_HINT = ("your code called backward (or autograd.grad) on the whole batch of log-densities, shape "
+                "(batch,), and autograd can only start from a single number. Sum them first: "
+                "log_density(x).sum(). The samples are independent, so the gradient of the sum with "
+                "respect to x[i] is exactly ∇log p(x[i]).")
+_ENABLE_GRAD_HINT = ("it works normally but fails when called inside `with torch.no_grad():` (as the "
+                     "simulators call it): there autograd records nothing. Compute the gradient inside "
+                     "`with torch.enable_grad():`.")
+_REQUIRES_GRAD_HINT = ("autograd had nothing to differentiate: x must require gradients *before* "
+                       "log_density is evaluated. Work on a copy: x = x.detach().requires_grad_().")
+
+
+def _call_score(fn: Callable, case: _Case, x: Tensor, *, no_grad: bool = False) -> Tensor:
+    """Call the student's ``fn(log_density, x)`` and check what every answer must satisfy."""
+    x_before = x.detach().clone()
+    was_requiring = x.requires_grad
+    try:
+        if no_grad:
+            with torch.no_grad():
+                out = fn(case.density.log_density, x)
+        else:
+            out = fn(case.density.log_density, x)
+    except RuntimeError as err:
+        text = str(err)
+        if "only for scalar outputs" in text:
+            raise CheckFailed(_SCALAR_HINT) from None
+        if "does not require grad" in text:
+            raise CheckFailed(_ENABLE_GRAD_HINT if no_grad else _REQUIRES_GRAD_HINT) from None
+        if "requires_grad flags of leaf" in text or "leaf Variable" in text:
+            raise CheckFailed("do not change the caller's x; make a fresh leaf tensor to differentiate: "
+                              "x = x.detach().requires_grad_().") from None
+        raise
+    if x.requires_grad and not was_requiring:
+        raise CheckFailed("your function switched on gradients for the caller's x (x.requires_grad_() on the "
+                          "input): afterwards every computation with x would be recorded by autograd. Work on "
+                          "a copy instead: x = x.detach().requires_grad_().")
+    if was_requiring and x.grad is not None:
+        raise CheckFailed("your function accumulated a gradient into the caller's x.grad (backward on the input "
+                          "itself). Differentiate a detached copy, x.detach().requires_grad_(), or use "
+                          "torch.autograd.grad, which returns the gradient without storing it.")
+    if not torch.equal(x.detach(), x_before):
+        raise CheckFailed("your function changed the values of its input x in place. Leave x untouched.")
+    if out is None:
+        raise CheckFailed("your function returned None. If you read x.grad: it is only filled for the leaf "
+                          "tensor you called requires_grad_() on, after backward(); torch.autograd.grad(total, x) "
+                          "returns the gradient directly (a tuple: take its first element). And do not forget `return`.")
+    if isinstance(out, (tuple, list)) and len(out) == 1 and isinstance(out[0], Tensor):
+        raise CheckFailed("your function returned a tuple holding one tensor: torch.autograd.grad returns a "
+                          "tuple, one gradient per input. Return its first element.")
+    if not isinstance(out, Tensor):
+        raise CheckFailed(f"your function must return a torch.Tensor, got {type(out).__name__}.")
+    if out.shape != x.shape:
+        raise CheckFailed(f"for x of shape {tuple(x.shape)} your score has shape {tuple(out.shape)}. The score "
+                          "has one gradient per sample, of the sample's shape: the same shape as x.")
+    if out.requires_grad:
+        raise CheckFailed("the score you return is still attached to an autograd graph (it requires grad). "
+                          "Return a plain tensor: the gradient from torch.autograd.grad (without create_graph) "
+                          "or .detach() it.")
+    return out
+
+
+def _score_mistakes(out: Tensor, case: _Case, x: Tensor) -> CheckFailed:
+    ref = case.score(x)
+    with torch.no_grad():
+        p = case.density.log_density(x).exp().reshape(-1, *([1] * (x.ndim - 1)))
+    n = x.shape[0]
+    candidates = {
+        "the score has the wrong sign: it is +∇log p(x), pointing uphill towards high density "
+        "(for a Gaussian, towards the mean).": -ref,
+        f"your score is the true one divided by the batch size ({n}): you differentiated the *mean* of the "
+        "log-densities. Use the sum: the gradient of Σ_j log p(x_j) with respect to x_i is ∇log p(x_i).": ref / n,
+        "this is the gradient of the density p(x), not of log p(x): ∇p = p·∇log p. Differentiate "
+        "log_density(x) itself, not its exp().": p * ref,
+        "your score is all zeros: is the gradient really taken of log_density(x) with respect to the tensor "
+        "you pass in?": torch.zeros_like(ref),
+    }
+    if n > 1:
+        candidates["the score is twice the true one: did you call backward() twice, or sum twice?"] = 2 * ref
+    return diagnose(out, candidates, f"{_where(case)} your score differs from the analytic ∇log p(x) by up "
+                                     f"to {float((out - ref).abs().max()):.3g}.")
+
+
+def check_autograd_score(fn: Callable) -> CheckReport:
+    """Check ``fn(log_density, x)``: it must return ``∇_x log p(x)`` of ``x``'s shape, leave ``x``
+    untouched, and work inside ``torch.no_grad()``."""
+
+    def body(ok):
+        if not callable(fn) or isinstance(fn, type):
+            raise CheckFailed(f"pass your function itself, check_autograd_score(autograd_score), not {fn!r}.")
+        cases = _cases(0)
+        for case in cases:
+            x = case.x.clone()
+            out = _call_score(fn, case, x)
+            if not close(out, case.score(x), _TOL):
+                raise _score_mistakes(out, case, x)
+        shapes = ", ".join(str(c.shape) for c in cases)
+        ok(f"matches the analytic scores of Gaussians and a Gaussian mixture, for x of shapes {shapes}")
+        ok("returns a plain tensor of x's shape and leaves x untouched (no requires_grad on the input)")
+
+        for case in (cases[0], cases[4]):
+            x = case.x.clone()
+            out = _call_score(fn, case, x, no_grad=True)
+            if not close(out, case.score(x), _TOL):
+                raise CheckFailed(f"inside torch.no_grad() your score is wrong {_where(case)}: compute the "
+                                  "gradient inside `with torch.enable_grad():`.")
+        ok("works when called inside torch.no_grad(), as the simulators call it")
+
+        case = cases[3]
+        x = case.x.clone().requires_grad_(True)
+        out = _call_score(fn, case, x)
+        if not close(out, case.score(x.detach()), _TOL):
+            raise _score_mistakes(out, case, x.detach())
+        ok("works on an x that itself requires grad, without touching x.grad")
+
+        shifted = lambda z: case.density.log_density(z) + 7.0  # noqa: E731  (an unnormalised density)
+        x = case.x.clone()
+        out = fn(shifted, x)
+        if not (isinstance(out, Tensor) and close(out, case.score(x), _TOL)):
+            raise CheckFailed("adding a constant to log p (dividing p by a normalising constant) changed your "
+                              "score; it must not.")
+        ok("ignores the normalising constant: log p + 7 has the same score")
+
+    return run_check("Score by autograd", body)
+
+
+# --- exercise 2: the Langevin SDE -----------------------------------------------------------
+
+
+def _diffusion_tensor(value: object, x: Tensor) -> Tensor:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Tensor)):
+        raise CheckFailed(f"diffusion must return a number (σ) or a tensor, got {type(value).__name__}.")
+    d = torch.as_tensor(value, dtype=x.dtype)
+    try:
+        return torch.broadcast_to(d, x.shape)
+    except RuntimeError:
+        raise CheckFailed(f"diffusion returned shape {tuple(d.shape)}, which does not broadcast against x of "
+                          f"shape {tuple(x.shape)}. A constant σ is simply the number self.sigma.") from None
+
+
+def check_langevin_sde(cls: type) -> CheckReport:
+    """Check a Langevin SDE class ``cls(density, sigma)``: drift ``½σ²∇log p(x)``, diffusion ``σ``."""
+
+    def body(ok):
+        require_subclass(cls, SDE, "langevin_sde")
+        cases = _cases(1)
+        sigmas = (1.6, 0.7)
+        for case in cases:
+            for sigma in sigmas:
+                try:
+                    sde = cls(case.density, sigma)
+                except TypeError as err:
+                    raise CheckFailed(f"could not build {cls.__name__}(density, sigma): {err}. The constructor "
+                                      "takes the density first, then σ.") from None
+                x = case.x.clone()
+                x_before = x.clone()
+                t = torch.tensor(0.3)
+                try:
+                    with torch.no_grad():  # as the simulators call it
+                        out = sde.drift(x, t)
+                except TypeError as err:
+                    raise CheckFailed(f"drift raised TypeError: {err}. Does __init__(self, density, sigma) store "
+                                      "its arguments in that order (self.density = density, self.sigma = sigma)?"
+                                      ) from None
+                if not isinstance(out, Tensor):
+                    raise CheckFailed(f"drift must return a torch.Tensor, got {type(out).__name__}. "
+                                      "Did you forget `return`?")
+                if not torch.equal(x, x_before):
+                    raise CheckFailed("drift changed its input x in place; leave x untouched.")
+                logp = case.density.log_density(x)
+                if out.shape == logp.shape and out.shape != x.shape:
+                    raise CheckFailed(f"for x of shape {case.shape} drift returned shape {tuple(out.shape)}, the "
+                                      "shape of log_density(x): one number per sample. The drift needs the "
+                                      "score, self.density.score(x), which has x's shape.")
+                if out.shape != x.shape:
+                    raise CheckFailed(f"for x of shape {case.shape} drift returned shape {tuple(out.shape)}; it "
+                                      "must have x's shape.")
+                score = case.score(x)
+                ref = 0.5 * sigma**2 * score
+                if not close(out, ref, _TOL):
+                    lp = logp.reshape(-1, *([1] * (x.ndim - 1))).expand_as(x)
+                    raise diagnose(out, {
+                        "the drift has the wrong sign: +½σ²∇log p(x) pushes particles uphill, towards high density.":
+                            -ref,
+                        "the drift is missing the factor ½: it is ½σ²∇log p(x).": sigma**2 * score,
+                        "the drift uses σ where it needs σ²: ½σ²∇log p(x).": 0.5 * sigma * score,
+                        "the drift uses σ where it needs ½σ²: ½σ²∇log p(x).": sigma * score,
+                        "the drift is missing the factor σ²: ½σ²∇log p(x). (With σ = 1 you would not notice; "
+                        "with other σ the noise and the drift no longer balance.)": 0.5 * score,
+                        "the drift is just the score: multiply it by ½σ².": score,
+                        "the drift uses log_density(x), a number per sample; it needs the score "
+                        "self.density.score(x), the gradient of log p.": 0.5 * sigma**2 * lp,
+                    }, f"with σ = {sigma}, {_where(case)} your drift differs from ½σ²∇log p(x) by up to "
+                       f"{float((out - ref).abs().max()):.3g}. Does it use the density passed to __init__?")
+                diff = _diffusion_tensor(sde.diffusion(x, t), x)
+                if not close(diff, torch.full_like(diff, sigma), _TOL):
+                    raise diagnose(diff, {
+                        "diffusion returns σ²; the diffusion coefficient is σ itself (the noise term is σ dW).":
+                            torch.full_like(diff, sigma**2),
+                        "diffusion returns √σ; the diffusion coefficient is σ itself.":
+                            torch.full_like(diff, math.sqrt(sigma)),
+                        "diffusion returns σ/2; the ½ belongs to the drift (½σ²), the diffusion is σ.":
+                            torch.full_like(diff, sigma / 2),
+                        "diffusion returns ½σ², the drift's factor; the diffusion coefficient is σ.":
+                            torch.full_like(diff, sigma**2 / 2),
+                        "diffusion returns 1: use the σ passed to __init__.": torch.ones_like(diff),
+                    }, f"with σ = {sigma} diffusion returned values up to {float(diff.abs().max()):.3g}; "
+                       "it must be σ.")
+        shapes = ", ".join(str(c.shape) for c in cases)
+        ok(f"drift = ½σ²∇log p(x) for σ in {sigmas}, Gaussians and a Gaussian mixture, x of shapes {shapes}")
+        ok("diffusion = σ, and drift works inside torch.no_grad() without changing x")
+
+    return run_check("Langevin SDE", body)

@@ -1,0 +1,271 @@
+r"""Checkers for notebook 04 (probability paths): the square-root schedule with its derivatives,
+the conditional vector field and the conditional score of the Gaussian path.
+
+Every checker evaluates at times strictly inside :math:`(0, 1)` (0.1 to 0.9): at :math:`t = 1` the
+conditional field and score divide by :math:`\beta_1 = 0`, which is a fact of the mathematics,
+not a mistake of the student.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..dynamics import expand_time
+from ..paths import AffinePath, CondOTScheduler, CosineScheduler, Scheduler, SchedulerOutput, SqrtScheduler, check_scheduler
+from ._framework import SHAPES, CheckFailed, CheckReport, close, diagnose, require_subclass, run_check
+
+_FIELDS = ("alpha_t", "beta_t", "d_alpha_t", "d_beta_t")
+
+
+def _fmt(shape) -> str:
+    return str(tuple(shape))
+
+
+# --- exercise 1: the square-root schedule --------------------------------------------------------
+
+
+def _scheduler_times() -> list[Tensor]:
+    t = torch.linspace(0.1, 0.9, 9)
+    return [t, t[:, None], torch.tensor(0.35), t[:4].view(4, 1, 1, 1)]
+
+
+def _call_scheduler(sched: Scheduler, t: Tensor) -> SchedulerOutput:
+    out = sched(t)
+    if not isinstance(out, SchedulerOutput):
+        raise CheckFailed("__call__ must return ll.SchedulerOutput(alpha_t=..., beta_t=..., d_alpha_t=..., "
+                          f"d_beta_t=...), got {type(out).__name__}." + (" Did you forget `return`?" if out is None else ""))
+    for name in _FIELDS:
+        value = getattr(out, name)
+        if not isinstance(value, Tensor):
+            raise CheckFailed(f"{name} is a {type(value).__name__}, not a tensor: every field needs one value per "
+                              "time, with t's shape. Build a constant c as c * torch.ones_like(t).")
+        if value.shape != t.shape:
+            raise CheckFailed(f"for t of shape {_fmt(t.shape)}, {name} has shape {_fmt(value.shape)}: every field "
+                              "must have t's shape (one value per time). Compute it elementwise from t, and build "
+                              "constants with torch.ones_like(t).")
+        if value.dtype != t.dtype:
+            raise CheckFailed(f"for t of dtype {t.dtype}, {name} has dtype {value.dtype}: build constants with "
+                              "torch.ones_like(t), which follows t's dtype and device.")
+    return out
+
+
+def check_sqrt_scheduler(cls: type) -> CheckReport:
+    r"""Check a scheduler class for :math:`\alpha_t = t,\ \beta_t = \sqrt{1-t}` and their derivatives."""
+
+    def body(ok):
+        require_subclass(cls, Scheduler, "sqrt_scheduler")
+        sched = cls()
+        ref_sched = SqrtScheduler()
+        times = _scheduler_times()
+        outs = [_call_scheduler(sched, t) for t in times]
+        ok("returns a SchedulerOutput whose four fields are tensors of t's shape and dtype, for t of shape "
+           + ", ".join(_fmt(t.shape) for t in times))
+
+        for t, out in zip(times, outs):
+            ref = ref_sched(t)
+            root = torch.sqrt(1 - t)
+            if not close(out.alpha_t, ref.alpha_t):
+                raise diagnose(out.alpha_t, {
+                    "α and β are swapped: the data weight α_t = t grows from 0 to 1, the noise weight "
+                    "β_t = √(1 − t) shrinks from 1 to 0.": root,
+                    "α_t must be t itself, not √t.": torch.sqrt(t),
+                }, f"alpha_t should be α_t = t, but at t = {t.flatten()[:3].tolist()} it is "
+                   f"{[round(v, 4) for v in out.alpha_t.flatten()[:3].tolist()]}.")
+            if not close(out.beta_t, ref.beta_t):
+                raise diagnose(out.beta_t, {
+                    "α and β are swapped: β_t = √(1 − t) is the noise weight, α_t = t the data weight.": t,
+                    "β_t = 1 − t is the linear (CondOT) schedule; this one is β_t = √(1 − t).": 1 - t,
+                    "β_t = √t runs the wrong way: it must start at 1 (pure noise) and end at 0, so β_t = √(1 − t).":
+                        torch.sqrt(t),
+                    "β_t = 1 − √t runs at the wrong speed: take the root of (1 − t), β_t = √(1 − t).": 1 - torch.sqrt(t),
+                }, f"beta_t should be β_t = √(1 − t), but at t = {t.flatten()[:3].tolist()} it is "
+                   f"{[round(v, 4) for v in out.beta_t.flatten()[:3].tolist()]}.")
+        ok("α_t = t and β_t = √(1 − t) at t = 0.1, 0.2, …, 0.9")
+
+        for t, out in zip(times, outs):
+            ref = ref_sched(t)
+            root = torch.sqrt(1 - t)
+            if not close(out.d_alpha_t, ref.d_alpha_t):
+                raise diagnose(out.d_alpha_t, {
+                    "d_alpha_t is 0, but α_t = t grows at rate 1: d_alpha_t = torch.ones_like(t).": torch.zeros_like(t),
+                    "d_alpha_t = t is α_t itself; its derivative is 1 (torch.ones_like(t)).": t,
+                    "α and β are swapped in the derivatives too: d_alpha_t is dα_t/dt = 1.": ref.d_beta_t,
+                }, f"d_alpha_t should be dα_t/dt = 1, but yours is {[round(v, 4) for v in out.d_alpha_t.flatten()[:3].tolist()]}.")
+            if not close(out.d_beta_t, ref.d_beta_t):
+                raise diagnose(out.d_beta_t, {
+                    "d_beta_t has the wrong sign: β_t = √(1 − t) decreases, so dβ_t/dt = −1/(2√(1 − t)) is negative "
+                    "(the chain rule brings the factor d(1 − t)/dt = −1).": 0.5 / root,
+                    "the factor ½ is missing: d/du √u = 1/(2√u), so dβ_t/dt = −1/(2√(1 − t)).": -1 / root,
+                    "the factor ½ is missing and the sign is wrong: dβ_t/dt = −1/(2√(1 − t)) (chain rule: "
+                    "d(1 − t)/dt = −1).": 1 / root,
+                    "d_beta_t = −1 is the derivative of the linear schedule 1 − t; differentiate √(1 − t) with the "
+                    "chain rule: −1/(2√(1 − t)).": -torch.ones_like(t),
+                    "the derivative of √u is 1/(2√u), not √u/2: dβ_t/dt = −1/(2√(1 − t)).": -0.5 * root,
+                    "the root is missing in the denominator's place: dβ_t/dt = −1/(2√(1 − t)), not −1/(2(1 − t)).":
+                        -0.5 / (1 - t),
+                    "d_beta_t is 0, but β_t changes with t: dβ_t/dt = −1/(2√(1 − t)).": torch.zeros_like(t),
+                    "α and β are swapped in the derivatives: d_beta_t is dβ_t/dt = −1/(2√(1 − t)).": ref.d_alpha_t,
+                }, f"d_beta_t should be dβ_t/dt = −1/(2√(1 − t)), but at t = {t.flatten()[:3].tolist()} yours is "
+                   f"{[round(v, 4) for v in out.d_beta_t.flatten()[:3].tolist()]}.")
+        ok("dα_t/dt = 1 and dβ_t/dt = −1/(2√(1 − t))")
+
+        # The derivatives against central differences of the student's own α_t and β_t (float64).
+        t = torch.linspace(0.1, 0.9, 9, dtype=torch.float64)
+        h = 1e-6
+        plus, minus, out = _call_scheduler(sched, t + h), _call_scheduler(sched, t - h), _call_scheduler(sched, t)
+        for name, fd, d in (("alpha", (plus.alpha_t - minus.alpha_t) / (2 * h), out.d_alpha_t),
+                            ("beta", (plus.beta_t - minus.beta_t) / (2 * h), out.d_beta_t)):
+            if not torch.allclose(d, fd, rtol=1e-5, atol=1e-6):
+                raise CheckFailed(f"d_{name}_t disagrees with the rate of change of your {name}_t in float64: finite "
+                                  f"differences give {[round(v, 4) for v in fd[:3].tolist()]}, your derivative "
+                                  f"{[round(v, 4) for v in d[:3].tolist()]}. Compute everything from t (no float32 constants).")
+        ok("the derivatives agree with central finite differences of your α_t and β_t (float64)")
+
+        try:
+            check_scheduler(sched)
+        except (TypeError, ValueError) as err:
+            raise CheckFailed(str(err)) from None
+        ok("the schedule starts at noise (α_0 = 0, β_0 = 1) and ends at data (α_1 = 1, β_1 = 0)")
+
+    return run_check("square-root schedule", body)
+
+
+# --- exercises 2 and 3: the conditional vector field and score -----------------------------------
+
+# Three schedules, the square root first: for it the common mistakes give distinct results, while
+# for the linear schedule some coincide (there dα/dt = 1 and (z − x)/(1 − t) is the right answer).
+_SCHEDULERS: tuple[Callable[[], Scheduler], ...] = (SqrtScheduler, CosineScheduler, CondOTScheduler)
+_NAMES = {SqrtScheduler: "square-root", CosineScheduler: "cosine", CondOTScheduler: "linear (CondOT)"}
+
+
+def _field_inputs(seed: int):
+    """``(x, z, t)`` for every state shape, t of shape (batch,) in [0.1, 0.9], then one 0-dim t."""
+    gen = torch.Generator().manual_seed(seed)
+    for shape in SHAPES:
+        x = torch.randn(shape, generator=gen)
+        z = 2 * torch.randn(shape, generator=gen)
+        yield x, z, 0.1 + 0.8 * torch.rand(shape[0], generator=gen)
+    yield x, z, torch.tensor(0.6)
+
+
+def _broadcast_hint(x: Tensor, t: Tensor) -> str:
+    return (f"for x of shape {_fmt(x.shape)} and t of shape {_fmt(t.shape)}. t holds one time per sample: reshape "
+            "it to broadcast against x before using it, e.g. s = scheduler(ll.expand_time(t, x)), whose fields then "
+            "have shape (batch, 1, ..., 1) (or stay 0-dim for a 0-dim t).")
+
+
+def _call_field(fn: Callable, sched: Scheduler, x: Tensor, z: Tensor, t: Tensor, what: str) -> Tensor:
+    x_before, z_before = x.clone(), z.clone()
+    try:
+        out = fn(sched, x, z, t)
+    except RuntimeError as err:
+        if "size of tensor" in str(err) or "must match" in str(err):
+            raise CheckFailed("a shape error " + _broadcast_hint(x, t)) from None
+        raise
+    if not isinstance(out, Tensor):
+        raise CheckFailed(f"your function must return a torch.Tensor, got {type(out).__name__}."
+                          + (" Did you forget `return`?" if out is None else ""))
+    if not (torch.equal(x, x_before) and torch.equal(z, z_before)):
+        raise CheckFailed("your function changed x or z in place (e.g. `x -= ...`): build new tensors instead.")
+    if out.shape != x.shape:
+        raise CheckFailed(f"{what} must have x's shape {_fmt(x.shape)}, got {_fmt(out.shape)} "
+                          f"{_broadcast_hint(x, t)} Keep every term elementwise, with no sum or slice over an axis.")
+    return out
+
+
+def check_conditional_vector_field(fn: Callable) -> CheckReport:
+    r"""Check ``fn(scheduler, x, z, t)`` against :math:`u_t(x \mid z) = \dot\alpha_t z + \frac{\dot\beta_t}{\beta_t}(x - \alpha_t z)`."""
+
+    def body(ok):
+        if not callable(fn):
+            raise CheckFailed(f"pass your function itself, check_conditional_vector_field(my_conditional_vector_field), "
+                              f"not {fn!r}.")
+        for make in _SCHEDULERS:
+            sched = make()
+            for x, z, t in _field_inputs(4):
+                out = _call_field(fn, sched, x, z, t, "the vector field")
+                ref = AffinePath(sched).conditional_vector_field(x, z, t)
+                if close(out, ref):
+                    continue
+                s = sched(expand_time(t, x))
+                a, b, da, db = s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t
+                raise diagnose(out, {
+                    "the second term has the wrong sign: u = α̇ z + (β̇/β)(x − α z). (β̇ < 0, so that term pulls "
+                    "x towards α z.)": da * z - db / b * (x - a * z),
+                    "the first term is α̇·z, not α̇·x: the data point z is what α_t multiplies.":
+                        da * x + db / b * (x - a * z),
+                    "inside the bracket subtract α_t·z, not z: x − α_t z is β_t times the noise x_0.":
+                        da * z + db / b * (x - z),
+                    "the bracket is multiplied by β̇_t/β_t, not by β_t.": da * z + b * (x - a * z),
+                    "the bracket must be divided by β_t: u = α̇ z + (β̇/β)(x − α z).": da * z + db * (x - a * z),
+                    "divide by β_t once, not by β_t²: u = α̇ z + (β̇/β)(x − α z).": da * z + db / b**2 * (x - a * z),
+                    "the ratio is upside down: β̇_t/β_t, not β_t/β̇_t.": da * z + b / db * (x - a * z),
+                    "the first term uses α_t; it must use its derivative α̇_t (d_alpha_t).": a * z + db / b * (x - a * z),
+                    "this is a point of the path, α_t z + β_t x; the exercise asks for its velocity.": a * z + b * x,
+                    "this is α̇ z + β̇ x_0 with x in place of x_0. Express x_0 through x first: "
+                    "x_0 = (x − α_t z)/β_t.": da * z + db * x,
+                    "(z − x)/(1 − t) is the field of the linear schedule only; use the scheduler's α_t, β_t and "
+                    "their derivatives.": (z - x) / (1 - expand_time(t, x)),
+                }, f"with the {_NAMES[make]} schedule, for x of shape {_fmt(x.shape)} and t of shape "
+                   f"{_fmt(t.shape)}, your field differs from α̇ z + (β̇/β)(x − α z) by up to "
+                   f"{float((out - ref).abs().max()):.3g}.")
+            ok(f"matches α̇_t z + (β̇_t/β_t)(x − α_t z) for the {_NAMES[make]} schedule")
+        ok(f"works for state shapes {', '.join(_fmt(s) for s in SHAPES)}, with t of shape (batch,) or 0-dim")
+        ok("returns a new tensor of x's shape and leaves x and z untouched")
+
+    return run_check("conditional vector field", body)
+
+
+def check_conditional_score(fn: Callable) -> CheckReport:
+    r"""Check ``fn(scheduler, x, z, t)`` against :math:`\nabla_x \log \mathcal N(x; \alpha_t z, \beta_t^2 I) = -(x - \alpha_t z)/\beta_t^2`."""
+
+    def body(ok):
+        if not callable(fn):
+            raise CheckFailed(f"pass your function itself, check_conditional_score(my_conditional_score), not {fn!r}.")
+        for make in _SCHEDULERS:
+            sched = make()
+            for x, z, t in _field_inputs(5):
+                out = _call_field(fn, sched, x, z, t, "the score")
+                ref = AffinePath(sched).conditional_score(x, z, t)
+                if close(out, ref):
+                    continue
+                s = sched(expand_time(t, x))
+                a, b = s.alpha_t, s.beta_t
+                raise diagnose(out, {
+                    "the sign is wrong: the score points from x towards the mean α_t z, −(x − α_t z)/β_t².":
+                        (x - a * z) / b**2,
+                    "divide by the variance β_t², not by the standard deviation β_t.": -(x - a * z) / b,
+                    "(x − α z)/β_t is the noise x_0 that produced x, not the score; the score is "
+                    "−x_0/β_t = −(x − α_t z)/β_t².": (x - a * z) / b,
+                    "the mean of p_t(·|z) is α_t z, not z: −(x − α_t z)/β_t².": -(x - z) / b**2,
+                    "subtract the mean: −(x − α_t z)/β_t², not −(x + α_t z)/β_t².": -(x + a * z) / b**2,
+                    "the division by the variance β_t² is missing: −(x − α_t z)/β_t².": -(x - a * z),
+                    "the ½ of the Gaussian's exponent cancels against the 2 of the derivative of the square: "
+                    "−(x − α_t z)/β_t², no factor ½.": -(x - a * z) / (2 * b**2),
+                    "this is the conditional vector field, not the score: the score is −(x − α_t z)/β_t².":
+                        s.d_alpha_t * z + s.d_beta_t / b * (x - a * z),
+                }, f"with the {_NAMES[make]} schedule, for x of shape {_fmt(x.shape)} and t of shape "
+                   f"{_fmt(t.shape)}, your score differs from −(x − α_t z)/β_t² by up to "
+                   f"{float((out - ref).abs().max()):.3g}.")
+            ok(f"matches −(x − α_t z)/β_t² for the {_NAMES[make]} schedule")
+        # the same numbers as the autograd score of the Gaussian N(α z, β² I)
+        sched = SqrtScheduler()
+        x, z, t = torch.randn(8, 2, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64), 0.45
+        s = sched(torch.tensor(t, dtype=torch.float64))
+        x_ = x.clone().requires_grad_(True)
+        logp = -((x_ - s.alpha_t * z) ** 2).sum() / (2 * s.beta_t**2)
+        (grad,) = torch.autograd.grad(logp, x_)
+        out = _call_field(fn, sched, x, z.expand(8, 2), torch.tensor(t, dtype=torch.float64), "the score")
+        if not torch.allclose(out, grad, rtol=1e-8, atol=1e-8):
+            raise CheckFailed("in float64 your score differs from the autograd gradient of log N(x; α_t z, β_t² I) "
+                              f"by {float((out - grad).abs().max()):.3g}: compute it from the scheduler's tensors only.")
+        ok("equals the autograd gradient of log N(x; α_t z, β_t² I) (float64)")
+        ok(f"works for state shapes {', '.join(_fmt(s) for s in SHAPES)}, with t of shape (batch,) or 0-dim")
+
+    return run_check("conditional score", body)
+
+
+__all__ = ["check_sqrt_scheduler", "check_conditional_vector_field", "check_conditional_score"]

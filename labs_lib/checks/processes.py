@@ -1,0 +1,302 @@
+r"""Checkers for notebook 02: Brownian motion and the Ornstein–Uhlenbeck process as SDE classes.
+
+Both exercises ask for the two coefficients of an SDE :math:`dX_t = u_t(X_t)\,dt + \sigma_t(X_t)\,dW_t`:
+
+* Brownian motion :math:`dX_t = \sigma\,dW_t`: drift 0, diffusion σ;
+* Ornstein–Uhlenbeck :math:`dX_t = -\theta X_t\,dt + \sigma\,dW_t`: drift :math:`-\theta x`, diffusion σ.
+
+The checkers build the student's class with several parameter values (so that a hard-coded
+θ or σ shows), call ``drift`` and ``diffusion`` on states of several shapes (images included)
+and dtypes, and compare with the formulas above: the drift exactly (a new tensor of ``x``'s
+shape and dtype, ``x`` left untouched), the diffusion after broadcasting it against ``x`` (a
+float or a tensor that broadcasts, as :mod:`labs_lib.dynamics` allows). Wrong answers are
+matched against a list of common mistakes (σ² instead of σ, a wrong sign, θ left out...).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from ..dynamics import SDE
+from ._framework import SHAPES, CheckFailed, CheckReport, close, require_subclass, run_check
+
+# Parameter values are chosen so that every catalogued mistake gives a different number:
+# no θ or σ equals 1 (σ² = √σ = σ there), no θ equals 1/2 (σ/√(2θ) = σ there), θ ≠ σ
+# (so that swapping them shows), and the values differ from instance to instance (so that a
+# hard-coded parameter shows).
+BROWNIAN_SIGMAS: tuple[float, ...] = (0.6, 1.7, 2.5)
+OU_PARAMETERS: tuple[tuple[float, float], ...] = ((2.0, 0.6), (0.7, 1.5), (3.0, 2.5))  # (θ, σ)
+
+Mistakes = dict[str, Tensor]
+
+
+def _inputs(seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """States of every shape in SHAPES (float32), plus a float64 batch, with a time for each.
+
+    The time is a 0-dim tensor, as in a simulation, except for one shape where every particle
+    has its own time (shape ``(batch,)``, as in training).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for i, shape in enumerate(SHAPES):
+        x = 2 * torch.randn(shape, generator=gen)
+        t = torch.rand(shape[0], generator=gen) if i == 1 else torch.tensor(0.2 + 0.15 * i)
+        yield x, t
+    yield 2 * torch.randn(7, 1, generator=gen, dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64)
+
+
+def _shapes_text() -> str:
+    return ", ".join(str(s) for s in SHAPES) + " and (7, 1) in float64"
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _construct(cls: type, args: Sequence[float], signature: str) -> object:
+    call = f"{cls.__name__}({', '.join(str(a) for a in args)})"
+    try:
+        return cls(*args)
+    except TypeError as err:
+        raise CheckFailed(f"{call} failed with TypeError: {err}. The constructor must be "
+                          f"`def __init__(self, {signature})`.") from None
+
+
+def _call(obj: object, method: str, x: Tensor, t: Tensor) -> object:
+    """Call ``obj.<method>(x, t)`` and make sure ``x`` was not modified."""
+    x_before = x.clone()
+    out = getattr(obj, method)(x, t)
+    if not torch.equal(x, x_before):
+        raise CheckFailed(f"{method} modified its input x in place (e.g. `x *= ...` or `x.mul_(...)`). "
+                          "Return a new tensor (`-self.theta * x`, `torch.zeros_like(x)`): the simulator "
+                          "still needs the current state after asking for the coefficients.")
+    return out
+
+
+def _match(value: Tensor, mistakes: Mistakes) -> str | None:
+    for hint, wrong in mistakes.items():
+        if close(value, wrong):
+            return hint
+    return None
+
+
+def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formula: str, how: str,
+                 ignores: Callable[[], str | None] = lambda: None) -> None:
+    """The drift must be a new tensor equal to ``ref``: same shape and dtype as ``x``.
+
+    A wrong value is compared with ``mistakes`` (hint → wrong value) first; if none matches,
+    ``ignores()`` may name a constructor argument that the code ignores.
+    """
+    if out is None:
+        raise CheckFailed("drift returned None. Did you forget `return`?")
+    if isinstance(out, Tensor) and out.shape == x.shape:
+        if not torch.is_floating_point(out) or out.dtype != x.dtype:
+            raise CheckFailed(f"for x of dtype {x.dtype} drift returned dtype {out.dtype}. Build the drift "
+                              f"from x ({how}) so that it keeps x's dtype and device.")
+        if not close(out, ref):
+            hint = _match(out, mistakes) or ignores()
+            if hint:
+                raise CheckFailed(hint)
+            raise CheckFailed(f"for x of shape {tuple(x.shape)} the drift differs from {formula} by up to "
+                              f"{float((out - ref).abs().max()):.3g}.")
+        return
+    # A number, a 0-dim tensor or a tensor of another shape: say what the values would have
+    # been (the mistake may be in the formula too), then ask for x's shape.
+    if not isinstance(out, (int, float, Tensor)) or isinstance(out, bool):
+        raise CheckFailed(f"drift must return a torch.Tensor of x's shape, got {_describe(out)}.")
+    value = torch.as_tensor(out, dtype=x.dtype)
+    try:
+        broadcast_ok = torch.broadcast_shapes(value.shape, x.shape) == x.shape
+    except RuntimeError:
+        broadcast_ok = False
+    shape_text = (f"drift returned {_describe(out)} for x of shape {tuple(x.shape)}; it must return a tensor "
+                  f"of exactly x's shape ({how}): a drift gives one velocity per particle and coordinate, and "
+                  "code that uses it (quiver plots, training losses) relies on that.")
+    if broadcast_ok:
+        full = value.expand(x.shape)
+        if close(full, ref):
+            raise CheckFailed(f"the values are right, but {shape_text}")
+        hint = _match(full, mistakes)
+        if hint:
+            raise CheckFailed(f"{hint} (Also, {shape_text})")
+    raise CheckFailed(shape_text)
+
+
+def _diffusion_values(out: object, x: Tensor) -> Tensor:
+    """The diffusion broadcast to ``x``'s shape, or a failure saying why it cannot be."""
+    if out is None:
+        raise CheckFailed("diffusion returned None. Did you forget `return`?")
+    if isinstance(out, bool) or not isinstance(out, (int, float, Tensor)):
+        raise CheckFailed(f"diffusion must return a number (such as self.sigma) or a tensor that "
+                          f"broadcasts against x, got {_describe(out)}.")
+    value = torch.as_tensor(out, dtype=x.dtype)
+    try:
+        shape = torch.broadcast_shapes(value.shape, x.shape)
+    except RuntimeError:
+        shape = None
+    if shape != x.shape:
+        raise CheckFailed(f"for x of shape {tuple(x.shape)} diffusion returned a tensor of shape "
+                          f"{tuple(value.shape)}, which does not broadcast to x's shape. Return a number "
+                          "(self.sigma) or a tensor of x's shape (self.sigma * torch.ones_like(x)).")
+    return value.expand(x.shape)
+
+
+def _check_diffusion(out: object, x: Tensor, sigma: float, mistakes: Mistakes,
+                     ignores: Callable[[], str | None] = lambda: None) -> None:
+    values = _diffusion_values(out, x)
+    ref = torch.full_like(x, sigma)
+    if not close(values, ref):
+        hint = _match(values, mistakes) or ignores()
+        if hint:
+            raise CheckFailed(hint)
+        raise CheckFailed(f"for σ = {sigma} and x of shape {tuple(x.shape)} the diffusion should be σ = {sigma} "
+                          f"everywhere, but yours ranges from {float(values.min()):.4g} to {float(values.max()):.4g}.")
+
+
+def _same_for_all(objects: list[object], method: str, x: Tensor, t: Tensor) -> bool:
+    """Whether ``method`` gives one answer for instances built with different parameters."""
+    try:
+        outs = [torch.as_tensor(_call(o, method, x, t), dtype=x.dtype).expand(x.shape) for o in objects]
+    except (TypeError, RuntimeError, ValueError):  # not a number or tensor, or not x's shape
+        return False
+    return all(close(outs[0], o) for o in outs[1:])
+
+
+def _ignored_hint(objects: list[object], method: str, x: Tensor, t: Tensor, symbol: str,
+                  values: Sequence[float], fix: str) -> str | None:
+    """A hint when ``method`` answers the same for every parameter value, else None."""
+    if not _same_for_all(objects, method, x, t):
+        return None
+    return (f"{method} gives the same result for {symbol} = {', '.join(map(str, values))}: it ignores the "
+            f"{symbol} passed to the constructor (a hard-coded value?). Store it in __init__ ({fix}.")
+
+
+def _check_attributes(objects: list[object], params: list[dict[str, float]]) -> None:
+    for obj, p in zip(objects, params):
+        for name, expected in p.items():
+            symbol = {"sigma": "σ", "theta": "θ"}[name]
+            if not hasattr(obj, name):
+                raise CheckFailed(f"your class works, but it does not store {symbol} as self.{name}. Add "
+                                  f"`self.{name} = {name}` to __init__: other code (and the sliders below) "
+                                  f"reads the parameter from there.")
+            got = getattr(obj, name)
+            try:
+                same = math.isclose(float(got), expected, rel_tol=1e-6)
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                raise CheckFailed(f"built with {symbol} = {expected}, your object has self.{name} = {got!r}. "
+                                  f"Store the constructor's argument unchanged: `self.{name} = {name}`.")
+
+
+def check_brownian_motion(cls: type) -> CheckReport:
+    r"""Check a Brownian-motion class ``cls(sigma)``: drift 0 (a tensor of x's shape), diffusion σ."""
+
+    def body(ok):
+        require_subclass(cls, SDE, "brownian_motion")
+        objects = [_construct(cls, (s,), "sigma") for s in BROWNIAN_SIGMAS]
+        for obj, sigma in zip(objects, BROWNIAN_SIGMAS):
+            for x, t in _inputs(0):
+                ref = torch.zeros_like(x)
+                _check_drift(_call(obj, "drift", x, t), x, ref, {
+                    "the drift is σ. Brownian motion has no drift at all: return zeros of x's shape "
+                    "(torch.zeros_like(x)); σ belongs in diffusion.": torch.full_like(x, sigma),
+                    "the drift is σ·x. Brownian motion has no drift at all: return torch.zeros_like(x); "
+                    "σ belongs in diffusion.": sigma * x,
+                    "the drift is x itself. Brownian motion has no drift: return torch.zeros_like(x).": x,
+                    "the drift is −x. Brownian motion has no drift (nothing pulls it back, unlike the OU "
+                    "process): return torch.zeros_like(x).": -x,
+                }, "0", "torch.zeros_like(x)")
+        ok(f"drift is 0, as a new tensor of x's shape and dtype, for x of shapes {_shapes_text()}")
+
+        for obj, sigma in zip(objects, BROWNIAN_SIGMAS):
+            for x, t in _inputs(2):
+                _check_diffusion(_call(obj, "diffusion", x, t), x, sigma, {
+                    "diffusion returned σ², the variance. The diffusion coefficient multiplies dW, so it "
+                    "is the standard deviation σ (σ·W_t then has variance σ²t).": torch.full_like(x, sigma**2),
+                    "diffusion returned √σ. The coefficient of dW is σ itself; the square root belongs to "
+                    "the time step (the simulator multiplies by √h).": torch.full_like(x, math.sqrt(sigma)),
+                    "diffusion returned 0: that is no noise at all. Return σ (self.sigma).": torch.zeros_like(x),
+                    "diffusion returned −σ. Return σ itself (a diffusion coefficient is ≥ 0).":
+                        torch.full_like(x, -sigma),
+                    "diffusion returned σ·x. For Brownian motion the noise does not depend on the "
+                    "state: return the constant σ (self.sigma).": sigma * x,
+                    "diffusion returned 1 whatever σ is: return the σ given to the constructor, "
+                    "self.sigma.": torch.ones_like(x),
+                }, ignores=lambda: _ignored_hint(objects, "diffusion", x, t, "σ", BROWNIAN_SIGMAS,
+                                                 "`self.sigma = sigma`) and return self.sigma"))
+        ok(f"diffusion is σ (broadcasting against x) for σ = {', '.join(map(str, BROWNIAN_SIGMAS))}")
+        _check_attributes(objects, [{"sigma": s} for s in BROWNIAN_SIGMAS])
+        ok("stores the constructor's σ as self.sigma and leaves x untouched")
+
+    return run_check("Brownian motion", body)
+
+
+def check_ou_process(cls: type) -> CheckReport:
+    r"""Check an Ornstein–Uhlenbeck class ``cls(theta, sigma)``: drift −θx, diffusion σ."""
+
+    def body(ok):
+        require_subclass(cls, SDE, "ou_process")
+        objects = [_construct(cls, p, "theta, sigma") for p in OU_PARAMETERS]
+        for obj, (theta, sigma) in zip(objects, OU_PARAMETERS):
+            for x, t in _inputs(3):
+                out = _call(obj, "drift", x, t)
+                mistakes = {
+                    "the drift has the wrong sign: +θ·x pushes the state away from 0 and the paths "
+                    "explode. The OU drift pulls back: −θ·x.": theta * x,
+                    "the drift is −x: θ is missing. Multiply by the mean-reversion rate: −θ·x "
+                    "(-self.theta * x).": -x,
+                    "the drift is the constant −θ: it must be proportional to the state, −θ·x, so that "
+                    "the pull towards 0 grows with the distance from 0.": torch.full_like(x, -theta),
+                    "the drift uses σ where θ belongs: it should be −θ·x. (If your __init__ reads "
+                    "(sigma, theta), the order must be (theta, sigma).)": -sigma * x,
+                    "the drift is −x/θ: multiply by θ instead of dividing, −θ·x.": -x / theta,
+                    "the drift is 0: that is Brownian motion. The OU process adds the pull towards 0, "
+                    "−θ·x.": torch.zeros_like(x),
+                    "the drift is −θ·x + σ: the noise does not belong in the drift; diffusion returns σ "
+                    "separately.": -theta * x + sigma,
+                }
+                _check_drift(out, x, -theta * x, mistakes, "−θ·x", "-self.theta * x",
+                             ignores=lambda: _ignored_hint(objects, "drift", x, t, "θ",
+                                                           [p[0] for p in OU_PARAMETERS],
+                                                           "`self.theta = theta`) and use -self.theta * x"))
+        ok(f"drift is −θ·x, as a new tensor of x's shape and dtype, for x of shapes {_shapes_text()}")
+
+        for obj, (theta, sigma) in zip(objects, OU_PARAMETERS):
+            for x, t in _inputs(4):
+                out = _call(obj, "diffusion", x, t)
+                mistakes = {
+                    "diffusion returned σ/√(2θ), the standard deviation of the stationary law. The "
+                    "coefficient of dW is σ itself; the stationary spread is a consequence of the SDE, "
+                    "not a part of it.": torch.full_like(x, sigma / math.sqrt(2 * theta)),
+                    "diffusion returned σ²/(2θ), the variance of the stationary law. The coefficient of "
+                    "dW is σ itself.": torch.full_like(x, sigma**2 / (2 * theta)),
+                    "diffusion returned σ², the variance. The diffusion coefficient multiplies dW, so it "
+                    "is σ itself.": torch.full_like(x, sigma**2),
+                    "diffusion returned √σ. The coefficient of dW is σ itself; the square root belongs to "
+                    "the time step (the simulator multiplies by √h).": torch.full_like(x, math.sqrt(sigma)),
+                    "diffusion returned θ: θ and σ are swapped. The constructor is __init__(self, theta, "
+                    "sigma) and diffusion returns σ.": torch.full_like(x, theta),
+                    "diffusion returned 0: that is the decay ODE, without noise. Return σ (self.sigma).":
+                        torch.zeros_like(x),
+                    "diffusion returned −σ. Return σ itself (a diffusion coefficient is ≥ 0); the minus "
+                    "sign belongs to the drift.": torch.full_like(x, -sigma),
+                    "diffusion returned −θ·x, the drift. Return the noise coefficient σ.": -theta * x,
+                    "diffusion returned 1 whatever σ is: return the σ given to the constructor, "
+                    "self.sigma.": torch.ones_like(x),
+                }
+                _check_diffusion(out, x, sigma, mistakes,
+                                 ignores=lambda: _ignored_hint(objects, "diffusion", x, t, "σ",
+                                                               [p[1] for p in OU_PARAMETERS],
+                                                               "`self.sigma = sigma`) and return self.sigma"))
+        ok("diffusion is σ (broadcasting against x) for (θ, σ) = "
+           + ", ".join(f"({a}, {b})" for a, b in OU_PARAMETERS))
+        _check_attributes(objects, [{"theta": a, "sigma": b} for a, b in OU_PARAMETERS])
+        ok("stores the constructor's θ and σ as self.theta and self.sigma, and leaves x untouched")
+
+    return run_check("Ornstein–Uhlenbeck process", body)

@@ -1,0 +1,462 @@
+r"""Checkers for notebook 06: the denoising score matching loss, the score of a Gaussian path
+computed from its vector field, and the Langevin-corrected SDE.
+
+* :func:`check_dsm_loss` compares ``fn(model, path, z, eps, t)`` with
+  :func:`labs_lib.training.dsm_loss` (``weighting="none"``), written out again here from the
+  schedule's formulas so that the checker cannot share a mistake with the code it checks:
+
+  .. math:: \frac1B\sum_{i=1}^B \big\|s^\theta_{t_i}(x_{t_i}) + \varepsilon^{(i)}/\beta_{t_i}\big\|^2,
+            \qquad x_t = \alpha_t z + \beta_t\varepsilon .
+
+* :func:`check_score_from_velocity` compares ``fn(path, u, x, t)`` with
+  :meth:`labs_lib.paths.AffinePath.velocity_to_score`,
+  :math:`(\alpha_t u - \dot\alpha_t x)/(\beta_t^2\dot\alpha_t - \alpha_t\beta_t\dot\beta_t)`, for three
+  schedules, and then feeds it the exact marginal field of a Gaussian mixture, whose exact
+  score it must return.
+* :func:`check_langevin_corrected_sde` builds ``cls(vector_field, score, sigma)`` for several σ
+  and compares its drift with :math:`u_t(x) + \tfrac12\sigma^2 s_t(x)` and its diffusion with σ.
+
+Two schedules at least (CondOT and cosine) are always tried, and the times avoid
+:math:`\alpha_t = \beta_t`, so that swapping α and β shows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..distributions import GaussianMixture
+from ..dynamics import SDE
+from ..paths import AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, SqrtScheduler
+from ._framework import SHAPES, CheckFailed, CheckReport, close, diagnose, require_subclass, run_check
+
+# (6, 2) first: schedule values of shape (batch,) that are not reshaped fail loudly there;
+# (3, 3) has batch == dimension, where the same mistake broadcasts silently along the wrong axis.
+_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (3, 3), (4, 1, 3, 3), (1, 2))
+_TOL = 1e-4
+_SCHEDULES = (("CondOT", CondOTScheduler()), ("cosine", CosineScheduler()))
+_BROADCAST_HINT = ("the schedule values path.scheduler(t).alpha_t, .beta_t, ... have shape (batch,), like t: "
+                   "reshape them to (batch, 1, ...) before multiplying with the states, e.g. "
+                   "ll.expand_time(s.beta_t, x).")
+
+
+def _bcast(v: Tensor, x: Tensor) -> Tensor:
+    return v.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def _per_sample(sq: Tensor) -> Tensor:
+    return sq.flatten(1).sum(1)
+
+
+def _times(gen: torch.Generator, batch: int) -> Tensor:
+    """Times in [0.1, 0.85], away from 1 (where the library clamps) and from 0 (α = 0)."""
+    return 0.1 + 0.75 * torch.rand(batch, generator=gen)
+
+
+def _shape_error(err: Exception, what: str, x: Tensor) -> CheckFailed | None:
+    text = str(err)
+    if isinstance(err, RuntimeError) and ("size of tensor" in text or "must match" in text):
+        return CheckFailed(f"{what} failed with a shape mismatch for states of shape {tuple(x.shape)} "
+                           f"({text}). Hint: {_BROADCAST_HINT}")
+    return None
+
+
+def _as_function(fn: object, name: str, example: str) -> Callable:
+    if isinstance(fn, type) or not callable(fn):
+        raise CheckFailed(f"pass your function itself, e.g. {name}({example}), not {fn!r}.")
+    return fn
+
+
+# --- exercise 1: the denoising score matching loss ------------------------------------------------
+
+
+class _CheckScore(nn.Module):
+    r"""A small trainable score :math:`s_t(x) = a\,x(1 + t) + b\sin(x) + c\,t + d`, elementwise.
+
+    Elementwise, so every state shape works (images included); trainable, so that the checker
+    can see whether gradients reach the parameters. It accepts ``t`` as a number, a 0-dim tensor
+    or a tensor with one time per sample.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.coef = nn.Parameter(torch.tensor([-0.9, 0.7, 1.3, -0.4]))
+
+    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        if t.numel() == 1:
+            t = t.reshape(())
+        elif t.numel() == x.shape[0]:
+            t = t.reshape(-1, *([1] * (x.ndim - 1)))
+        else:
+            raise CheckFailed(f"the network was called with t of shape {tuple(t.shape)} for x of shape "
+                              f"{tuple(x.shape)}: pass one time per sample, t of shape (batch,).")
+        a, b, c, d = self.coef
+        return a * x * (1 + t) + b * torch.sin(x) + c * t + d
+
+
+def _loss_inputs(seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    for name, scheduler in _SCHEDULES:
+        for shape in _SHAPES:
+            z = 1.5 + 0.5 * torch.randn(shape, generator=gen)
+            eps = torch.randn(shape, generator=gen)
+            yield name, AffinePath(scheduler), z, eps, _times(gen, shape[0])
+
+
+def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, z: Tensor, eps: Tensor, t: Tensor) -> Tensor:
+    inputs = (z.clone(), eps.clone(), t.clone())
+    try:
+        out = fn(model, path, *inputs)
+    except (RuntimeError, ValueError) as err:
+        failure = _shape_error(err, "your loss", z)
+        if failure:
+            raise failure from None
+        raise
+    if not all(torch.equal(a, b) for a, b in zip(inputs, (z, eps, t))):
+        raise CheckFailed("your loss modified z, eps or t in place (e.g. `eps /= beta`): build new tensors instead.")
+    if isinstance(out, (float, int)):
+        raise CheckFailed("the loss is a Python number (after .item() or float()?): return the tensor itself, "
+                          "so that loss.backward() can reach the network's parameters.")
+    if not isinstance(out, Tensor):
+        raise CheckFailed(f"the loss must be a torch.Tensor, got {type(out).__name__}. Did you forget `return`?")
+    if out.ndim != 0:
+        if out.shape in ((z.shape[0],), (z.shape[0], 1)):
+            raise CheckFailed(f"the loss has shape {tuple(out.shape)}: one value per sample. Average the "
+                              "per-sample squared errors over the batch (.mean()) to get a single number.")
+        raise CheckFailed(f"the loss must be a single number (a 0-dim tensor), got shape {tuple(out.shape)} "
+                          f"for z of shape {tuple(z.shape)}. Sum the squared error over each sample's "
+                          "coordinates, then average over the batch.")
+    return out
+
+
+def check_dsm_loss(fn: Callable) -> CheckReport:
+    r"""Check ``fn(model, path, z, eps, t)`` against the (unweighted) denoising score matching loss:
+    value (two schedules, several state shapes) and gradients with respect to the network."""
+
+    def body(ok):
+        _as_function(fn, "check_dsm_loss", "my_dsm_loss")
+        for name, path, z, eps, t in _loss_inputs():
+            model = _CheckScore()
+            out = _call_loss(fn, model, path, z, eps, t)
+
+            s = path.scheduler(t)
+            a, b = _bcast(s.alpha_t, z), _bcast(s.beta_t, z)
+            x_t = a * z + b * eps
+            with torch.no_grad():
+                ref = _per_sample((model(x_t, t) + eps / b) ** 2).mean()
+                if not close(out.detach(), ref, _TOL):
+                    d, batch = z[0].numel(), z.shape[0]
+
+                    def loss(x, target, time=t, weight=1.0):
+                        return (weight * _per_sample((model(x, time) - target) ** 2)).mean()
+
+                    s_t = model(x_t, t)
+                    mistakes = {
+                        "the target has the wrong sign: the conditional score of x_t = α_t z + β_t ε is "
+                        "−ε/β_t (it points from x_t back towards α_t z), so the residual is s(x_t) + ε/β_t.":
+                            loss(x_t, eps / b),
+                        "the target is −ε/β_t², but x_t − α_t z = β_t ε, so −(x_t − α_t z)/β_t² = −ε/β_t: "
+                        "divide the noise by β_t once.": loss(x_t, -eps / b**2),
+                        "the target is −ε: that is the ε-prediction target up to sign, without the 1/β_t. "
+                        "The conditional score is −ε/β_t.": loss(x_t, -eps),
+                        "the target is +ε: the conditional score is −ε/β_t (minus sign, and divided by β_t).":
+                            loss(x_t, eps),
+                        "the network was evaluated at the clean data z. Evaluate it at the noisy point "
+                        "x_t = α_t z + β_t ε: the score is a function of where the particle is.":
+                            loss(z, -eps / b),
+                        "the network was evaluated at the noise ε. Evaluate it at the noisy point "
+                        "x_t = α_t z + β_t ε.": loss(eps, -eps / b),
+                        "x_t has α and β swapped: x_t = α_t z + β_t ε is noise at t = 0 and data at t = 1. "
+                        "(With path.sample the order is path.sample(eps, z, t): noise x_0 first, data x_1 "
+                        "second.)": loss(b * z + a * eps, -eps / b),
+                        "the network was evaluated at time 1 − t; call it at the time of the path point: "
+                        "model(x_t, t).": loss(x_t, -eps / b, 1 - t),
+                        "this is the β_t²-weighted loss ‖β_t s + ε‖² (the ε-prediction loss in disguise). "
+                        "This exercise asks for the plain, unweighted one: ‖s(x_t) + ε/β_t‖².":
+                            loss(x_t, -eps / b, t, b.reshape(-1) ** 2),
+                        f"the loss is {d}× too small: it averages over the {d} coordinates of a sample (a "
+                        ".mean() over everything?). Sum the squared error over a sample's coordinates, "
+                        "average only over the batch.": ref / d,
+                        f"the loss is {batch}× too large: it sums over the batch. Average over the batch "
+                        "(.mean()) after summing over each sample's coordinates.": ref * batch,
+                        "the error is not squared: use the squared norm ‖s + ε/β_t‖², a sum of squares "
+                        "(not absolute values).": _per_sample((s_t + eps / b).abs()).mean(),
+                        "the norm is not squared: the loss is the *squared* norm ‖s + ε/β_t‖², averaged "
+                        "over the batch.": (s_t + eps / b).flatten(1).norm(dim=1).mean(),
+                        "the residual is not squared at all: square it, (s + ε/β_t)², before summing.":
+                            _per_sample(s_t + eps / b).mean(),
+                    }
+                    if name == "cosine":
+                        tl = _bcast(t, z)
+                        mistakes["x_t uses the formulas of the linear path (x_t = t z + (1 − t) ε, target "
+                                 "−ε/(1 − t)) for every path. Take α_t and β_t from path.scheduler(t): the "
+                                 "check also uses the cosine schedule."] = loss(tl * z + (1 - tl) * eps,
+                                                                                 -eps / (1 - tl))
+                    if z.ndim == 2 and z.shape[0] == z.shape[1]:
+                        aw, bw = s.alpha_t, s.beta_t  # (batch,) values broadcast along the coordinates
+                        mistakes[f"the schedule values were broadcast along the coordinates instead of the "
+                                 f"batch. {_BROADCAST_HINT}"] = loss(aw * z + bw * eps, -eps / bw)
+                    candidates = {hint: value.reshape(()) for hint, value in mistakes.items()}
+                    raise diagnose(out.detach().reshape(()), candidates,
+                                   f"with the {name} schedule and z of shape {tuple(z.shape)} your loss is "
+                                   f"{float(out):.5g}, but the denoising score matching loss is {float(ref):.5g}.")
+
+            if out.grad_fn is None:
+                raise CheckFailed("the loss has the right value but carries no gradient: the network's output "
+                                  "was detached (.detach(), torch.no_grad(), or a detour through NumPy). "
+                                  "Training needs loss.backward() to reach the network's parameters.")
+            (grad,) = torch.autograd.grad(out, model.coef, allow_unused=True)
+            ref_model = _CheckScore()
+            (ref_grad,) = torch.autograd.grad(_per_sample((ref_model(x_t, t) + eps / b) ** 2).mean(), ref_model.coef)
+            if grad is None or not close(grad, ref_grad, _TOL):
+                raise CheckFailed("the loss has the right value, but its gradient with respect to the network's "
+                                  "parameters is wrong: is part of the computation detached?")
+        ok("matches ‖s_θ(x_t, t) + ε/β_t‖² with x_t = α_t z + β_t ε, summed over coordinates and averaged "
+           "over the batch, for the CondOT and cosine schedules")
+        ok(f"works for state shapes {', '.join(str(s) for s in _SHAPES)}")
+        ok("returns a single number whose gradient reaches the network's parameters")
+
+    return run_check("denoising score matching loss", body)
+
+
+# --- exercise 2: the score from the vector field -------------------------------------------------
+
+
+def _call_conversion(fn: Callable, path: AffinePath, u: Tensor, x: Tensor, t: Tensor) -> Tensor:
+    inputs = (u.clone(), x.clone(), t.clone())
+    try:
+        out = fn(path, *inputs)
+    except (RuntimeError, ValueError) as err:
+        failure = _shape_error(err, "your conversion", x)
+        if failure:
+            raise failure from None
+        raise
+    if not all(torch.equal(a, b) for a, b in zip(inputs, (u, x, t))):
+        raise CheckFailed("your function modified u, x or t in place: build a new tensor instead.")
+    if out is None:
+        raise CheckFailed("your function returned None. Did you forget `return`?")
+    if not isinstance(out, Tensor):
+        raise CheckFailed(f"your function must return a torch.Tensor of x's shape, got {type(out).__name__}.")
+    if out.shape != x.shape:
+        raise CheckFailed(f"for x of shape {tuple(x.shape)} your function returned shape {tuple(out.shape)}: a score "
+                          f"has one value per particle and coordinate, like x. {_BROADCAST_HINT}")
+    return out
+
+
+def _conversion_mistakes(path: AffinePath, u: Tensor, x: Tensor, t: Tensor) -> dict[str, Tensor]:
+    s = path.scheduler(t)
+    a, b, da, db = (_bcast(v, x) for v in (s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t))
+    den = b**2 * da - a * b * db
+    ref = (a * u - da * x) / den
+    mistakes = {
+        "the sign is flipped: the score is (α_t u − α̇_t x)/(β_t² α̇_t − α_t β_t β̇_t). Check the signs "
+        "when you solve for the score.": -ref,
+        "the α̇_t·x term has the wrong sign: the numerator is α_t u − α̇_t x.": (a * u + da * x) / den,
+        "the α̇_t·x term is missing: the numerator is α_t u − α̇_t x (eliminate E[z | x] from both "
+        "formulas, including the part of u that is proportional to x).": a * u / den,
+        "the denominator has β_t where β_t² belongs: it is β_t² α̇_t − α_t β_t β̇_t.":
+            (a * u - da * x) / (b * da - a * b * db),
+        "the denominator's second term has the wrong sign: it is β_t² α̇_t − α_t β_t β̇_t "
+        "(β̇_t < 0, so both terms are positive).": (a * u - da * x) / (b**2 * da + a * b * db),
+        "α and β (and their derivatives) are swapped. The path is x_t = α_t z + β_t ε: α_t multiplies the "
+        "data, β_t the noise.": (b * u - db * x) / (a**2 * db - b * a * da),
+        "this is the other direction: you turned the input into a vector field "
+        "((β_t² α̇_t/α_t − β̇_t β_t)·u + (α̇_t/α_t)·x). Here u is the vector field and you return the "
+        "score.": (b**2 * da / a - db * b) * u + da / a * x,
+        "the result is the conditional score formula −(x − α_t u)/β_t²; u is a velocity, not a data "
+        "point. Solve the two formulas for the score instead.": -(x - a * u) / b**2,
+        "the denominator is missing: divide α_t u − α̇_t x by β_t² α̇_t − α_t β_t β̇_t.": a * u - da * x,
+    }
+    if not isinstance(path.scheduler, CondOTScheduler):
+        tl = _bcast(t, x)
+        mistakes["your conversion uses the formula of the linear (CondOT) path, (t·u − x)/(1 − t), for every "
+                 "path. Take α_t, β_t, α̇_t, β̇_t from path.scheduler(t): the check also uses other "
+                 "schedules."] = (tl * u - x) / (1 - tl)
+    if x.ndim == 2 and x.shape[0] == x.shape[1]:
+        aw, bw, daw, dbw = s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t
+        mistakes[f"the schedule values were broadcast along the coordinates instead of the batch. "
+                 f"{_BROADCAST_HINT}"] = (aw * u - daw * x) / (bw**2 * daw - aw * bw * dbw)
+    return mistakes
+
+
+def check_score_from_velocity(fn: Callable) -> CheckReport:
+    r"""Check ``fn(path, u, x, t)``: the score of a Gaussian path from its vector field ``u`` at ``x``."""
+
+    def body(ok):
+        _as_function(fn, "check_score_from_velocity", "my_score_from_velocity")
+        gen = torch.Generator().manual_seed(1)
+        schedules = (*_SCHEDULES, ("square-root", SqrtScheduler()))
+        for name, scheduler in schedules:
+            path = AffinePath(scheduler)
+            for shape in _SHAPES:
+                x = 2 * torch.randn(shape, generator=gen)
+                u = torch.randn(shape, generator=gen)
+                t = _times(gen, shape[0])
+                out = _call_conversion(fn, path, u, x, t)
+                ref = path.velocity_to_score(u, x, t)
+                if not close(out, ref, _TOL):
+                    raise diagnose(out, _conversion_mistakes(path, u, x, t),
+                                   f"with the {name} schedule and x of shape {tuple(x.shape)} your score differs "
+                                   f"from (α_t u − α̇_t x)/(β_t² α̇_t − α_t β_t β̇_t) by up to "
+                                   f"{float((out - ref).abs().max()):.3g}.")
+        ok("matches (α_t u − α̇_t x)/(β_t² α̇_t − α_t β_t β̇_t) for the CondOT, cosine and square-root "
+           f"schedules and state shapes {', '.join(str(s) for s in _SHAPES)}")
+
+        # The meaning of the formula: the exact marginal field of a Gaussian mixture turns into
+        # its exact marginal score.
+        data = GaussianMixture.symmetric_2d(3, radius=3.0, std=0.6)
+        for name, scheduler in _SCHEDULES:
+            exact = GaussianMixturePath(AffinePath(scheduler), data)
+            for t0 in (0.2, 0.5, 0.8):
+                x = exact.marginal(t0).sample(64, generator=gen)
+                t = torch.full((64,), t0)
+                out = _call_conversion(fn, exact.path, exact.vector_field(x, t), x, t)
+                ref = exact.score(x, t)
+                if not close(out, ref, 1e-3):
+                    raise CheckFailed(f"for the exact marginal field of a Gaussian mixture ({name} schedule, "
+                                      f"t = {t0}) your conversion differs from the exact score by up to "
+                                      f"{float((out - ref).abs().max()):.3g}.")
+        ok("turns the exact marginal vector field of a Gaussian mixture into its exact score")
+
+    return run_check("score from the vector field", body)
+
+
+# --- exercise 3: the Langevin-corrected SDE -------------------------------------------------------
+
+# σ values away from 1 and √2 (where σ, σ² and σ²/2 coincide) and different from each other,
+# so that a hard-coded σ shows.
+LANGEVIN_SIGMAS: tuple[float, ...] = (0.6, 1.7, 2.5)
+
+
+def _u(x: Tensor, t: Tensor) -> Tensor:
+    """A test vector field: elementwise, time-dependent, nonlinear."""
+    t = _time_like(t, x)
+    return torch.sin(x) + 2 * t - 0.3
+
+
+def _s(x: Tensor, t: Tensor) -> Tensor:
+    """A test score: elementwise, time-dependent, different from the field."""
+    t = _time_like(t, x)
+    return -x * (1 + t) + torch.cos(3 * t)
+
+
+def _time_like(t: Tensor, x: Tensor) -> Tensor:
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    return t.reshape(-1, *([1] * (x.ndim - 1))) if t.ndim else t
+
+
+def _sde_inputs(seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    for i, shape in enumerate(SHAPES):
+        x = 2 * torch.randn(shape, generator=gen)
+        t = torch.rand(shape[0], generator=gen) if i == 1 else torch.tensor(0.15 + 0.2 * i)
+        yield x, t
+
+
+def _construct_sde(cls: type, sigma: float) -> SDE:
+    try:
+        return cls(_u, _s, sigma)
+    except TypeError as err:
+        raise CheckFailed(f"{cls.__name__}(vector_field, score, {sigma}) failed with TypeError: {err}. The "
+                          "constructor must be `def __init__(self, vector_field, score, sigma)`.") from None
+
+
+def _call_method(obj: SDE, method: str, x: Tensor, t: Tensor) -> object:
+    x_before = x.clone()
+    out = getattr(obj, method)(x, t)
+    if not torch.equal(x, x_before):
+        raise CheckFailed(f"{method} modified its input x in place: return a new tensor (the simulator still "
+                          "needs the current state).")
+    return out
+
+
+def _as_values(out: object, x: Tensor, method: str) -> Tensor:
+    if out is None:
+        raise CheckFailed(f"{method} returned None. Did you forget `return`?")
+    if isinstance(out, bool) or not isinstance(out, (int, float, Tensor)):
+        raise CheckFailed(f"{method} must return a number or a tensor that broadcasts against x, "
+                          f"got {type(out).__name__}.")
+    value = torch.as_tensor(out, dtype=x.dtype)
+    try:
+        if torch.broadcast_shapes(value.shape, x.shape) == x.shape:
+            return value.expand(x.shape)
+    except RuntimeError:
+        pass
+    raise CheckFailed(f"for x of shape {tuple(x.shape)} {method} returned shape {tuple(value.shape)}, which does "
+                      "not broadcast to x's shape.")
+
+
+def check_langevin_corrected_sde(cls: type) -> CheckReport:
+    r"""Check ``cls(vector_field, score, sigma)``: drift :math:`u_t(x) + \tfrac12\sigma^2 s_t(x)`,
+    diffusion σ, for several σ (0 included), state shapes and times."""
+
+    def body(ok):
+        require_subclass(cls, SDE, "langevin_corrected_sde")
+        for sigma in LANGEVIN_SIGMAS:
+            sde = _construct_sde(cls, sigma)
+            for x, t in _sde_inputs(0):
+                out = _call_method(sde, "drift", x, t)
+                if not isinstance(out, Tensor):
+                    raise CheckFailed(f"drift must return a torch.Tensor of x's shape, got {type(out).__name__}.")
+                if out.shape != x.shape:
+                    raise CheckFailed(f"for x of shape {tuple(x.shape)} drift returned shape {tuple(out.shape)}: "
+                                      "keep every term the shape of x.")
+                u, s = _u(x, t), _s(x, t)
+                ref = u + 0.5 * sigma**2 * s
+                if not close(out, ref, _TOL):
+                    raise diagnose(out, {
+                        "the factor ½ is missing: the drift is u_t(x) + ½σ²·s_t(x). (Langevin dynamics "
+                        "dX = ½σ²∇log p dt + σ dW keeps p; without the ½ it over-corrects.)": u + sigma**2 * s,
+                        "the score is multiplied by ½σ, not ½σ²: the drift is u_t(x) + ½σ²·s_t(x) (the "
+                        "noise's variance per unit time is σ²).": u + 0.5 * sigma * s,
+                        "the score term has the wrong sign: the drift is u_t(x) + ½σ²·s_t(x), which pulls "
+                        "particles uphill in density to undo the spreading of the noise.": u - 0.5 * sigma**2 * s,
+                        "the vector field is missing: the drift is u_t(x) + ½σ²·s_t(x); the Langevin term "
+                        "corrects the flow, it does not replace it.": 0.5 * sigma**2 * s,
+                        "the score term is missing: the drift is u_t(x) + ½σ²·s_t(x); without it the noise "
+                        "spreads the samples away from p_t.": u,
+                        "the score was evaluated at time 1 − t. Every term is evaluated at the current "
+                        "time t: self.score(x, t).": u + 0.5 * sigma**2 * _s(x, 1 - t),
+                        "the score was evaluated at time 0. Call self.score(x, t) at the current time.":
+                            u + 0.5 * sigma**2 * _s(x, 0 * t),
+                        "the vector field was used twice: the correction term is ½σ² times the *score*, "
+                        "self.score(x, t).": u + 0.5 * sigma**2 * u,
+                        "the score is multiplied by σ: the drift is u_t(x) + ½σ²·s_t(x), with the "
+                        "square of σ and the factor ½.": u + sigma * s,
+                    }, f"for σ = {sigma} and x of shape {tuple(x.shape)} the drift differs from u_t(x) + "
+                       f"½σ²·s_t(x) by up to {float((out - ref).abs().max()):.3g}.")
+        ok(f"drift is u_t(x) + ½σ²·s_t(x) for σ = {', '.join(map(str, LANGEVIN_SIGMAS))} and state shapes "
+           f"{', '.join(str(s) for s in SHAPES)} (one time for all, or one per particle)")
+
+        for sigma in LANGEVIN_SIGMAS:
+            sde = _construct_sde(cls, sigma)
+            for x, t in _sde_inputs(1):
+                values = _as_values(_call_method(sde, "diffusion", x, t), x, "diffusion")
+                if not close(values, torch.full_like(x, sigma), _TOL):
+                    raise diagnose(values, {
+                        "diffusion returned σ², the variance. The coefficient of dW is σ itself.":
+                            torch.full_like(x, sigma**2),
+                        "diffusion returned ½σ², the factor of the score in the drift. The coefficient of "
+                        "dW is σ itself.": torch.full_like(x, 0.5 * sigma**2),
+                        "diffusion returned √σ. The coefficient of dW is σ itself; the simulator supplies "
+                        "the √h.": torch.full_like(x, math.sqrt(sigma)),
+                        "diffusion returned 0: that is the probability-flow ODE. Return σ.": torch.zeros_like(x),
+                        "diffusion returned 1 whatever σ is: return the σ given to the constructor.":
+                            torch.ones_like(x),
+                        "diffusion returned the drift. It must return the noise coefficient σ.":
+                            _u(x, t) + 0.5 * sigma**2 * _s(x, t),
+                    }, f"for σ = {sigma} the diffusion should be σ everywhere, but yours ranges from "
+                       f"{float(values.min()):.4g} to {float(values.max()):.4g}.")
+        ok("diffusion is σ (a number or a tensor that broadcasts against x)")
+
+        sde = _construct_sde(cls, 0.0)
+        x, t = next(_sde_inputs(2))
+        if not close(_call_method(sde, "drift", x, t), _u(x, t), _TOL):
+            raise CheckFailed("with σ = 0 the drift must be the vector field u_t(x) itself (the probability-flow ODE).")
+        ok("σ = 0 gives back the ODE of the vector field")
+
+    return run_check("Langevin-corrected SDE", body)

@@ -1,0 +1,284 @@
+"""Guided flow matching and classifier-free guidance: labelled path samples, the CFG loss with its
+drop mask, the trainer's label dropping, the one-call CFG field, guided generation, and the
+label-conditioned MLP."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import labs_lib as ll
+from labs_lib import (AffinePath, CFGTrainer, CFGVectorField, CondOTScheduler, CosineScheduler, Digits,
+                      GuidedPathSample, LabelledMLPField, UNet, cfg_loss, generate_guided, sample_guided_path)
+from labs_lib.guidance import drop_labels
+
+
+class Recorder(nn.Module):
+    """A guided field u(x, t, y) = tanh(a_y·x + b_y·t) that records the batches and labels it saw."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.num_classes = num_classes
+        self.a = nn.Parameter(0.5 + torch.rand(num_classes + 1, generator=gen))
+        self.b = nn.Parameter(torch.randn(num_classes + 1, generator=gen))
+        self.calls: list[int] = []
+        self.labels: list[torch.Tensor] = []
+
+    def forward(self, x, t, y):
+        self.calls.append(x.shape[0])
+        self.labels.append(y.detach().clone())
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        t = torch.as_tensor(t, dtype=x.dtype).expand(x.shape[0]) if torch.as_tensor(t).ndim == 0 else t
+        return torch.tanh(self.a[y].reshape(shape) * x + self.b[y].reshape(shape) * t.reshape(shape))
+
+
+PATH = AffinePath(CondOTScheduler())
+
+
+# --- labelled path samples ---------------------------------------------------------------------
+
+
+def test_guided_path_sample_pairs_images_with_their_labels(gen):
+    data = Digits("train")
+    s = sample_guided_path(PATH, data, 64, generator=gen)
+    assert isinstance(s, GuidedPathSample) and isinstance(s, ll.PathSample)
+    assert s.x_t.shape == s.dx_t.shape == s.x_0.shape == s.x_1.shape == (64, 1, 8, 8)
+    assert s.t.shape == s.y.shape == (64,) and s.y.dtype == torch.int64
+    tt = s.t.view(-1, 1, 1, 1)
+    assert torch.allclose(s.x_t, tt * s.x_1 + (1 - tt) * s.x_0)
+    assert torch.allclose(s.dx_t, s.x_1 - s.x_0)
+    # each x_1 is a training digit that carries the label y
+    train = data.images.reshape(len(data), -1)
+    idx = torch.cdist(s.x_1.reshape(64, -1), train).argmin(1)
+    assert torch.equal(data.labels[idx], s.y)
+
+
+def test_guided_path_sample_is_reproducible():
+    a = sample_guided_path(PATH, Digits(), 8, generator=torch.Generator().manual_seed(5))
+    b = sample_guided_path(PATH, Digits(), 8, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a.x_t, b.x_t) and torch.equal(a.y, b.y)
+
+
+def test_guided_path_sample_rejects_unlabelled_data():
+    with pytest.raises(TypeError, match="LabelledSampleable"):
+        sample_guided_path(PATH, ll.Moons(), 4)
+    with pytest.raises(TypeError, match="AffinePath"):
+        sample_guided_path("path", Digits(), 4)
+
+
+# --- the loss ----------------------------------------------------------------------------------
+
+
+def _batch(shape=(6, 1, 3, 3), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x_1, x_0 = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
+    t = torch.rand(shape[0], generator=gen)
+    y = torch.randint(10, (shape[0],), generator=gen)
+    drop = torch.tensor([True, False] * (shape[0] // 2))
+    return x_1, y, t, x_0, drop
+
+
+def test_drop_labels():
+    y = torch.tensor([3, 1, 4, 1])
+    out = drop_labels(y, torch.tensor([True, False, False, True]), 10)
+    assert out.tolist() == [10, 1, 4, 10] and y.tolist() == [3, 1, 4, 1]
+
+
+@pytest.mark.parametrize("scheduler", [CondOTScheduler(), CosineScheduler()])
+def test_cfg_loss_by_hand(scheduler):
+    path = AffinePath(scheduler)
+    model = Recorder()
+    x_1, y, t, x_0, drop = _batch()
+    loss = cfg_loss(model, path, x_1, y, t, x_0, drop, 10)
+    assert torch.equal(model.labels[-1], torch.where(drop, 10, y))
+    s = scheduler(t.view(-1, 1, 1, 1))
+    x_t = s.alpha_t * x_1 + s.beta_t * x_0
+    target = s.d_alpha_t * x_1 + s.d_beta_t * x_0
+    with torch.no_grad():
+        by_hand = sum(float(((model(x_t[i:i + 1], t[i:i + 1], torch.where(drop, 10, y)[i:i + 1]) - target[i]) ** 2).sum())
+                      for i in range(6)) / 6
+    assert float(loss.detach()) == pytest.approx(by_hand, rel=1e-5)
+    loss.backward()
+    assert model.a.grad is not None and float(model.a.grad.abs().sum()) > 0
+
+
+def test_cfg_loss_validates_the_mask():
+    x_1, y, t, x_0, drop = _batch()
+    with pytest.raises(TypeError, match="bool"):
+        cfg_loss(Recorder(), PATH, x_1, y, t, x_0, drop.float(), 10)
+    with pytest.raises(ValueError, match="drop_mask"):
+        cfg_loss(Recorder(), PATH, x_1, y, t, x_0, drop[:3], 10)
+
+
+# --- the trainer -------------------------------------------------------------------------------
+
+
+def test_trainer_drops_labels_with_probability_eta():
+    model = Recorder()
+    trainer = CFGTrainer(model, PATH, Digits(), eta=0.2)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for _ in range(40):
+            trainer.loss(500)
+    labels = torch.cat(model.labels)
+    frac = float((labels == 10).double().mean())
+    # 20,000 Bernoulli(0.2) draws: standard error 0.0028, tolerance 5 of them
+    assert abs(frac - 0.2) < 0.014
+    kept = labels[labels != 10]
+    assert int(kept.min()) == 0 and int(kept.max()) == 9
+
+
+def test_trainer_eta_zero_and_one():
+    for eta, expect_null in ((0.0, False), (1.0, True)):
+        model = Recorder()
+        with torch.no_grad():
+            CFGTrainer(model, PATH, Digits(), eta=eta).loss(64)
+        assert bool((model.labels[-1] == 10).all()) is expect_null
+        assert bool((model.labels[-1] == 10).any()) is expect_null
+
+
+@pytest.mark.parametrize("eta", [-0.1, 1.5, "0.1", True])
+def test_trainer_rejects_bad_eta(eta):
+    with pytest.raises(ValueError, match="eta"):
+        CFGTrainer(Recorder(), PATH, Digits(), eta=eta)
+
+
+def test_trainer_rejects_unlabelled_data():
+    with pytest.raises(TypeError, match="LabelledSampleable"):
+        CFGTrainer(Recorder(), PATH, ll.Moons())
+
+
+def test_short_training_lowers_the_loss():
+    model = LabelledMLPField((1, 8, 8), 10, hidden=(64, 64))
+    history = CFGTrainer(model, PATH, Digits(), eta=0.1).train(150, batch_size=64, lr=2e-3, progress=False,
+                                                               device="cpu")
+    assert history.losses.shape == (150,)
+    assert history.losses[-20:].mean() < 0.8 * history.losses[:5].mean()
+    assert not model.training
+
+
+# --- the guided field --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("w", [0.0, 1.0, 0.5, 2.5, 7.0])
+def test_cfg_field_is_the_weighted_combination(w):
+    model = Recorder()
+    x, _, t, _, _ = _batch((6, 1, 8, 8))
+    y = torch.arange(6)
+    out = CFGVectorField(model, y, w)(x, t)
+    null = torch.full_like(y, 10)
+    with torch.no_grad():
+        expected = (1 - w) * model(x, t, null) + w * model(x, t, y)
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_cfg_field_makes_one_network_call():
+    model = Recorder()
+    x = torch.randn(5, 2)
+    CFGVectorField(model, torch.arange(5), 3.0, null_label=10)(x, torch.tensor(0.4))
+    assert model.calls == [10]
+    model.calls.clear()
+    CFGVectorField(model, torch.arange(5), 1.0, null_label=10)(x, 0.4)  # w = 1: only the guided branch
+    assert model.calls == [5]
+
+
+def test_cfg_field_scalar_and_batched_time_agree():
+    model = Recorder()
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([1, 2, 3, 4])
+    field = CFGVectorField(model, y, 2.0)
+    assert torch.allclose(field(x, torch.tensor(0.3)), field(x, torch.full((4,), 0.3)))
+
+
+def test_cfg_field_validation():
+    with pytest.raises(ValueError, match="null_label"):
+        CFGVectorField(lambda x, t, y: x, torch.arange(3), 2.0)
+    with pytest.raises(ValueError, match="integer labels"):
+        CFGVectorField(Recorder(), torch.zeros(3), 2.0)
+    with pytest.raises(TypeError, match="number"):
+        CFGVectorField(Recorder(), torch.arange(3), "2")
+    with pytest.raises(ValueError, match="batch"):
+        CFGVectorField(Recorder(), torch.arange(3), 2.0)(torch.randn(4, 2), 0.5)
+
+
+def test_cfg_field_in_an_ode():
+    model = Recorder()
+    ode = ll.VectorFieldODE(CFGVectorField(model, torch.arange(4), 2.0))
+    out = ll.EulerSimulator(ode).simulate(torch.randn(4, 1, 8, 8), ll.time_grid(5))
+    assert out.shape == (4, 1, 8, 8) and model.calls == [8] * 5
+
+
+def test_cfg_on_gaussian_classes_moves_toward_the_requested_mean():
+    """For two Gaussian classes N(±m, I) and the CondOT path, u(x | y) is exact; the CFG field with w > 1
+    points further towards the requested class than the guided field does (it extrapolates away from ∅)."""
+
+    class Exact(nn.Module):
+        num_classes = 2
+
+        def forward(self, x, t, y):
+            m = torch.tensor([[2.0], [-2.0], [0.0]])[y]  # class means; ∅ → the mixture's mean 0 (a rough stand-in)
+            tt = t.view(-1, 1)
+            # CondOT velocity of N(m, I) data: E[z|x] = m + t (x - t m) / (t² + (1-t)²), u = (E[z|x] - x) / (1 - t)
+            ez = m + tt * (x - tt * m) / (tt**2 + (1 - tt) ** 2)
+            return (ez - x) / (1 - tt)
+
+    x = torch.zeros(2, 1)
+    t = torch.full((2,), 0.5)
+    y = torch.tensor([0, 1])
+    u1 = CFGVectorField(Exact(), y, 1.0)(x, t)
+    u4 = CFGVectorField(Exact(), y, 4.0)(x, t)
+    assert float(u1[0]) > 0 > float(u1[1])
+    assert float(u4[0]) == pytest.approx(4 * float(u1[0])) and float(u4[1]) == pytest.approx(4 * float(u1[1]))
+
+
+# --- generation --------------------------------------------------------------------------------
+
+
+def test_generate_guided_is_seeded_and_shaped():
+    torch.manual_seed(0)
+    model = UNet(channels=(8, 16))
+    labels = torch.tensor([0, 3, 9])
+    a = generate_guided(model, labels, 2.0, n_steps=4, seed=1)
+    b = generate_guided(model, labels, 2.0, n_steps=4, seed=1, method="heun")
+    assert a.shape == (3, 1, 8, 8) and torch.isfinite(a).all()
+    assert torch.equal(a, generate_guided(model, labels, 2.0, n_steps=4, seed=1))
+    assert not torch.equal(a, b)
+    model.train()
+    generate_guided(model, labels, 2.0, n_steps=2)
+    assert model.training  # the mode is restored
+    with pytest.raises(ValueError, match="method"):
+        generate_guided(model, labels, 2.0, method="rk4")
+
+
+# --- the label-conditioned MLP -----------------------------------------------------------------
+
+
+def test_labelled_mlp_shapes_and_conditioning():
+    torch.manual_seed(0)
+    net = LabelledMLPField((1, 8, 8), 10, hidden=(32, 32))
+    x, y = torch.randn(5, 1, 8, 8), torch.tensor([0, 1, 2, 3, 10])
+    out = net(x, 0.5, y)
+    assert out.shape == (5, 1, 8, 8)
+    assert torch.allclose(out, net(x, torch.full((5,), 0.5), y))
+    assert not torch.allclose(out, net(x, 0.5, torch.full_like(y, 10)))
+    assert net.label.num_embeddings == 11 and net.null_label == 10
+    assert net.n_parameters() == sum(p.numel() for p in net.parameters())
+    flat = LabelledMLPField((3,), 2, hidden=(8,))
+    assert flat(torch.randn(4, 3), torch.rand(4), torch.tensor([0, 1, 2, 0])).shape == (4, 3)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda n: n(torch.randn(2, 64), 0.5, torch.zeros(2, dtype=torch.long)), "x must have shape"),
+    (lambda n: n(torch.randn(2, 1, 8, 8), 0.5, torch.zeros(3, dtype=torch.long)), "y must"),
+    (lambda n: n(torch.randn(2, 1, 8, 8), 0.5, torch.zeros(2)), "y must"),
+])
+def test_labelled_mlp_validation(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(LabelledMLPField((1, 8, 8), 10, hidden=(8,)))
+    with pytest.raises(ValueError):
+        LabelledMLPField((1, 0, 8))
+    with pytest.raises(ValueError):
+        LabelledMLPField((1, 8, 8), hidden=())

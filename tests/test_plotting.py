@@ -1,0 +1,200 @@
+"""Plotting smoke tests on the Agg backend (set in conftest.py): every function returns an
+Axes (or HTML) for valid input, draws what it should, and explains bad input."""
+
+from __future__ import annotations
+
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib.axes import Axes
+
+from labs_lib import Gaussian, GaussianMixture
+from labs_lib.plotting import (animate_particles, grid, plot_density, plot_samples, plot_trajectories_1d,
+                               plot_trajectories_2d, plot_vector_field, set_style)
+
+BOUNDS = (-3.0, 3.0, -2.0, 4.0)
+BAD_BOUNDS = [((0.0, 1.0, 2.0), r"bounds must be \(xmin, xmax, ymin, ymax\), got"),
+              ((1.0, 0.0, 0.0, 1.0), r"bounds must satisfy xmin < xmax and ymin < ymax, got"),
+              ((0.0, 1.0, 1.0, 1.0), r"bounds must satisfy xmin < xmax and ymin < ymax")]
+
+
+def test_backend_is_agg():
+    assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_set_style_runs():
+    set_style()
+    assert matplotlib.rcParams["image.cmap"] == "viridis"
+
+
+# --- grid and densities ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("resolution", [1, 2, 7])
+def test_grid_shapes_and_corners(resolution):
+    X, Y, pts = grid(BOUNDS, resolution)
+    assert X.shape == Y.shape == (resolution, resolution) and pts.shape == (resolution**2, 2)
+    if resolution > 1:
+        assert float(X.min()) == -3.0 and float(X.max()) == 3.0
+        assert float(Y.min()) == -2.0 and float(Y.max()) == 4.0
+        assert torch.all(X[:, 1:] > X[:, :-1]) and torch.all(Y[1:, :] > Y[:-1, :])  # "xy" indexing
+    torch.testing.assert_close(pts, torch.stack([X.reshape(-1), Y.reshape(-1)], 1))
+
+
+@pytest.mark.parametrize("bounds, pattern", BAD_BOUNDS)
+def test_grid_rejects_bad_bounds(bounds, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        grid(bounds)
+    with pytest.raises(ValueError, match=pattern):
+        plot_density(Gaussian.isotropic(2), bounds)
+
+
+def test_grid_rejects_bad_resolution():
+    with pytest.raises(ValueError, match="resolution must be a positive integer"):
+        grid(BOUNDS, 0)
+
+
+@pytest.mark.parametrize("kind", ["image", "contour"])
+@pytest.mark.parametrize("log", [False, True])
+def test_plot_density_returns_axes_and_draws_the_density(kind, log):
+    gm = GaussianMixture.symmetric_2d(3, radius=1.5, std=0.5)
+    ax = plot_density(gm, BOUNDS, kind=kind, resolution=30, log=log)
+    assert isinstance(ax, Axes)
+    if kind == "image":
+        img = np.asarray(ax.images[0].get_array())
+        _, _, pts = grid(BOUNDS, 30)
+        logp = gm.log_density(pts).reshape(30, 30)
+        expected = (logp if log else logp.exp()).numpy()
+        np.testing.assert_allclose(img, expected, rtol=1e-5, atol=1e-6)
+        assert tuple(ax.images[0].get_extent()) == BOUNDS
+    else:
+        assert ax.collections, "no contour lines drawn"
+
+
+def test_plot_density_draws_on_a_given_axes():
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    assert plot_density(Gaussian.isotropic(2), BOUNDS, ax=ax, resolution=10) is ax
+
+
+def test_plot_density_rejects_bad_kind():
+    with pytest.raises(ValueError, match=r"kind must be 'image' or 'contour', got 'surface'"):
+        plot_density(Gaussian.isotropic(2), BOUNDS, kind="surface")
+
+
+# --- samples ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["scatter", "hist", "kde"])
+@pytest.mark.parametrize("bounds", [None, BOUNDS])
+def test_plot_samples_returns_axes(kind, bounds, gen):
+    x = torch.randn(200, 2, generator=gen)
+    ax = plot_samples(x, kind=kind, bounds=bounds)
+    assert isinstance(ax, Axes)
+    if bounds is not None:
+        assert ax.get_xlim() == pytest.approx(BOUNDS[:2]) and ax.get_ylim() == pytest.approx(BOUNDS[2:])
+    if kind == "scatter":
+        np.testing.assert_allclose(ax.collections[0].get_offsets(), x.numpy())
+
+
+@pytest.mark.parametrize("shape", [(10,), (10, 3), (10, 1), (2, 10, 2)])
+def test_plot_samples_rejects_bad_shapes(shape):
+    with pytest.raises(ValueError, match=rf"x must have shape \(n, 2\) to be drawn in the plane, got {re_shape(shape)}"):
+        plot_samples(torch.zeros(shape))
+
+
+def re_shape(shape) -> str:
+    return str(tuple(shape)).replace("(", r"\(").replace(")", r"\)")
+
+
+def test_plot_samples_rejects_bad_kind_and_bounds():
+    with pytest.raises(ValueError, match=r"kind must be 'scatter', 'hist' or 'kde', got 'violin'"):
+        plot_samples(torch.zeros(5, 2), kind="violin")
+    with pytest.raises(ValueError, match="xmin < xmax"):
+        plot_samples(torch.zeros(5, 2), bounds=(1.0, 0.0, 0.0, 1.0))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor, got ndarray"):
+        plot_samples(np.zeros((5, 2)))
+
+
+# --- vector fields and trajectories -------------------------------------------------------------------------
+
+
+def test_plot_vector_field_draws_the_field():
+    def field(x, t):
+        return torch.stack([-x[:, 1], x[:, 0]], 1) * (1 + t)
+
+    ax = plot_vector_field(field, BOUNDS, t=0.5, n=6)
+    assert isinstance(ax, Axes)
+    q = ax.collections[0]
+    _, _, pts = grid(BOUNDS, 6)
+    np.testing.assert_allclose(q.U, 1.5 * -pts[:, 1].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(q.V, 1.5 * pts[:, 0].numpy(), rtol=1e-6)
+
+
+def test_plot_vector_field_rejects_wrong_output_shape():
+    with pytest.raises(ValueError, match=r"field\(x, t\) must return shape \(16, 2\) for x of that shape, got \(16,\)"):
+        plot_vector_field(lambda x, t: x.sum(1), BOUNDS, n=4)
+    with pytest.raises(TypeError, match=r"field\(x, t\) must be a torch.Tensor"):
+        plot_vector_field(lambda x, t: x.numpy(), BOUNDS, n=4)
+
+
+@pytest.mark.parametrize("batch, n_show", [(3, 20), (30, 5)])
+def test_plot_trajectories_2d(batch, n_show, gen):
+    states = torch.randn(7, batch, 2, generator=gen).cumsum(0)
+    ax = plot_trajectories_2d(states, n_show=n_show)
+    assert isinstance(ax, Axes)
+    assert len(ax.lines) == min(batch, n_show)
+    np.testing.assert_allclose(ax.lines[0].get_xydata(), states[:, 0].numpy())
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (7, 3, 3), (7, 3, 2, 1)])
+def test_plot_trajectories_2d_rejects_bad_shapes(shape):
+    with pytest.raises(ValueError, match=r"states must have shape \(k, batch, 2\), got"):
+        plot_trajectories_2d(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("shape", [(9, 4), (9, 4, 1)])
+def test_plot_trajectories_1d(shape, gen):
+    times = torch.linspace(0, 1, 9)
+    states = torch.randn(shape, generator=gen)
+    ax = plot_trajectories_1d(times, states, n_show=3)
+    assert isinstance(ax, Axes) and len(ax.lines) == 3 and ax.get_xlabel() == "t"
+    np.testing.assert_allclose(ax.lines[1].get_xdata(), times.numpy())
+
+
+@pytest.mark.parametrize("shape", [(8, 4), (9, 4, 2), (9,)])
+def test_plot_trajectories_1d_rejects_bad_shapes(shape):
+    with pytest.raises(ValueError, match=r"states must have shape \(k, batch\) with k = len\(times\) = 9, got"):
+        plot_trajectories_1d(torch.linspace(0, 1, 9), torch.zeros(shape))
+
+
+# --- animation ------------------------------------------------------------------------------------------------
+
+
+def test_animate_particles_returns_html(gen):
+    import matplotlib.pyplot as plt
+
+    states = torch.randn(3, 10, 2, generator=gen)
+    n_figs = len(plt.get_fignums())
+    html = animate_particles(states, times=torch.linspace(0, 1, 3))
+    assert isinstance(html, str) and "<script" in html
+    assert len(plt.get_fignums()) == n_figs  # the animation's figure is closed
+    html2 = animate_particles(states, bounds=BOUNDS, background=GaussianMixture.symmetric_2d(2, radius=1.0))
+    assert "<script" in html2
+
+
+@pytest.mark.parametrize("shape", [(3, 10), (3, 10, 3)])
+def test_animate_particles_rejects_bad_shapes(shape):
+    with pytest.raises(ValueError, match=r"states must have shape \(k, batch, 2\), got"):
+        animate_particles(torch.zeros(shape))
+
+
+def test_animate_particles_rejects_bad_bounds():
+    with pytest.raises(ValueError, match="xmin < xmax"):
+        animate_particles(torch.zeros(3, 10, 2), bounds=(0.0, -1.0, 0.0, 1.0))
+    # all particles at one point: the automatic bounds are degenerate and say so
+    with pytest.raises(ValueError, match="xmin < xmax"):
+        animate_particles(torch.zeros(3, 10, 2))

@@ -1,0 +1,407 @@
+"""Training loops: the loss history's helpers, the Trainer's seeding, learning-rate schedule,
+device handling, progress bar and NaN guard, and the conditional flow matching loss against a
+hand computation, against the theory (it differs from the flow matching loss by a constant
+that does not depend on the network), and end to end (a trained field samples its target).
+
+Every random draw is seeded; every statistical tolerance is a stated multiple of its standard
+error, so no test can flake.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from labs_lib import (AffinePath, Circles, CondOTScheduler, ConditionalFlowMatchingTrainer, CosineScheduler,
+                      EulerSimulator, Gaussian, GaussianMixture, GaussianMixturePath, MLPField, Moons, Sampleable,
+                      SqrtScheduler, Trainer, TrainingHistory, VectorFieldODE, noise_floor, time_grid, wasserstein2)
+from labs_lib.training import cfm_loss
+
+# --- small helpers -----------------------------------------------------------------------------
+
+
+class Regression(Trainer):
+    """Least squares y = 3x - 1 with a linear model: a loss that a few Adam steps can lower."""
+
+    def loss(self, batch_size: int) -> Tensor:
+        x = torch.randn(batch_size, 1, device=self.device)
+        return (self.model(x) - (3 * x - 1)).pow(2).mean()
+
+
+class OneParameter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.p = nn.Parameter(torch.zeros(()))
+
+
+class LinearInP(Trainer):
+    """Loss = p: a constant gradient, so every Adam step moves p by (almost exactly) the current lr."""
+
+    def loss(self, batch_size: int) -> Tensor:
+        return self.model.p
+
+
+class NaNModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, x, t):
+        return self.w * x * float("nan")
+
+
+class Fixed(Sampleable):
+    """A 'distribution' that returns the same batch every time (for hand computations)."""
+
+    def __init__(self, batch: Tensor):
+        self.batch = batch
+        self.shape = tuple(batch.shape[1:])
+
+    def sample(self, n: int, generator=None) -> Tensor:
+        assert n == self.batch.shape[0]
+        return self.batch.clone()
+
+
+class Elementwise(nn.Module):
+    """u(x, t) = a·tanh(x) + b·x·cos(3t) + c·t, elementwise: works on any state shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.coef = nn.Parameter(torch.tensor([0.7, -0.4, 1.3]))
+
+    def forward(self, x, t):
+        t = torch.as_tensor(t, dtype=x.dtype).expand(x.shape[0]).view(-1, *([1] * (x.ndim - 1)))
+        a, b, c = self.coef
+        return a * torch.tanh(x) + b * x * torch.cos(3 * t) + c * t
+
+
+def seeded_field(seed: int = 0, hidden=(16, 16)) -> MLPField:
+    torch.manual_seed(seed)
+    return MLPField(2, hidden)
+
+
+def linear_model(seed: int = 0) -> nn.Linear:
+    torch.manual_seed(seed)
+    return nn.Linear(1, 1)
+
+
+PATH = AffinePath(CondOTScheduler())
+
+# --- TrainingHistory ---------------------------------------------------------------------------
+
+
+def test_smoothed_is_a_trailing_moving_average():
+    h = TrainingHistory(losses=np.array([4.0, 2.0, 6.0, 0.0, 8.0]), seconds=0.0)
+    np.testing.assert_allclose(h.smoothed(1), h.losses)
+    # window 2: the first value averages itself only
+    np.testing.assert_allclose(h.smoothed(2), [4.0, 3.0, 4.0, 3.0, 4.0])
+    np.testing.assert_allclose(h.smoothed(3), [4.0, 3.0, 4.0, 8 / 3, 14 / 3])
+    np.testing.assert_allclose(h.smoothed(50), np.cumsum(h.losses) / np.arange(1, 6))
+
+
+def test_final_loss_is_the_mean_of_the_last_tenth():
+    h = TrainingHistory(losses=np.arange(100, dtype=float), seconds=0.0)
+    assert h.final_loss == pytest.approx(np.mean(np.arange(90, 100)))
+    short = TrainingHistory(losses=np.array([5.0, 1.0, 3.0]), seconds=0.0)
+    assert short.final_loss == 3.0  # fewer than 10 steps: the last loss
+    assert isinstance(h.final_loss, float)
+
+
+@pytest.mark.parametrize("window", [0, -3, 2.5])
+def test_smoothed_rejects_bad_windows(window):
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        TrainingHistory(losses=np.ones(5), seconds=0.0).smoothed(window)
+
+
+# --- Trainer -----------------------------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_losses_and_weights():
+    runs = []
+    for _ in range(2):
+        model = linear_model(0)
+        hist = Regression(model).train(60, batch_size=32, lr=1e-2, seed=5, progress=False)
+        runs.append((hist.losses, model.weight.detach().clone()))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert torch.equal(runs[0][1], runs[1][1])
+    other = Regression(linear_model(0)).train(60, batch_size=32, lr=1e-2, seed=6, progress=False)
+    assert not np.array_equal(other.losses, runs[0][0])
+
+
+def test_loss_decreases_and_history_has_one_loss_per_step():
+    model = linear_model(0)
+    hist = Regression(model).train(300, batch_size=64, lr=0.1, progress=False)
+    assert hist.losses.shape == (300,) and hist.losses.dtype == np.float32
+    assert hist.seconds > 0
+    smooth = hist.smoothed(20)
+    assert hist.final_loss < 0.01 * smooth[19]  # starts near |3x - 1|² ~ 10, ends near 0
+    assert float(model.weight.detach()) == pytest.approx(3.0, abs=0.05)
+    assert float(model.bias.detach()) == pytest.approx(-1.0, abs=0.05)
+
+
+def test_learning_rate_decays_linearly_to_a_tenth():
+    # With a constant gradient Adam's normalised step is the learning rate itself (up to
+    # eps/|g| = 1e-8), so the parameter moves by the sum of the scheduled rates:
+    # Σ_{i<n} lr·(1 - 0.9 i/n) = lr·(n - 0.45 (n - 1)).
+    n, lr = 40, 1e-2
+    model = OneParameter()
+    LinearInP(model).train(n, batch_size=1, lr=lr, progress=False)
+    assert float(model.p.detach()) == pytest.approx(-lr * (n - 0.45 * (n - 1)), rel=1e-5)
+
+
+def test_model_ends_in_eval_mode_on_the_requested_device():
+    model = nn.Sequential(nn.Linear(1, 4), nn.Dropout(0.1), nn.Linear(4, 1))
+    trainer = Regression(model)
+    for device in ("cpu", torch.device("cpu")):
+        trainer.train(3, batch_size=4, device=device, progress=False)
+        assert trainer.device == torch.device("cpu")
+        assert next(model.parameters()).device.type == "cpu"
+        assert not model.training
+
+
+def test_unavailable_or_unknown_devices_are_named(monkeypatch):
+    trainer = Regression(linear_model())
+    with pytest.raises(ValueError, match="device must be one of"):
+        trainer.train(3, device="gpu", progress=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="torch.cuda.is_available\\(\\) is False"):
+        trainer.train(3, device="cuda", progress=False)
+
+
+def test_progress_bar_only_when_asked(capsys):
+    Regression(linear_model()).train(5, batch_size=4, progress=False)
+    assert capsys.readouterr().err == ""
+    Regression(linear_model()).train(5, batch_size=4, progress=True, description="fitting a line")
+    assert "fitting a line" in capsys.readouterr().err
+
+
+def test_nan_loss_raises_with_advice():
+    data = Gaussian.isotropic(2)
+    trainer = ConditionalFlowMatchingTrainer(NaNModel(), PATH, data)
+    with pytest.raises(FloatingPointError, match=r"the loss became NaN or infinite before step 5: lower the "
+                                                 r"learning rate \(lr = 0\.001\)"):
+        trainer.train(5, batch_size=8, lr=1e-3, progress=False)
+
+
+def test_divergence_is_caught_within_a_hundred_steps():
+    class Exploding(Trainer):
+        def loss(self, batch_size):
+            return self.model.p * torch.tensor(float("inf"))
+
+    with pytest.raises(FloatingPointError, match="before step 100"):
+        Exploding(OneParameter()).train(1000, batch_size=1, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"n_steps": 0}, "n_steps must be a positive integer"),
+    ({"n_steps": 2.5}, "n_steps must be a positive integer"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"lr": -1e-3}, r"lr must be > 0"),
+    ({"lr": 0.0}, r"lr must be > 0"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+])
+def test_train_rejects_bad_arguments(kwargs, pattern):
+    args = {"n_steps": 3, "batch_size": 4, "lr": 1e-3, "seed": 0, "progress": False, **kwargs}
+    with pytest.raises(ValueError, match=pattern):
+        Regression(linear_model()).train(**args)
+
+
+def test_trainer_rejects_non_modules_and_parameterless_models():
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got function"):
+        Regression(lambda x: x)
+    with pytest.raises(ValueError, match="has no parameters to train"):
+        Regression(nn.ReLU())
+
+
+def test_trainer_is_abstract():
+    with pytest.raises(TypeError):
+        Trainer(linear_model())
+
+
+# --- the conditional flow matching loss: by hand -----------------------------------------------
+
+
+def hand_cfm(model, alpha, beta, d_alpha, d_beta, x_0, x_1, t):
+    """‖u(x_t, t) - (α̇ x_1 + β̇ x_0)‖² summed over a sample's coordinates, averaged over the batch,
+    written out with explicit loops so that it shares no code with labs_lib."""
+    total = 0.0
+    for i in range(x_0.shape[0]):
+        ti = float(t[i])
+        xt = alpha(ti) * x_1[i] + beta(ti) * x_0[i]
+        target = d_alpha(ti) * x_1[i] + d_beta(ti) * x_0[i]
+        out = model(xt.unsqueeze(0), t[i:i + 1])[0]
+        total += float(((out - target) ** 2).sum())
+    return total / x_0.shape[0]
+
+
+SCHEDULE_FORMULAS = {
+    "condot": (CondOTScheduler(), lambda t: t, lambda t: 1 - t, lambda t: 1.0, lambda t: -1.0),
+    "cosine": (CosineScheduler(), lambda t: math.sin(math.pi * t / 2), lambda t: math.cos(math.pi * t / 2),
+               lambda t: math.pi / 2 * math.cos(math.pi * t / 2), lambda t: -math.pi / 2 * math.sin(math.pi * t / 2)),
+    "sqrt": (SqrtScheduler(), lambda t: t, lambda t: math.sqrt(1 - t), lambda t: 1.0,
+             lambda t: -0.5 / math.sqrt(1 - t)),
+}
+
+
+@pytest.mark.parametrize("schedule", SCHEDULE_FORMULAS, ids=list(SCHEDULE_FORMULAS))
+@pytest.mark.parametrize("shape", [(7, 2), (5, 3), (4, 1, 3, 3)], ids=["2d", "3d", "image"])
+def test_cfm_loss_matches_a_hand_computation(schedule, shape, gen):
+    sched, *formulas = SCHEDULE_FORMULAS[schedule]
+    x_0, x_1 = torch.randn(shape, generator=gen), 2 + torch.randn(shape, generator=gen)
+    t = 0.95 * torch.rand(shape[0], generator=gen)
+    model = Elementwise() if len(shape) > 2 or shape[1] != 2 else seeded_field()
+    loss = cfm_loss(model, AffinePath(sched), x_0, x_1, t)
+    assert loss.ndim == 0
+    assert float(loss) == pytest.approx(hand_cfm(model, *formulas, x_0, x_1, t), rel=1e-5)
+
+
+def test_cfm_loss_carries_gradients_to_the_model(gen):
+    model = seeded_field()
+    x_0, x_1, t = torch.randn(6, 2, generator=gen), torch.randn(6, 2, generator=gen), torch.rand(6, generator=gen)
+    loss = cfm_loss(model, PATH, x_0, x_1, t)
+    assert loss.requires_grad
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_cfm_loss_is_zero_for_the_straight_line_velocity(gen):
+    # On the CondOT path with a single (x_0, x_1) pair the velocity is x_1 - x_0 at every t:
+    # a "model" that knows the pair has zero loss.
+    x_0, x_1 = torch.randn(1, 2, generator=gen), torch.randn(1, 2, generator=gen)
+
+    class Knows(nn.Module):
+        def forward(self, x, t):
+            return (x_1 - x_0).expand_as(x)
+
+    for t in (0.0, 0.3, 1.0):
+        assert float(cfm_loss(Knows(), PATH, x_0, x_1, torch.tensor([t]))) == 0.0
+
+
+@pytest.mark.parametrize("with_source", [False, True])
+def test_trainer_loss_draws_data_source_and_uniform_times(with_source, gen):
+    # The trainer's loss on a batch is cfm_loss on (x_0 from the source, x_1 from the data,
+    # t ~ U[0, 1)). Fixed "distributions" pin x_1 (and x_0); the seed pins the remaining draws.
+    x_1 = torch.randn(16, 2, generator=gen) + 3
+    x_0 = torch.randn(16, 2, generator=gen)
+    model = seeded_field()
+    trainer = ConditionalFlowMatchingTrainer(model, PATH, Fixed(x_1), Fixed(x_0) if with_source else None)
+    torch.manual_seed(7)
+    loss = trainer.loss(16)
+    torch.manual_seed(7)
+    if not with_source:
+        x_0 = torch.randn_like(x_1)
+    t = torch.rand(16)
+    assert bool((t >= 0).all() and (t < 1).all())
+    assert float(loss) == pytest.approx(hand_cfm(model, *SCHEDULE_FORMULAS["condot"][1:], x_0, x_1, t), rel=1e-5)
+
+
+# --- the conditional flow matching loss: against the theory ------------------------------------
+
+
+def test_cfm_and_fm_losses_differ_by_a_network_independent_constant():
+    r"""L_FM(θ) = L_CFM(θ) - C with C independent of θ. On one batch,
+
+        ‖u_θ - u_cond‖² - ‖u_θ - u_marg‖² = ‖u_cond‖² - ‖u_marg‖² - 2 u_θ·(u_cond - u_marg),
+
+    and the last term averages to zero because u_marg(x) = E[u_cond | x_t = x]. So the
+    difference of the batch losses must agree across networks up to the Monte Carlo error of
+    that cross term, whose standard error we estimate from the batch itself.
+    """
+    data = GaussianMixture.symmetric_2d(3, radius=2.5, std=0.5)
+    exact = GaussianMixturePath(PATH, data)
+    gen = torch.Generator().manual_seed(3)
+    n = 100_000
+    x_1, x_0, t = data.sample(n, generator=gen), torch.randn(n, 2, generator=gen), torch.rand(n, generator=gen)
+    s = PATH.sample(x_0, x_1, t)
+    u_marg = exact.vector_field(s.x_t, t)
+    const = float((s.dx_t.pow(2).sum(1) - u_marg.pow(2).sum(1)).mean())  # network-free part
+    for seed in range(3):
+        with torch.no_grad():
+            out = 3 * seeded_field(seed)(s.x_t, t)  # scaled up so that the cross term matters
+        cfm = (out - s.dx_t).pow(2).sum(1)
+        fm = (out - u_marg).pow(2).sum(1)
+        cross = -2 * (out * (s.dx_t - u_marg)).sum(1)
+        se = float(cross.std()) / math.sqrt(n)
+        assert abs(float((cfm - fm).mean()) - const) < 4 * se, seed
+    # and the constant is what the CFM loss cannot go below: E‖u_cond - u_marg‖² > 0
+    assert float((s.dx_t - u_marg).pow(2).sum(1).mean()) > 1.0
+
+
+def test_cfm_and_fm_gradients_agree():
+    # The gradients of the two losses on one large batch point the same way (their difference
+    # is the gradient of a mean-zero cross term, which shrinks like 1/√n).
+    data = GaussianMixture.symmetric_2d(3, radius=2.5, std=0.5)
+    exact = GaussianMixturePath(PATH, data)
+    gen = torch.Generator().manual_seed(4)
+    n = 100_000
+    x_1, x_0, t = data.sample(n, generator=gen), torch.randn(n, 2, generator=gen), torch.rand(n, generator=gen)
+    s = PATH.sample(x_0, x_1, t)
+    u_marg = exact.vector_field(s.x_t, t)
+    model = seeded_field(1)
+    grads = []
+    for target in (s.dx_t, u_marg):
+        model.zero_grad()
+        (model(s.x_t, t) - target).pow(2).sum(1).mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    cos = float(torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0))
+    assert cos > 0.99
+
+
+# --- ConditionalFlowMatchingTrainer: validation -------------------------------------------------
+
+
+def test_cfm_trainer_validation():
+    model = seeded_field()
+    data = Gaussian.isotropic(2)
+    with pytest.raises(TypeError, match="path must be an AffinePath, got CondOTScheduler"):
+        ConditionalFlowMatchingTrainer(model, CondOTScheduler(), data)
+    with pytest.raises(TypeError, match="data must be a labs_lib Sampleable, got Tensor"):
+        ConditionalFlowMatchingTrainer(model, PATH, torch.randn(10, 2))
+    with pytest.raises(TypeError, match="source must be a labs_lib Sampleable, got Tensor"):
+        ConditionalFlowMatchingTrainer(model, PATH, data, source=torch.randn(10, 2))
+    with pytest.raises(ValueError, match=r"source samples have shape \(3,\) but data samples have shape \(2,\)"):
+        ConditionalFlowMatchingTrainer(model, PATH, data, source=Gaussian.isotropic(3))
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        ConditionalFlowMatchingTrainer(lambda x, t: x, PATH, data)
+    # any Sampleable of the right shape is a valid source
+    trainer = ConditionalFlowMatchingTrainer(model, PATH, Moons(), source=Circles())
+    assert float(trainer.loss(8)) > 0
+
+
+def test_cfm_loss_rejects_mismatched_batches(gen):
+    model = seeded_field()
+    x = torch.randn(4, 2, generator=gen)
+    with pytest.raises(ValueError, match="x_0 and x_1 must have the same shape"):
+        cfm_loss(model, PATH, x, torch.randn(5, 2, generator=gen), torch.rand(5, generator=gen))
+    with pytest.raises(ValueError, match=r"t must have shape \(batch,\) = \(4,\)"):
+        cfm_loss(model, PATH, x, x, torch.rand(3, generator=gen))
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
+        cfm_loss(model, PATH, x, x, torch.full((4,), 1.5))
+
+
+# --- end to end ---------------------------------------------------------------------------------
+
+
+def test_cfm_learns_a_gaussian_end_to_end():
+    r"""A small MLP trained by CFM for 400 steps carries N(0, I) to a correlated Gaussian.
+
+    Threshold: two independent 1000-sample sets of the target itself lie at the W2 noise floor
+    (median ≈ 0.12 here), and a perfect sampler's distance scatters around that median by about
+    ±20%. We accept up to 1.5× the median: the ratio the course asks of every 2-D model. An
+    untrained network (samples ≈ N(0, I)) sits at ratio ≈ 20, so the test cannot pass by
+    accident, and the seeds are fixed, so it cannot flake.
+    """
+    target = Gaussian(torch.tensor([2.0, -1.0]), torch.tensor([[0.5, 0.3], [0.3, 0.4]]))
+    model = seeded_field(0, hidden=(32, 32))
+    hist = ConditionalFlowMatchingTrainer(model, PATH, target).train(400, batch_size=256, lr=1e-2, seed=0,
+                                                                      progress=False)
+    assert hist.final_loss < hist.smoothed(20)[19]
+    gen = torch.Generator().manual_seed(11)
+    samples = EulerSimulator(VectorFieldODE(model)).simulate(torch.randn(1000, 2, generator=gen), time_grid(50))
+    floor = noise_floor(target, wasserstein2, 1000, seed=1)
+    w2 = wasserstein2(samples, target.sample(1000, generator=torch.Generator().manual_seed(2)))
+    assert w2 <= 1.5 * floor.median, (w2, floor)
