@@ -4,7 +4,6 @@ label-conditioned MLP."""
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

@@ -11,7 +11,7 @@ says so. An exercise that still raises ``NotImplementedError`` gets a one-line r
 
 from __future__ import annotations
 
-import math
+import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -108,3 +108,61 @@ def require_subclass(cls: type, base: type, exercise: str) -> None:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise CheckFailed(f"pass your class itself (a subclass of {base.__name__}), e.g. "
                           f"check_{exercise}(MyClass), not {cls!r}.")
+
+
+def per_sample_sum(sq: Tensor) -> Tensor:
+    """Sum a ``(batch, *state_shape)`` tensor over everything but the batch: shape ``(batch,)``."""
+    return sq.flatten(1).sum(1)
+
+
+def per_sample_time(t: Tensor | float, x: Tensor) -> Tensor:
+    """The time a stand-in network received, shaped to broadcast against ``x``.
+
+    Accepts what a student may reasonably pass (a number, a 0-dim tensor, or one time per sample in
+    any shape with ``batch`` elements) and fails with a hint for anything else.
+    """
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    if t.numel() == 1:
+        return t.reshape(())
+    if t.numel() == x.shape[0]:
+        return t.reshape(-1, *([1] * (x.ndim - 1)))
+    raise CheckFailed(f"the network was called with t of shape {tuple(t.shape)} for x of shape "
+                      f"{tuple(x.shape)}: pass one time per sample, t of shape (batch,).")
+
+
+def require_gradient(loss: Tensor, model: torch.nn.Module,
+                     reference_loss: Callable[[torch.nn.Module], Tensor], tol: float = 1e-4) -> None:
+    """Check that a loss with the right value also has the right gradient with respect to ``model``.
+
+    ``reference_loss(m)`` computes the reference loss with the network ``m``; it is evaluated on an
+    untouched copy of ``model``. A loss computed through ``.detach()``, ``torch.no_grad()`` or NumPy
+    has no gradient, or a wrong one.
+    """
+    if loss.grad_fn is None:
+        raise CheckFailed("the loss has the right value but carries no gradient: the network's output "
+                          "was detached (.detach(), torch.no_grad(), or a detour through NumPy). "
+                          "Training needs loss.backward() to reach the network's parameters.")
+    params = list(model.parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    fresh = copy.deepcopy(model)
+    ref_grads = torch.autograd.grad(reference_loss(fresh), list(fresh.parameters()))
+    if any(g is None or not close(g, r, tol) for g, r in zip(grads, ref_grads)):
+        raise CheckFailed("the loss has the right value, but its gradient with respect to the network's "
+                          "parameters is wrong: is part of the computation detached?")
+
+
+def require_scalar_loss(out: object, x: Tensor, name: str = "x") -> Tensor:
+    """Check that a loss function returned a 0-dim tensor (for states ``x`` of shape ``(batch, ...)``)."""
+    if isinstance(out, (float, int)):
+        raise CheckFailed("the loss is a Python number (after .item() or float()?): return the tensor itself, "
+                          "so that loss.backward() can reach the network's parameters.")
+    if not isinstance(out, Tensor):
+        raise CheckFailed(f"the loss must be a torch.Tensor, got {type(out).__name__}. Did you forget `return`?")
+    if out.ndim != 0:
+        if out.shape in ((x.shape[0],), (x.shape[0], 1)):
+            raise CheckFailed(f"the loss has shape {tuple(out.shape)}: one value per sample. Average the "
+                              "per-sample squared errors over the batch (.mean()) to get a single number.")
+        raise CheckFailed(f"the loss must be a single number (a 0-dim tensor), got shape {tuple(out.shape)} "
+                          f"for {name} of shape {tuple(x.shape)}. Sum the squared error over each sample's "
+                          "coordinates, then average over the batch.")
+    return out

@@ -20,11 +20,12 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..dynamics import ODE, VectorFieldODE
+from ..dynamics import ODE, VectorFieldODE, expand_time
 from ..models import MLPField
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler
 from ..simulators import EulerSimulator, time_grid
-from ._framework import CheckFailed, CheckReport, close, diagnose, require_subclass, run_check
+from ._framework import (CheckFailed, CheckReport, close, diagnose, per_sample_sum, per_sample_time,
+                         require_gradient, require_scalar_loss, require_subclass, run_check)
 
 # (6, 2) first: a schedule of shape (batch,) that is not reshaped fails loudly there; (3, 3)
 # has batch == dimension, where the same mistake broadcasts silently along the wrong axis.
@@ -45,24 +46,11 @@ class _CheckField(nn.Module):
         self.coef = nn.Parameter(torch.tensor([0.8, -0.6, 1.4, 0.3]))
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        if t.numel() == 1:
-            t = t.reshape(())
-        elif t.numel() == x.shape[0]:
-            t = t.reshape(-1, *([1] * (x.ndim - 1)))
-        else:
-            raise CheckFailed(f"the network was called with t of shape {tuple(t.shape)} for x of shape "
-                              f"{tuple(x.shape)}: pass one time per sample, t of shape (batch,).")
+        t = per_sample_time(t, x)
         a, b, c, d = self.coef
         return a * torch.tanh(x) + b * x * torch.cos(3 * t) + c * t + d
 
 
-def _bcast(v: Tensor, x: Tensor) -> Tensor:
-    return v.view(-1, *([1] * (x.ndim - 1)))
-
-
-def _per_sample(sq: Tensor) -> Tensor:
-    return sq.flatten(1).sum(1)
 
 
 def _loss_inputs(seed: int = 0):
@@ -90,19 +78,7 @@ def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, x_0: Tensor, x_
         raise
     if not all(torch.equal(a, b) for a, b in zip(inputs, (x_0, x_1, t))):
         raise CheckFailed("your loss modified x_0, x_1 or t in place (e.g. `x_0 *= ...`): build new tensors instead.")
-    if isinstance(out, (float, int)):
-        raise CheckFailed("the loss is a Python number (after .item() or float()?): return the tensor itself, "
-                          "so that loss.backward() can reach the network's parameters.")
-    if not isinstance(out, Tensor):
-        raise CheckFailed(f"the loss must be a torch.Tensor, got {type(out).__name__}. Did you forget `return`?")
-    if out.ndim != 0:
-        if out.shape == (x_0.shape[0],) or out.shape == (x_0.shape[0], 1):
-            raise CheckFailed(f"the loss has shape {tuple(out.shape)}: one value per sample. Average the "
-                              "per-sample squared errors over the batch (.mean()) to get a single number.")
-        raise CheckFailed(f"the loss must be a single number (a 0-dim tensor), got shape {tuple(out.shape)} "
-                          f"for x of shape {tuple(x_0.shape)}. Sum the squared error over each sample's "
-                          "coordinates, then average over the batch.")
-    return out
+    return require_scalar_loss(out, x_0, "x_0")
 
 
 def check_cfm_loss(fn: Callable) -> CheckReport:
@@ -117,18 +93,18 @@ def check_cfm_loss(fn: Callable) -> CheckReport:
             out = _call_loss(fn, model, path, x_0, x_1, t)
 
             s = path.scheduler(t)
-            a, b, da, db = (_bcast(v, x_0) for v in (s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t))
+            a, b, da, db = (expand_time(v, x_0) for v in (s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t))
             x_t = a * x_1 + b * x_0
             target = da * x_1 + db * x_0
             with torch.no_grad():
                 u = model(x_t, t)
-                ref_each = _per_sample((u - target) ** 2)
+                ref_each = per_sample_sum((u - target) ** 2)
                 ref = ref_each.mean()
                 if not close(out.detach(), ref, _TOL):
                     d, batch = x_0[0].numel(), x_0.shape[0]
 
                     def loss(x, time, tgt):
-                        return _per_sample((model(x, time) - tgt) ** 2).mean()
+                        return per_sample_sum((model(x, time) - tgt) ** 2).mean()
 
                     mistakes = {
                         "the target has the wrong sign: the velocity of x_t = α_t x_1 + β_t x_0 is "
@@ -153,12 +129,12 @@ def check_cfm_loss(fn: Callable) -> CheckReport:
                         f"the loss is {batch}× too large: it sums over the batch. Average over the batch "
                         "(.mean()) after summing over each sample's coordinates.": ref * batch,
                         "the error is not squared: use the squared norm ‖u − target‖², a sum of squares "
-                        "(not absolute values).": _per_sample((u - target).abs()).mean(),
+                        "(not absolute values).": per_sample_sum((u - target).abs()).mean(),
                         "the norm is not squared: the loss is the *squared* norm ‖u − target‖², averaged "
                         "over the batch.": (u - target).flatten(1).norm(dim=1).mean(),
                     }
                     if name == "cosine":
-                        xt_lin = _bcast(t, x_0) * x_1 + (1 - _bcast(t, x_0)) * x_0
+                        xt_lin = expand_time(t, x_0) * x_1 + (1 - expand_time(t, x_0)) * x_0
                         hint = ("uses the formulas of the linear path (x_t = t x_1 + (1 − t) x_0, target "
                                 "x_1 − x_0) for every path. Take α_t, β_t, α̇_t, β̇_t from "
                                 "path.scheduler(t): the check also uses the cosine schedule.")
@@ -179,16 +155,7 @@ def check_cfm_loss(fn: Callable) -> CheckReport:
                                    f"with the {name} schedule and x of shape {tuple(x_0.shape)} your loss is "
                                    f"{float(out):.5g}, but the conditional flow matching loss is {float(ref):.5g}.")
 
-            if out.grad_fn is None:
-                raise CheckFailed("the loss has the right value but carries no gradient: the network's output "
-                                  "was detached (.detach(), torch.no_grad(), or a detour through NumPy). "
-                                  "Training needs loss.backward() to reach the network's parameters.")
-            (grad,) = torch.autograd.grad(out, model.coef, allow_unused=True)
-            ref_model = _CheckField()
-            (ref_grad,) = torch.autograd.grad(_per_sample((ref_model(x_t, t) - target) ** 2).mean(), ref_model.coef)
-            if grad is None or not close(grad, ref_grad, _TOL):
-                raise CheckFailed("the loss has the right value, but its gradient with respect to the network's "
-                                  "parameters is wrong: is part of the computation detached?")
+            require_gradient(out, model, lambda m: per_sample_sum((m(x_t, t) - target) ** 2).mean())
         ok("matches ‖u_θ(x_t, t) − (α̇_t x_1 + β̇_t x_0)‖², summed over coordinates and averaged over the batch, "
            "for the CondOT and cosine schedules")
         ok(f"works for state shapes {', '.join(str(s) for s in _LOSS_SHAPES)}")

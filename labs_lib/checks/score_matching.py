@@ -29,9 +29,10 @@ import torch
 from torch import Tensor, nn
 
 from ..distributions import GaussianMixture
-from ..dynamics import SDE
+from ..dynamics import SDE, expand_time
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, SqrtScheduler
-from ._framework import SHAPES, CheckFailed, CheckReport, close, diagnose, require_subclass, run_check
+from ._framework import (SHAPES, CheckFailed, CheckReport, close, diagnose, per_sample_sum, per_sample_time,
+                         require_gradient, require_scalar_loss, require_subclass, run_check)
 
 # (6, 2) first: schedule values of shape (batch,) that are not reshaped fail loudly there;
 # (3, 3) has batch == dimension, where the same mistake broadcasts silently along the wrong axis.
@@ -43,12 +44,6 @@ _BROADCAST_HINT = ("the schedule values path.scheduler(t).alpha_t, .beta_t, ... 
                    "ll.expand_time(s.beta_t, x).")
 
 
-def _bcast(v: Tensor, x: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (x.ndim - 1)))
-
-
-def _per_sample(sq: Tensor) -> Tensor:
-    return sq.flatten(1).sum(1)
 
 
 def _times(gen: torch.Generator, batch: int) -> Tensor:
@@ -86,14 +81,7 @@ class _CheckScore(nn.Module):
         self.coef = nn.Parameter(torch.tensor([-0.9, 0.7, 1.3, -0.4]))
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        if t.numel() == 1:
-            t = t.reshape(())
-        elif t.numel() == x.shape[0]:
-            t = t.reshape(-1, *([1] * (x.ndim - 1)))
-        else:
-            raise CheckFailed(f"the network was called with t of shape {tuple(t.shape)} for x of shape "
-                              f"{tuple(x.shape)}: pass one time per sample, t of shape (batch,).")
+        t = per_sample_time(t, x)
         a, b, c, d = self.coef
         return a * x * (1 + t) + b * torch.sin(x) + c * t + d
 
@@ -118,19 +106,7 @@ def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, z: Tensor, eps:
         raise
     if not all(torch.equal(a, b) for a, b in zip(inputs, (z, eps, t))):
         raise CheckFailed("your loss modified z, eps or t in place (e.g. `eps /= beta`): build new tensors instead.")
-    if isinstance(out, (float, int)):
-        raise CheckFailed("the loss is a Python number (after .item() or float()?): return the tensor itself, "
-                          "so that loss.backward() can reach the network's parameters.")
-    if not isinstance(out, Tensor):
-        raise CheckFailed(f"the loss must be a torch.Tensor, got {type(out).__name__}. Did you forget `return`?")
-    if out.ndim != 0:
-        if out.shape in ((z.shape[0],), (z.shape[0], 1)):
-            raise CheckFailed(f"the loss has shape {tuple(out.shape)}: one value per sample. Average the "
-                              "per-sample squared errors over the batch (.mean()) to get a single number.")
-        raise CheckFailed(f"the loss must be a single number (a 0-dim tensor), got shape {tuple(out.shape)} "
-                          f"for z of shape {tuple(z.shape)}. Sum the squared error over each sample's "
-                          "coordinates, then average over the batch.")
-    return out
+    return require_scalar_loss(out, z, "z")
 
 
 def check_dsm_loss(fn: Callable) -> CheckReport:
@@ -144,15 +120,15 @@ def check_dsm_loss(fn: Callable) -> CheckReport:
             out = _call_loss(fn, model, path, z, eps, t)
 
             s = path.scheduler(t)
-            a, b = _bcast(s.alpha_t, z), _bcast(s.beta_t, z)
+            a, b = expand_time(s.alpha_t, z), expand_time(s.beta_t, z)
             x_t = a * z + b * eps
             with torch.no_grad():
-                ref = _per_sample((model(x_t, t) + eps / b) ** 2).mean()
+                ref = per_sample_sum((model(x_t, t) + eps / b) ** 2).mean()
                 if not close(out.detach(), ref, _TOL):
                     d, batch = z[0].numel(), z.shape[0]
 
                     def loss(x, target, time=t, weight=1.0):
-                        return (weight * _per_sample((model(x, time) - target) ** 2)).mean()
+                        return (weight * per_sample_sum((model(x, time) - target) ** 2)).mean()
 
                     s_t = model(x_t, t)
                     mistakes = {
@@ -184,14 +160,14 @@ def check_dsm_loss(fn: Callable) -> CheckReport:
                         f"the loss is {batch}× too large: it sums over the batch. Average over the batch "
                         "(.mean()) after summing over each sample's coordinates.": ref * batch,
                         "the error is not squared: use the squared norm ‖s + ε/β_t‖², a sum of squares "
-                        "(not absolute values).": _per_sample((s_t + eps / b).abs()).mean(),
+                        "(not absolute values).": per_sample_sum((s_t + eps / b).abs()).mean(),
                         "the norm is not squared: the loss is the *squared* norm ‖s + ε/β_t‖², averaged "
                         "over the batch.": (s_t + eps / b).flatten(1).norm(dim=1).mean(),
                         "the residual is not squared at all: square it, (s + ε/β_t)², before summing.":
-                            _per_sample(s_t + eps / b).mean(),
+                            per_sample_sum(s_t + eps / b).mean(),
                     }
                     if name == "cosine":
-                        tl = _bcast(t, z)
+                        tl = expand_time(t, z)
                         mistakes["x_t uses the formulas of the linear path (x_t = t z + (1 − t) ε, target "
                                  "−ε/(1 − t)) for every path. Take α_t and β_t from path.scheduler(t): the "
                                  "check also uses the cosine schedule."] = loss(tl * z + (1 - tl) * eps,
@@ -205,16 +181,7 @@ def check_dsm_loss(fn: Callable) -> CheckReport:
                                    f"with the {name} schedule and z of shape {tuple(z.shape)} your loss is "
                                    f"{float(out):.5g}, but the denoising score matching loss is {float(ref):.5g}.")
 
-            if out.grad_fn is None:
-                raise CheckFailed("the loss has the right value but carries no gradient: the network's output "
-                                  "was detached (.detach(), torch.no_grad(), or a detour through NumPy). "
-                                  "Training needs loss.backward() to reach the network's parameters.")
-            (grad,) = torch.autograd.grad(out, model.coef, allow_unused=True)
-            ref_model = _CheckScore()
-            (ref_grad,) = torch.autograd.grad(_per_sample((ref_model(x_t, t) + eps / b) ** 2).mean(), ref_model.coef)
-            if grad is None or not close(grad, ref_grad, _TOL):
-                raise CheckFailed("the loss has the right value, but its gradient with respect to the network's "
-                                  "parameters is wrong: is part of the computation detached?")
+            require_gradient(out, model, lambda m: per_sample_sum((m(x_t, t) + eps / b) ** 2).mean())
         ok("matches ‖s_θ(x_t, t) + ε/β_t‖² with x_t = α_t z + β_t ε, summed over coordinates and averaged "
            "over the batch, for the CondOT and cosine schedules")
         ok(f"works for state shapes {', '.join(str(s) for s in _SHAPES)}")
@@ -249,7 +216,7 @@ def _call_conversion(fn: Callable, path: AffinePath, u: Tensor, x: Tensor, t: Te
 
 def _conversion_mistakes(path: AffinePath, u: Tensor, x: Tensor, t: Tensor) -> dict[str, Tensor]:
     s = path.scheduler(t)
-    a, b, da, db = (_bcast(v, x) for v in (s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t))
+    a, b, da, db = (expand_time(v, x) for v in (s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t))
     den = b**2 * da - a * b * db
     ref = (a * u - da * x) / den
     mistakes = {
@@ -272,7 +239,7 @@ def _conversion_mistakes(path: AffinePath, u: Tensor, x: Tensor, t: Tensor) -> d
         "the denominator is missing: divide α_t u − α̇_t x by β_t² α̇_t − α_t β_t β̇_t.": a * u - da * x,
     }
     if not isinstance(path.scheduler, CondOTScheduler):
-        tl = _bcast(t, x)
+        tl = expand_time(t, x)
         mistakes["your conversion uses the formula of the linear (CondOT) path, (t·u − x)/(1 − t), for every "
                  "path. Take α_t, β_t, α̇_t, β̇_t from path.scheduler(t): the check also uses other "
                  "schedules."] = (tl * u - x) / (1 - tl)
