@@ -14,7 +14,10 @@ from pathlib import Path
 
 import nbformat
 
-QUALITY = re.compile(r"noise floor|real-vs-real|floor\b", re.IGNORECASE)
+QUALITY = re.compile(r"noise floor|real-vs-real|floor\b|accura|trained in", re.IGNORECASE)
+# A row of a printed table (it starts with a number), kept when it follows a quality header such
+# as "w   accuracy   W2   W2/floor": the guidance sweep prints one row per scale.
+TABLE_ROW = re.compile(r"^\s*[-+]?\d")
 
 
 def _stamp(text: str) -> datetime:
@@ -38,9 +41,18 @@ def quality_lines(path: Path) -> list[str]:
     for c in nb.cells:
         if c.cell_type != "code":
             continue
-        for o in c.outputs:
-            text = o.get("text", "") or o.get("data", {}).get("text/plain", "")
-            found += [line.strip() for line in text.splitlines() if QUALITY.search(line)]
+        # one cell's printed text as a whole: a table's header and rows may be separate outputs
+        pieces = (o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in c.outputs)
+        text = "\n".join(piece.rstrip("\n") for piece in pieces)
+        in_table = False
+        for line in text.splitlines():
+            if QUALITY.search(line):
+                found.append(line.strip())
+                in_table = True
+            elif in_table and TABLE_ROW.match(line):
+                found.append(line.strip())
+            else:
+                in_table = False
     return found
 
 

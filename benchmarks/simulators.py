@@ -28,6 +28,10 @@ except ImportError:
     torchdiffeq = None
 
 MISSING = "not installed (`pip install -e '.[bench]'` adds it)"
+PLAIN, PLAIN_TRAJ = "plain loop", "plain loop, every 10th step kept"
+LL_TRAJ = "labs_lib simulate_with_trajectory(every=10)"
+# A recorded trajectory is compared with a hand-written loop that records one too.
+PAIRS = {LL_TRAJ: PLAIN_TRAJ}
 
 
 def _plain_em(x, ts, theta, sigma, every=None):
@@ -63,10 +67,10 @@ def ou_case(rounds: int) -> str:
     ts = ll.time_grid(steps)
     sim = ll.EulerMaruyamaSimulator(ll.OrnsteinUhlenbeck(theta, sigma))
     cases = {
-        "plain loop": lambda: _plain_em(x0, ts, theta, sigma),
+        PLAIN: lambda: _plain_em(x0, ts, theta, sigma),
         "labs_lib simulate": lambda: sim.simulate(x0, ts),
-        "plain loop, every 10th step kept": lambda: _plain_em(x0, ts, theta, sigma, every=10),
-        "labs_lib simulate_with_trajectory(every=10)": lambda: sim.simulate_with_trajectory(x0, ts, every=10),
+        PLAIN_TRAJ: lambda: _plain_em(x0, ts, theta, sigma, every=10),
+        LL_TRAJ: lambda: sim.simulate_with_trajectory(x0, ts, every=10),
     }
     note = ""
     if torchsde is not None:
@@ -76,7 +80,7 @@ def ou_case(rounds: int) -> str:
     else:
         note = f"\n\ntorchsde: {MISSING}."
     with torch.no_grad():
-        timings = interleaved(cases, "plain loop", rounds)
+        timings = interleaved(cases, PLAIN, rounds, baselines=PAIRS)
     return table(f"OU SDE, {n:,} particles in 2-D, {steps:,} Euler–Maruyama steps", timings) + note
 
 
@@ -106,17 +110,17 @@ def ode_case(name: str, ode: ll.ODE, n: int, steps: int, rounds: int) -> str:
     for method, cls, tde in [("euler", ll.EulerSimulator, "euler"), ("heun", ll.HeunSimulator, "heun2")]:
         sim = cls(ode)
         cases = {
-            "plain loop": lambda: _plain_ode(ode.drift, x0, ts, method),
+            PLAIN: lambda: _plain_ode(ode.drift, x0, ts, method),
             "labs_lib simulate": lambda: sim.simulate(x0, ts),
-            "plain loop, every 10th step kept": lambda: _plain_ode(ode.drift, x0, ts, method, every=10),
-            "labs_lib simulate_with_trajectory(every=10)": lambda: sim.simulate_with_trajectory(x0, ts, every=10),
+            PLAIN_TRAJ: lambda: _plain_ode(ode.drift, x0, ts, method, every=10),
+            LL_TRAJ: lambda: sim.simulate_with_trajectory(x0, ts, every=10),
         }
         if torchdiffeq is not None:
             cases[f"torchdiffeq odeint(method='{tde}')"] = lambda: torchdiffeq.odeint(
                 lambda t, y: ode.drift(y, t), x0, torch.tensor([0.0, 1.0]), method=tde,
                 options={"step_size": 1 / steps})
         with torch.no_grad():
-            timings = interleaved(cases, "plain loop", rounds)
+            timings = interleaved(cases, PLAIN, rounds, baselines=PAIRS)
         out.append(table(f"{method.capitalize()}, {name}: {n:,} particles, {steps:,} steps", timings))
     if torchdiffeq is None:
         out.append(f"torchdiffeq: {MISSING}.")

@@ -18,6 +18,7 @@ class Timing:
     name: str
     seconds: list[float]
     ratios: list[float]  # against the baseline of the same round
+    against: str = ""  # the name of that baseline
 
     @property
     def median(self) -> float:
@@ -33,8 +34,16 @@ class Timing:
 
 
 def interleaved(cases: dict[str, Callable[[], object]], baseline: str, rounds: int = 7,
-                warmup: int = 1) -> list[Timing]:
-    """Time each callable ``rounds`` times, interleaved; ratios are against ``baseline``."""
+                warmup: int = 1, baselines: dict[str, str] | None = None) -> list[Timing]:
+    """Time each callable ``rounds`` times, interleaved; ratios are against ``baseline``.
+
+    ``baselines`` names a different baseline for some cases (a variant that records a trajectory
+    is compared with the plain loop that records one too).
+    """
+    baselines = baselines or {}
+    unknown = sorted(set(baselines) - set(cases) | set(baselines.values()) - set(cases) | {baseline} - set(cases))
+    if unknown:
+        raise ValueError(f"baselines name cases that are not timed: {unknown}")
     for _ in range(warmup):
         for fn in cases.values():
             fn()
@@ -44,15 +53,18 @@ def interleaved(cases: dict[str, Callable[[], object]], baseline: str, rounds: i
             start = time.perf_counter()
             fn()
             seconds[name].append(time.perf_counter() - start)
-    base = seconds[baseline]
-    return [Timing(name, s, [a / b for a, b in zip(s, base)]) for name, s in seconds.items()]
+    timings = []
+    for name, s in seconds.items():
+        against = baselines.get(name, baseline)
+        timings.append(Timing(name, s, [a / b for a, b in zip(s, seconds[against])], against))
+    return timings
 
 
 def table(title: str, timings: list[Timing]) -> str:
-    """A Markdown table: median time, median ratio to the baseline, and the ratio's range."""
-    lines = [f"**{title}**", "", "| implementation | median time | ratio to plain loop | ratio range |",
-             "|---|---:|---:|---:|"]
+    """A Markdown table: median time, median ratio to its baseline, the ratio's range, the baseline."""
+    lines = [f"**{title}**", "", "| implementation | median time | median ratio | ratio range | ratio against |",
+             "|---|---:|---:|---:|---|"]
     for t in timings:
         lo, hi = t.spread
-        lines.append(f"| {t.name} | {t.median * 1000:.0f} ms | {t.ratio:.2f}× | {lo:.2f}–{hi:.2f} |")
+        lines.append(f"| {t.name} | {t.median * 1000:.0f} ms | {t.ratio:.2f}× | {lo:.2f}–{hi:.2f} | {t.against} |")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 import torch
 
 import labs_lib as ll
@@ -45,6 +46,15 @@ def test_interleaved_ratios_are_per_round():
     assert "| other |" in table("t", timings)
 
 
+def test_interleaved_compares_a_case_with_its_own_baseline():
+    cases = {"base": lambda: sum(range(100)), "slow": lambda: sum(range(20000)), "slow too": lambda: sum(range(20000))}
+    timings = {t.name: t for t in interleaved(cases, "base", rounds=3, baselines={"slow too": "slow"})}
+    assert timings["slow"].against == "base" and timings["slow"].ratio > 5
+    assert timings["slow too"].against == "slow" and 0.2 < timings["slow too"].ratio < 5
+    with pytest.raises(ValueError, match="not timed"):
+        interleaved(cases, "base", rounds=1, baselines={"slow too": "missing"})
+
+
 def _notebook(tmp_path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     c1 = nbformat.v4.new_code_cell("print('W2 = 0.5 (noise floor 0.4, ratio 1.25)')")
@@ -66,6 +76,19 @@ def test_course_reads_times_and_quality_from_stored_notebooks(tmp_path):
     assert course.quality_lines(path) == ["W2 = 0.5 (noise floor 0.4, ratio 1.25)"]
     text, times = course.run(tmp_path)
     assert times == {"01_demo.ipynb": 12.5} and "12 s" in text and "ratio 1.25" in text
+
+
+def test_course_quality_keeps_the_rows_of_a_printed_quality_table(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("sweep")
+    # one print per row, as a loop prints them: separate stream outputs of one cell
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in
+                    ("   w   accuracy   W2/floor\n", " 0.0     11.3%   1.20\n", " 1.5    100.0%   1.01\n",
+                     "done\n", " 9 not a row of the table\n")]
+    nb.cells = [cell]
+    path = tmp_path / "07_demo.ipynb"
+    nbformat.write(nb, path)
+    assert course.quality_lines(path) == ["w   accuracy   W2/floor", "0.0     11.3%   1.20", "1.5    100.0%   1.01"]
 
 
 def test_course_map_run_time_column_is_rewritten():
