@@ -5,15 +5,23 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Extra arguments for `jupyter lab`, e.g. make lab LAB_ARGS="--no-browser --port=8890".
+LAB_ARGS ?=
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
+# The browser that `make test-browser` drives; installed from Debian when it is missing.
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup lab test bench notebooks solutions clean help
+.PHONY: setup lab test test-browser bench notebooks solutions figures clean help
 
 help:
 	@echo "make lab        start JupyterLab on the course (http://127.0.0.1:8888, token login)"
 	@echo "make test       run every test and execute every notebook (what CI runs)"
+	@echo "make test-browser  Lab 01 and its RISE slideshow in headless Chromium (installs it)"
 	@echo "make bench      benchmarks: simulators vs plain loops/torchsde/torchdiffeq, samplers, notebook times"
 	@echo "make notebooks  regenerate notebooks/ from solutions/ (instructors)"
 	@echo "make solutions  re-execute the solution notebooks, store outputs, regenerate (instructors)"
+	@echo "make figures    course-map pictures docs/figures/NN_topic.png from the solutions' outputs"
 
 # Re-install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -25,12 +33,22 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=. notebooks/01_simulating_odes_and_sdes.ipynb
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=. $(ROOT_ARGS) $(LAB_ARGS) notebooks/01_simulating_odes_and_sdes.ipynb
 
 test: setup
 	$(BIN)/python -m labs_lib.authoring --check
 	$(BIN)/python -m pytest tests solutions --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider --durations=10
+
+# A real browser: `make lab` in headless Chromium through Playwright (the optional `browser`
+# extra, installed once). browser_tests/ lies outside tests/, so `make test` never runs it.
+$(VENV)/.browser-stamp: $(STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,browser]'
+	touch $@
+
+test-browser: setup $(VENV)/.browser-stamp
+	bash browser_tests/ensure_chromium.sh $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest browser_tests -p no:cacheprovider -v --durations=5
 
 # The comparison packages are an optional extra; the benchmark says so when they are missing.
 bench: setup
@@ -40,9 +58,16 @@ bench: setup
 notebooks: setup
 	$(BIN)/python -m labs_lib.authoring
 
+# After executing: the course-map figures and the run times (read from the fresh outputs and
+# timestamps; nothing runs twice), then the student notebooks.
 solutions: setup
 	$(BIN)/python -m labs_lib.authoring --execute-solutions
+	$(BIN)/python -m labs_lib.authoring --figures
+	$(BIN)/python -m benchmarks --only course --write-readme
 	$(BIN)/python -m labs_lib.authoring
+
+figures: setup
+	$(BIN)/python -m labs_lib.authoring --figures
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -20,6 +20,8 @@ module                 what it holds
 ``plotting``           densities, samples, vector fields, trajectories, animations
 ``checks``             one checker per exercise
 ``authoring``          the student-notebook generator
+``front_matter``       the Colab badge and Colab-only setup cell that open every notebook
+``slides``             RISE slide types for presenting the notebooks
 =====================  ==========================================================
 """
 

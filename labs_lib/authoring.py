@@ -11,9 +11,18 @@ Run ``python -m labs_lib.authoring`` after changing a solution notebook. For eac
   (the markers are invisible when rendered) becomes a "Your answer:" prompt;
 * outputs, execution counts, execution timings and widget state are cleared.
 
-``--check`` writes nothing and exits with status 1 when ``notebooks/`` is stale.
+``--check`` writes nothing and exits with status 1 when ``notebooks/`` is stale, or when a
+solution's Colab front matter is missing or out of date (``make test`` runs it).
 ``--execute-solutions`` first re-runs every solution notebook and stores its outputs (the
 solutions are committed executed), printing each notebook's run time.
+``--front-matter`` inserts or refreshes, at the top of every solution notebook, the Colab badge
+and the Colab-only setup cell (templates in :mod:`labs_lib.front_matter`), leaving other cells alone.
+``--slides`` gives every solution cell that has no RISE slide type the one suggested by
+:mod:`labs_lib.slides` (headings start slides, check cells are fragments, ...) and never changes
+a slide type already set. Both then regenerate ``notebooks/``; the generator carries the front
+matter and the slide types over unchanged.
+``--figures`` writes each lab's course-map picture, ``docs/figures/NN_topic.png``, from the
+solution's cell tagged ``course-map`` (see :mod:`labs_lib.course_map`).
 A student notebook edited by hand after it was generated is never overwritten silently:
 the generator stops and asks for ``--force``. (It recognises its own output by a hash of
 the cells that it records in the notebook's metadata.)
@@ -31,6 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+from . import slides as slide_types
+from .front_matter import FRONT_MATTER_FIX, front_matter_problems, refresh_front_matter
 
 CODE_BEGIN = re.compile(r"^(?P<indent>[ \t]*)###\s*BEGIN SOLUTION\b:?\s*(?P<name>.*?)\s*$")
 CODE_END = re.compile(r"^[ \t]*###\s*END SOLUTION\b")
@@ -210,25 +222,106 @@ def execute_solutions(solutions: Path, timeout: int = 900) -> dict[str, float]:
     return timings
 
 
+def _solution_files(solutions: Path) -> list[Path]:
+    if not solutions.is_dir():
+        raise AuthoringError(f"no solutions folder at {solutions}.")
+    files = sorted(solutions.glob("*.ipynb"))
+    for src in files:
+        if not NOTEBOOK_NAME.match(src.name):
+            raise AuthoringError(f"{src.name}: notebooks are named NN_topic.ipynb (two digits, an underscore).")
+    return files
+
+
+def _read_solution(src: Path) -> nbformat.NotebookNode:
+    try:
+        return nbformat.read(src, as_version=4)
+    except Exception as err:
+        raise AuthoringError(f"{src} is not a readable notebook: {err}") from err
+
+
+def front_matter_report(solutions: Path) -> list[str]:
+    """``"path: problem"`` for every solution whose Colab front matter is missing or out of date."""
+    return [f"{src}: {problem}" for src in _solution_files(solutions)
+            for problem in front_matter_problems(_read_solution(src), src.name)]
+
+
+def update_solutions(solutions: Path, front_matter: bool = False, slides: bool = False) -> list[str]:
+    """Refresh the front matter and/or fill in missing slide types of every solution notebook.
+
+    A notebook is rewritten only when something changed. Returns one line per notebook written,
+    plus a hint for each markdown cell with a heading in its middle (it cannot start a slide there).
+    """
+    report = []
+    for src in _solution_files(solutions):
+        nb = _read_solution(src)
+        changes, hints = [], []
+        if front_matter and refresh_front_matter(nb, src.name):
+            changes.append("front matter refreshed")
+        if slides:
+            filled = slide_types.fill_slide_types(nb)
+            if filled:
+                changes.append(f"slide types given to {len(filled)} cells")
+            for index, cell in enumerate(nb.cells):
+                for line in slide_types.inner_headings(cell):
+                    hints.append(f"hint: {src}, cell {index}: the heading on line {line} cannot start a slide; "
+                                  "split the cell there")
+        if changes:
+            nbformat.write(nb, src)
+            report.append(f"updated {src}: {', '.join(changes)}")
+        report += hints
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labs_lib.authoring", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--solutions", type=Path, default=Path("solutions"))
-    parser.add_argument("--notebooks", type=Path, default=Path("notebooks"))
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if notebooks/ is stale")
+    # The module docstring is the manual: show all of it, line breaks kept, under --help.
+    parser = argparse.ArgumentParser(prog="python -m labs_lib.authoring", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--solutions", type=Path, default=Path("solutions"),
+                        help="folder of the solution notebooks (default: solutions)")
+    parser.add_argument("--notebooks", type=Path, default=Path("notebooks"),
+                        help="folder of the student notebooks (default: notebooks)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if notebooks/ is stale or a solution's front matter is not current")
     parser.add_argument("--force", action="store_true", help="overwrite student notebooks edited by hand")
     parser.add_argument("--execute-solutions", action="store_true",
                         help="re-run the solution notebooks and store their outputs (no regeneration)")
+    parser.add_argument("--figures", action="store_true",
+                        help="write docs/figures/NN_topic.png from each solution's cell tagged course-map")
+    parser.add_argument("--front-matter", action="store_true",
+                        help="insert or refresh the Colab badge and setup cells at the top of every solution "
+                             "notebook, then regenerate notebooks/")
+    parser.add_argument("--slides", action="store_true",
+                        help="give every solution cell without a RISE slide type the suggested one (headings "
+                             "start slides, check cells are fragments; see labs_lib.slides), never changing one "
+                             "already set, then regenerate notebooks/")
     args = parser.parse_args(argv)
+    if args.check and (args.front_matter or args.slides):
+        parser.error("--check writes nothing; run --front-matter or --slides without it")
     try:
         if args.execute_solutions:
             execute_solutions(args.solutions)
             return 0
+        if args.figures:
+            from .course_map import FIGURES, write_figures  # imports this module: load it only when asked
+
+            figures = write_figures(args.solutions, FIGURES)
+            print("\n".join(f"wrote {f}" for f in figures) or f"nothing to do: {FIGURES}/ is up to date")
+            return 0
+        if args.front_matter or args.slides:
+            for line in update_solutions(args.solutions, front_matter=args.front_matter, slides=args.slides):
+                print(line)
         if args.check:
             reasons = stale(plan(args.solutions, args.notebooks))
             for r in reasons:
                 print(f"stale: {r}")
+            problems = front_matter_report(args.solutions)
+            for problem in problems:
+                print(f"front matter: {problem}")
+            if problems:
+                print(FRONT_MATTER_FIX)
             if reasons:
                 print("Run `python -m labs_lib.authoring` to regenerate the student notebooks.")
+            if reasons or problems:
                 return 1
             print(f"student notebooks are up to date with {args.solutions}/")
             return 0

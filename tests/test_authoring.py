@@ -10,6 +10,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_
 
 from labs_lib import authoring
 from labs_lib.authoring import ANSWER_PROMPT, AuthoringError, generate, main, make_student_notebook, plan, stale
+from labs_lib.front_matter import front_matter_problems, refresh_front_matter
 
 EULER_SOLUTION = """\
 import math
@@ -217,11 +218,23 @@ def test_top_level_stub_raises_at_once():
 # --- files: generate, --check, hand edits ---------------------------------------------------------------
 
 
+# Every solution opens with the two Colab front-matter cells (--check requires them): the
+# notebooks of the `course` fixture have them too, so their own cells start at this index.
+FM = 2
+
+
+def with_front_matter(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    refresh_front_matter(nb, name)
+    return nb
+
+
 @pytest.fixture
 def course(tmp_path):
     sol, nbs = tmp_path / "solutions", tmp_path / "notebooks"
-    write(sol / "01_simulating.ipynb", notebook(new_markdown_cell("# Title"), new_code_cell(EULER_SOLUTION)))
-    write(sol / "02_more-stuff.ipynb", notebook(new_code_cell("### BEGIN SOLUTION: B\nb = 2\n### END SOLUTION\n")))
+    write(sol / "01_simulating.ipynb", with_front_matter(
+        notebook(new_markdown_cell("# Title"), new_code_cell(EULER_SOLUTION)), "01_simulating.ipynb"))
+    write(sol / "02_more-stuff.ipynb", with_front_matter(
+        notebook(new_code_cell("### BEGIN SOLUTION: B\nb = 2\n### END SOLUTION\n")), "02_more-stuff.ipynb"))
     return sol, nbs
 
 
@@ -245,14 +258,14 @@ def test_check_reports_missing_then_fresh(course, capsys):
     assert main(["--solutions", str(sol), "--notebooks", str(nbs)]) == 0
     assert "nothing to do" in capsys.readouterr().out
     nb = nbformat.read(nbs / "01_simulating.ipynb", as_version=4)
-    assert nb.cells[1].source == EULER_STUDENT.rstrip("\n")
+    assert nb.cells[FM + 1].source == EULER_STUDENT.rstrip("\n")
 
 
 def test_check_reports_stale_and_orphaned(course, capsys):
     sol, nbs = course
     generate(sol, nbs)
     nb = nbformat.read(sol / "01_simulating.ipynb", as_version=4)
-    nb.cells[0].source = "# A new title"
+    nb.cells[FM].source = "# A new title"
     nbformat.write(nb, sol / "01_simulating.ipynb")
     assert check(sol, nbs) == 1
     assert "01_simulating.ipynb is out of date with its solution" in capsys.readouterr().out
@@ -272,13 +285,13 @@ def test_hand_edited_student_notebook_is_not_overwritten_without_force(course, c
     generate(sol, nbs)
     target = nbs / "01_simulating.ipynb"
     nb = nbformat.read(target, as_version=4)
-    nb.cells[1].source = nb.cells[1].source.replace("raise NotImplementedError('Exercise: MyEuler.step')",
+    nb.cells[FM + 1].source = nb.cells[FM + 1].source.replace("raise NotImplementedError('Exercise: MyEuler.step')",
                                                     "return x + h * self.ode.drift(x, t)  # my answer")
     nbformat.write(nb, target)
     edited = target.read_text(encoding="utf-8")
     # the solution changes too, so the student notebook is out of date and would be rewritten
     sol_nb = nbformat.read(sol / "01_simulating.ipynb", as_version=4)
-    sol_nb.cells[0].source = "# Changed"
+    sol_nb.cells[FM].source = "# Changed"
     nbformat.write(sol_nb, sol / "01_simulating.ipynb")
     with pytest.raises(AuthoringError, match=r"01_simulating\.ipynb changed by hand since it was generated.*--force"):
         generate(sol, nbs)
@@ -309,7 +322,7 @@ def test_force_via_command_line(course):
     generate(sol, nbs)
     target = nbs / "02_more-stuff.ipynb"
     nb = nbformat.read(target, as_version=4)
-    nb.cells[0].source = "b = 'typed by a student'"
+    nb.cells[FM].source = "b = 'typed by a student'"
     nbformat.write(nb, target)
     assert check(sol, nbs) == 1
     assert main(["--solutions", str(sol), "--notebooks", str(nbs)]) == 2
@@ -344,3 +357,36 @@ def test_errors_in_a_solution_notebook_stop_generation_and_name_the_file(tmp_pat
     with pytest.raises(AuthoringError, match=r"01_bad\.ipynb, cell 0: BEGIN SOLUTION at line 1 has no END SOLUTION"):
         generate(sol, nbs)
     assert not nbs.exists()
+
+
+# --- front matter and slide types pass through the generator ----------------------------------------------
+
+
+def test_front_matter_tags_and_slide_types_are_carried_to_the_student_notebook():
+    title = new_markdown_cell("# Title")
+    title.metadata["slideshow"] = {"slide_type": "slide"}
+    exercise = new_code_cell(EULER_SOLUTION, execution_count=3)
+    exercise.metadata.update({"slideshow": {"slide_type": "-"}, "tags": ["course-map"]})
+    nb = with_front_matter(notebook(title, exercise), "04_paths.ipynb")
+    nb.cells[1].execution_count = 1  # an executed setup cell
+    out = student(nb, "04_paths.ipynb")
+    assert front_matter_problems(out, "04_paths.ipynb") == []
+    assert [c.source for c in out.cells[:FM]] == [c.source for c in nb.cells[:FM]]
+    assert [c.metadata for c in out.cells] == [c.metadata for c in nb.cells]
+    assert out.cells[1].execution_count is None and out.cells[FM + 1].execution_count is None
+
+
+def test_check_fails_when_a_solution_loses_its_front_matter(course, capsys):
+    sol, nbs = course
+    generate(sol, nbs)
+    nb = nbformat.read(sol / "02_more-stuff.ipynb", as_version=4)
+    del nb.cells[1]  # the setup cell
+    nbformat.write(nb, sol / "02_more-stuff.ipynb")
+    generate(sol, nbs)  # the student notebook follows: only the front-matter check can notice
+    assert check(sol, nbs) == 1
+    out = capsys.readouterr().out
+    assert "stale: " not in out
+    assert f"front matter: {sol / '02_more-stuff.ipynb'}: the Colab setup cell (tag `colab-setup`) is missing" in out
+    assert "01_simulating" not in out
+    assert main(["--front-matter", "--solutions", str(sol), "--notebooks", str(nbs)]) == 0
+    assert check(sol, nbs) == 0

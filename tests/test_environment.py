@@ -7,19 +7,26 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# PyPI name -> conda-forge name, where they differ.
-CONDA_NAMES = {"torch": "pytorch"}
+# PyPI name (PEP 503 normalised) -> conda-forge name, where they differ. conda, unlike pip,
+# does not treat "-" and "_" as the same, so its spelling is kept and compared exactly.
+CONDA_NAMES = {"torch": "pytorch", "jupyterlab-rise": "jupyterlab_rise"}
 REQ = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*$")
 
 
-def _normalise(requirement: str) -> tuple[str, str]:
+def _normalise(requirement: str, conda: bool = False) -> tuple[str, str]:
+    """Return (conda-forge name, version spec) of a PyPI requirement or, with ``conda``, of a
+    conda-forge one, whose name is only lower-cased."""
     name, spec = REQ.match(requirement).groups()
-    name = name.lower().replace("_", "-")
-    return CONDA_NAMES.get(name, name), spec.replace(" ", "")
+    name = name.lower()
+    if not conda:
+        name = re.sub(r"[-_.]+", "-", name)
+        name = CONDA_NAMES.get(name, name)
+    return name, spec.replace(" ", "")
 
 
 def _pyproject() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    # Only the main list and `dev`: the other extras (bench, browser) are pip-only tools.
     reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
     return dict(_normalise(r) for r in reqs)
 
@@ -42,7 +49,7 @@ def _environment() -> tuple[list[str], dict[str, str], list[str]]:
             if raw.startswith("      "):  # inside the pip: block
                 pip.append(item)
             elif item not in ("pip", "pip:") and not item.startswith("python="):
-                name, spec = _normalise(item)
+                name, spec = _normalise(item, conda=True)
                 conda[name] = spec
     return channels, conda, pip
 
