@@ -28,8 +28,9 @@ PARTS = ("simulators", "samplers", "course")
 
 
 def _machine() -> str:
-    return (f"{platform.machine()}, {torch.get_num_threads()} PyTorch thread{"" if torch.get_num_threads() == 1 else "s"}, torch {torch.__version__}, "
-            f"Python {platform.python_version()}")
+    threads = torch.get_num_threads()
+    return (f"{platform.machine()}, {threads} PyTorch thread{'' if threads == 1 else 's'}, "
+            f"torch {torch.__version__}, Python {platform.python_version()}")
 
 
 def _update_course_map(text: str, times: dict[str, float]) -> str:
