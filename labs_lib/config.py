@@ -17,11 +17,14 @@ def get_device(prefer: str | None = None) -> torch.device:
     Order: an explicit ``prefer`` argument, then the ``LABS_DEVICE`` environment
     variable, then CUDA, Apple's MPS, and the CPU, whichever is available first.
     """
-    choice = prefer or os.environ.get("LABS_DEVICE")
+    # An empty LABS_DEVICE (e.g. `LABS_DEVICE= make lab`) means "not set": choose automatically.
+    from_env = os.environ.get("LABS_DEVICE", "").strip()
+    choice = prefer or from_env or None
     if choice is not None:
-        choice = choice.lower()
+        choice = choice.strip().lower()
         if choice.split(":")[0] not in _DEVICES:
-            raise ValueError(f"device must be one of {_DEVICES} (optionally 'cuda:N'), got {choice!r}.")
+            where = "" if prefer else " (from the LABS_DEVICE environment variable)"
+            raise ValueError(f"device must be one of {_DEVICES} (optionally 'cuda:N'), got {choice!r}{where}.")
         if choice.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for, but torch.cuda.is_available() is False.")
         if choice == "mps" and not torch.backends.mps.is_available():

@@ -38,6 +38,19 @@ def test_invalid_labs_device_is_rejected(monkeypatch, value):
         get_device()
 
 
+@pytest.mark.skipif(not NO_ACCELERATOR, reason="this machine has an accelerator")
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_labs_device_means_automatic(monkeypatch, value):
+    monkeypatch.setenv("LABS_DEVICE", value)
+    assert get_device() == torch.device("cpu")
+
+
+def test_invalid_labs_device_names_the_environment_variable(monkeypatch):
+    monkeypatch.setenv("LABS_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="from the LABS_DEVICE environment variable"):
+        get_device()
+
+
 def test_explicit_preference_wins_over_the_environment(monkeypatch):
     monkeypatch.setenv("LABS_DEVICE", "tpu")  # would be an error
     assert get_device("cpu") == torch.device("cpu")
