@@ -42,7 +42,9 @@ from pathlib import Path
 import nbformat
 
 from . import slides as slide_types
+from .course_map import FIGURES, write_figures
 from .front_matter import FRONT_MATTER_FIX, front_matter_problems, refresh_front_matter
+from .notebook_files import NOTEBOOK_NAME, AuthoringError
 
 CODE_BEGIN = re.compile(r"^(?P<indent>[ \t]*)###\s*BEGIN SOLUTION\b:?\s*(?P<name>.*?)\s*$")
 CODE_END = re.compile(r"^[ \t]*###\s*END SOLUTION\b")
@@ -51,11 +53,6 @@ MD_END = re.compile(r"^\s*<!--\s*END SOLUTION\s*-->\s*$")
 ENCLOSING = re.compile(r"^\s*(?:async\s+)?(def|class)\s+(\w+)")
 ANSWER_PROMPT = "**Your answer:** *double-click this cell and write your answer here.*"
 METADATA_KEY = "labs_lib"
-NOTEBOOK_NAME = re.compile(r"^\d\d_[\w-]+\.ipynb$")
-
-
-class AuthoringError(Exception):
-    """A solution notebook cannot be turned into a student notebook (the message says why)."""
 
 
 def _stub(indent: str, exercise: str) -> list[str]:
@@ -302,8 +299,6 @@ def main(argv: list[str] | None = None) -> int:
             execute_solutions(args.solutions)
             return 0
         if args.figures:
-            from .course_map import FIGURES, write_figures  # imports this module: load it only when asked
-
             figures = write_figures(args.solutions, FIGURES)
             print("\n".join(f"wrote {f}" for f in figures) or f"nothing to do: {FIGURES}/ is up to date")
             return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from .authoring import NOTEBOOK_NAME, AuthoringError
+from .notebook_files import NOTEBOOK_NAME, AuthoringError
 
 TAG = "course-map"
 FIGURES = Path("docs/figures")
