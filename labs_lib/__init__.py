@@ -6,7 +6,7 @@ It grows with the course, chapter by chapter:
 module                 what it holds
 =====================  ==========================================================
 ``config``             device choice and the seeding helper
-``distributions``      ``Sampleable``, ``Density``, Gaussian, Gaussian mixture, toy 2-D data
+``distributions``      ``Sampleable``, ``Density``, Gaussian, Gaussian mixture, toy 2-D data with densities
 ``dynamics``           ``ODE``, ``SDE``, linear ODE, Brownian motion, OU, Langevin
 ``simulators``         Euler, Heun, Euler–Maruyama, recorded trajectories
 ``paths``              schedules, affine/Gaussian paths, exact Gaussian-mixture marginals
@@ -17,6 +17,8 @@ module                 what it holds
 ``digit_metrics``      held-out classifier accuracy, W2 to real digits, memorization check
 ``training``           trainers with progress bars and loss history (conditional flow matching)
 ``metrics``            W2, energy distance, MMD, and their noise floors
+``yardstick``          calibrated sample-quality verdicts for targets with an exact density
+``wrong_samplers``     samplers wrong on purpose: the catalogue the verdicts must reject
 ``plotting``           densities, samples, vector fields, trajectories, animations
 ``checks``             one checker per exercise
 ``authoring``          the student-notebook generator
@@ -33,6 +35,7 @@ from .training import (ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTra
                        TrainingHistory)
 from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_slope, mmd_rbf, noise_floor,
                       sample_quality, wasserstein2)
+from .yardstick import QualityReport, Yardstick
 from .models import LabelledMLPField, MLPField
 from .digits import Digits, LabelledImages, LabelledSampleable, load_digits_split
 from .guidance import (CFGTrainer, CFGVectorField, GuidedPathSample, cfg_loss, generate_guided,
@@ -55,7 +58,7 @@ __all__ = [
     "Simulator", "ODESimulator", "SDESimulator", "EulerSimulator", "HeunSimulator",
     "EulerMaruyamaSimulator", "Trajectory", "time_grid",
     "wasserstein2", "energy_distance", "loglog_slope", "mmd_rbf", "noise_floor", "sample_quality",
-    "autocorrelation", "distance_curve",
+    "autocorrelation", "distance_curve", "Yardstick", "QualityReport",
     "Digits", "LabelledImages", "LabelledSampleable", "load_digits_split", "LabelledMLPField", "UNet",
     "CFGTrainer", "CFGVectorField", "GuidedPathSample", "cfg_loss", "generate_guided", "sample_guided_path",
 ]

@@ -4,6 +4,9 @@ Two small interfaces carry the whole course:
 
 * :class:`Sampleable` — ``sample(n)`` returns ``n`` i.i.d. draws of shape ``(n, *shape)``.
   Data sets (moons, checkerboard, digits) are only sampleable: we have examples, no formula.
+  The 2-D toy sets do know their exact density (``exact_log_density``), but only so that
+  sample-quality verdicts (:mod:`labs_lib.yardstick`) can ask where a generated point lies; they
+  are not ``Density`` objects, so no sampler or trainer of the course can lean on it.
 * :class:`Density` — ``log_density(x)`` returns ``log p(x)`` of shape ``(n,)``; the score
   :math:`\\nabla_x \\log p(x)` then comes for free from autograd (:meth:`Density.score`).
 
@@ -225,8 +228,36 @@ class _Toy2D(Sampleable):
     def _sample(self, n: int, generator: torch.Generator | None) -> Tensor: ...
 
 
+def _curve_log_density(x: Tensor, nodes: Tensor, std: float) -> Tensor:
+    r"""Log-density of points spread uniformly along a curve and jittered by :math:`\mathcal N(0, \text{std}^2 I)`.
+
+    The curve is given by ``nodes`` (shape ``(m, 2)``), the midpoints of ``m`` equal pieces of
+    its parameter range, so the density is the midpoint rule for
+    :math:`\int \mathcal N(x;\, c(a), \text{std}^2 I)\, \mathrm d a` over the normalised parameter.
+    Gaussians summed on a grid finer than their width integrate almost exactly (the error falls
+    like :math:`e^{-2\pi^2 \text{std}^2/\Delta^2}` for node spacing :math:`\Delta`): the callers keep
+    :math:`\Delta` at most half of ``std``.
+
+    Args:
+        x: shape ``(n, 2)``.
+        nodes: shape ``(m, 2)``.
+    """
+    x = check_batch(x, "x", dim=2)
+    nodes = nodes.to(device=x.device, dtype=torch.float64)
+    log_norm = math.log(nodes.shape[0]) + math.log(2 * math.pi * std**2)
+    # Blocks of points keep the (block, m, 2) differences small; squared differences (not cdist)
+    # keep the gradient finite at a node, so the score by autograd works everywhere.
+    parts = [torch.logsumexp(-(block.double().unsqueeze(1) - nodes).pow(2).sum(-1) / (2 * std**2), dim=1)
+             for block in x.split(4096)]
+    return (torch.cat(parts) - log_norm).to(x.dtype)
+
+
 class Moons(_Toy2D):
-    """Two interleaving half circles with Gaussian jitter ``noise``, scaled by ``scale``."""
+    """Two interleaving half circles with Gaussian jitter ``noise``, scaled by ``scale``.
+
+    ``exact_log_density`` is exact up to a quadrature along the half circles
+    (:func:`_curve_log_density`), so sample-quality verdicts can ask where each generated point lies.
+    """
 
     def __init__(self, noise: float = 0.05, scale: float = 3.0, device=None):
         super().__init__(device)
@@ -242,9 +273,22 @@ class Moons(_Toy2D):
         pts = pts + self.noise * torch.randn(n, 2, generator=generator)
         return self.scale * pts
 
+    def exact_log_density(self, x: Tensor) -> Tensor:
+        """``log p(x)``, shape ``(n,)``, for ``x`` of shape ``(n, 2)`` (for judging samples only)."""
+        if self.noise == 0:
+            raise ValueError("Moons(noise=0) lies on two curves: it has no density in the plane. Use noise > 0.")
+        m = max(64, math.ceil(2 * math.pi / self.noise))  # node spacing ≤ noise / 2 along each half circle
+        a = (torch.arange(m, dtype=torch.float64) + 0.5) * (math.pi / m)
+        upper = torch.stack([torch.cos(a) - 0.5, torch.sin(a) - 0.25], dim=1)
+        lower = torch.stack([0.5 - torch.cos(a), 0.25 - torch.sin(a)], dim=1)
+        return _curve_log_density(x, self.scale * torch.cat([upper, lower]), self.scale * self.noise)
+
 
 class Circles(_Toy2D):
-    """Two concentric circles (radii ``scale`` and ``factor·scale``) with Gaussian jitter."""
+    """Two concentric circles (radii ``scale`` and ``factor·scale``) with Gaussian jitter.
+
+    Like :class:`Moons`, it knows its exact density (up to quadrature along the circles).
+    """
 
     def __init__(self, noise: float = 0.05, factor: float = 0.5, scale: float = 3.0, device=None):
         super().__init__(device)
@@ -262,9 +306,23 @@ class Circles(_Toy2D):
         pts = pts + self.noise * torch.randn(n, 2, generator=generator)
         return self.scale * pts
 
+    def exact_log_density(self, x: Tensor) -> Tensor:
+        """``log p(x)``, shape ``(n,)``, for ``x`` of shape ``(n, 2)`` (for judging samples only)."""
+        if self.noise == 0:
+            raise ValueError("Circles(noise=0) lies on two curves: it has no density in the plane. Use noise > 0.")
+        # Half the points on each circle, uniform in angle: equally many nodes on each.
+        m = max(64, math.ceil(4 * math.pi / self.noise))  # spacing ≤ noise / 2 on the outer circle
+        a = (torch.arange(m, dtype=torch.float64) + 0.5) * (2 * math.pi / m)
+        ring = torch.stack([torch.cos(a), torch.sin(a)], dim=1)
+        return _curve_log_density(x, self.scale * torch.cat([ring, self.factor * ring]), self.scale * self.noise)
+
 
 class Checkerboard(_Toy2D):
-    """Uniform on the dark squares of a ``grid × grid`` board covering ``[-scale, scale]²``."""
+    """Uniform on the dark squares of a ``grid × grid`` board covering ``[-scale, scale]²``.
+
+    Its density is constant on the dark squares and zero elsewhere: ``exact_log_density`` is
+    ``-inf`` off them.
+    """
 
     def __init__(self, grid: int = 4, scale: float = 3.0, device=None):
         super().__init__(device)
@@ -278,3 +336,19 @@ class Checkerboard(_Toy2D):
         cell = dark[torch.randint(len(dark), (n,), generator=generator)]
         pts = (cell + torch.rand(n, 2, generator=generator)) / g  # in [0, 1]^2
         return self.scale * (2 * pts - 1)
+
+    def on_dark_square(self, x: Tensor) -> Tensor:
+        """Whether each point lies on a dark square: ``(n, 2)`` → ``(n,)`` bool."""
+        x = check_batch(x, "x", dim=2)
+        u = (x.detach() / self.scale + 1) / 2 * self.grid  # board coordinates, squares of side 1
+        inside = ((u >= 0) & (u < self.grid)).all(dim=1)
+        cell = u.floor().long()
+        return inside & ((cell[:, 0] + cell[:, 1]) % 2 == 0)
+
+    def exact_log_density(self, x: Tensor) -> Tensor:
+        """``log p(x)``, shape ``(n,)``: ``-log(area of the dark squares)`` on them, ``-inf`` elsewhere."""
+        n_dark = (self.grid**2 + 1) // 2
+        log_p = -math.log(n_dark * (2 * self.scale / self.grid) ** 2)
+        on = self.on_dark_square(x)
+        return torch.where(on, torch.full(on.shape, log_p, dtype=x.dtype, device=x.device),
+                           torch.full(on.shape, -math.inf, dtype=x.dtype, device=x.device))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ._validation import check_positive, check_positive_int
@@ -76,21 +77,31 @@ class Trainer(ABC):
 
     def train(self, n_steps: int, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
               device: torch.device | str | None = None, progress: bool = True,
-              description: str = "training") -> TrainingHistory:
-        """Run ``n_steps`` Adam steps; returns the :class:`TrainingHistory`.
+              description: str = "training", ema: float | None = None) -> TrainingHistory:
+        r"""Run ``n_steps`` Adam steps; returns the :class:`TrainingHistory`.
 
         The learning rate decays linearly to a tenth of ``lr`` over the run, which lowers the
         final loss noise at no cost. The model is left in ``eval()`` mode on ``device``.
+
+        With ``ema`` (a decay such as 0.999), the model ends with the exponential moving
+        average of its weights over the run, :math:`\bar\theta \leftarrow \text{ema}\,\bar\theta
+        + (1 - \text{ema})\,\theta` after every step, instead of the last weights. The average
+        over the last :math:`\approx 1/(1-\text{ema})` steps smooths out the noise of single
+        minibatch steps, which a sampler would otherwise integrate into every trajectory.
         """
         check_positive_int(n_steps, "n_steps")
         check_positive_int(batch_size, "batch_size")
         check_positive(lr, "lr")
+        if ema is not None and not (isinstance(ema, float) and 0 < ema < 1):
+            raise ValueError(f"ema must be a decay strictly between 0 and 1 (e.g. 0.999) or None, got {ema!r}.")
         seed_everything(seed)
         # get_device checks the name and the device's availability, with a clear message.
         self.device = get_device(str(device)) if device is not None else get_device()
         self.model.to(self.device).train()
         opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - 0.9 * i / n_steps)
+        averaged = (torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema))
+                    if ema is not None else None)
         # Losses stay on the device until a progress update: a .item() per step would force a
         # synchronisation per step on a GPU.
         losses = torch.empty(n_steps, device=self.device)
@@ -102,6 +113,8 @@ class Trainer(ABC):
             loss.backward()
             opt.step()
             sched.step()
+            if averaged is not None:
+                averaged.update_parameters(self.model)
             losses[i] = loss.detach()
             if (i + 1) % 100 == 0 or i + 1 == n_steps:
                 recent = losses[max(0, i - 99): i + 1]
@@ -111,6 +124,10 @@ class Trainer(ABC):
                         f"(lr = {lr:g}) or check the data for NaNs.")
                 bar.set_postfix(loss=f"{float(recent.mean()):.4f}", refresh=False)
         seconds = time.perf_counter() - start
+        if averaged is not None:
+            with torch.no_grad():
+                for p, p_avg in zip(self.model.parameters(), averaged.module.parameters()):
+                    p.copy_(p_avg)
         self.model.eval()
         return TrainingHistory(losses=losses.cpu().numpy(), seconds=seconds)
 

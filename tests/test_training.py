@@ -153,6 +153,26 @@ def test_learning_rate_decays_linearly_to_a_tenth():
     assert float(model.p.detach()) == pytest.approx(-lr * (n - 0.45 * (n - 1)), rel=1e-5)
 
 
+def test_ema_leaves_the_exponential_moving_average_of_the_weights():
+    # With a constant gradient, p after step i is -Σ_{j<i} lr·(1 - 0.9 j/n) (previous test);
+    # the average starts as a copy of p after the first step, then p̄ ← d·p̄ + (1 - d)·p.
+    n, lr, decay = 40, 1e-2, 0.9
+    model = OneParameter()
+    LinearInP(model).train(n, batch_size=1, lr=lr, progress=False, ema=decay)
+    weights = np.cumsum([-lr * (1 - 0.9 * j / n) for j in range(n)])
+    average = weights[0]
+    for w in weights[1:]:
+        average = decay * average + (1 - decay) * w
+    assert float(model.p.detach()) == pytest.approx(average, rel=1e-5)
+    assert abs(average - weights[-1]) > 0.02  # far from the last weights (1e-5 relative): the test tells them apart
+
+
+@pytest.mark.parametrize("ema", [0.0, 1.0, 1.5, -0.1, 1, "0.99"])
+def test_ema_must_be_a_decay_between_0_and_1(ema):
+    with pytest.raises(ValueError, match="ema must be a decay strictly between 0 and 1"):
+        LinearInP(OneParameter()).train(3, batch_size=1, progress=False, ema=ema)
+
+
 def test_model_ends_in_eval_mode_on_the_requested_device():
     model = nn.Sequential(nn.Linear(1, 4), nn.Dropout(0.1), nn.Linear(4, 1))
     trainer = Regression(model)
