@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-QUALITY = re.compile(r"noise floor|real-vs-real|floor\b|accura|trained in", re.IGNORECASE)
+QUALITY = re.compile(r"noise floor|real-vs-real|floor\b|accura|trained in|off-support|yardstick", re.IGNORECASE)
 # A row of a printed table (it starts with a number), kept when it follows a quality header such
 # as "w   accuracy   W2   W2/floor": the guidance sweep prints one row per scale.
 TABLE_ROW = re.compile(r"^\s*[-+]?\d")

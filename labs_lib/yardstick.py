@@ -91,8 +91,19 @@ class QualityReport:
         """The value of one figure, e.g. ``report["off-support"]``."""
         return self.figures[name].value
 
+    @property
+    def worst(self) -> float:
+        """The largest ``value / tolerance`` over the figures: at most 1 when the report passes."""
+        return max(f.value / f.tolerance for f in self.figures.values())
+
     def __str__(self) -> str:
         return " · ".join(str(f) for f in self.figures.values())
+
+    def brief(self) -> str:
+        """One short line for tables: the three values and the mark."""
+        f = self.figures
+        return (f"levels {f['levels'].value:.3f}  off-support {100 * f['off-support'].value:5.2f}%  "
+                f"regions {f['regions'].value:.3f}  {'✓' if self.passed else '✗'}")
 
     def verdict(self) -> str:
         """The figures and one mark: ✓ when all pass, ✗ with the failing figures named."""

@@ -157,8 +157,11 @@ def test_report_prints_every_figure_and_one_verdict(yardsticks):
     text = report.verdict()
     assert text.count("✓") == 4 and "levels" in text and "off-support" in text and "regions" in text
     assert text.endswith("✓ as good as exact samples")
-    bad = y(rescaled_mixture(MIXTURE, 0.8).sample(y.n, generator=torch.Generator().manual_seed(5))).verdict()
-    assert bad.endswith("✗ levels, regions off")
+    assert report.worst <= 1 and report.brief().endswith("✓") and report.brief().count("%") == 1
+    narrow = y(rescaled_mixture(MIXTURE, 0.8).sample(y.n, generator=torch.Generator().manual_seed(5)))
+    assert narrow.verdict().endswith("✗ levels, regions off")
+    assert narrow.worst == pytest.approx(narrow["levels"] / DEFAULT_TOLERANCES["levels"]) and narrow.worst > 1
+    assert narrow.brief().endswith("✗")
 
 
 def test_yardstick_rejects_bad_input(yardsticks):
