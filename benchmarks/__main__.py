@@ -1,4 +1,4 @@
-"""python -m benchmarks [--only simulators,samplers,course] [--rounds N] [--write-readme]
+"""python -m benchmarks [--only simulators,samplers,seeds,course] [--rounds N] [--seeds N] [--write-readme]
 
 ``--write-readme`` writes what was measured where it is shown: the full report into README.md's
 benchmark section (only when every part ran, so that ``--only course`` cannot wipe the simulator
@@ -17,14 +17,14 @@ from pathlib import Path
 
 import torch
 
-from . import course, samplers, simulators
+from . import course, samplers, seeds, simulators
 
 README = Path("README.md")
 BEGIN, END = "<!-- BEGIN BENCHMARKS -->", "<!-- END BENCHMARKS -->"
 MAP_BEGIN, MAP_END = "<!-- BEGIN COURSE MAP -->", "<!-- END COURSE MAP -->"
 GUIDE = Path("docs/INSTRUCTOR_GUIDE.md")
 TIMES_BEGIN, TIMES_END = "<!-- BEGIN RUN TIMES -->", "<!-- END RUN TIMES -->"
-PARTS = ("simulators", "samplers", "course")
+PARTS = ("simulators", "samplers", "seeds", "course")
 
 
 def _machine() -> str:
@@ -79,7 +79,8 @@ def update_guide(text: str, times: dict[str, float], where: Path = GUIDE) -> str
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--only", default="simulators,samplers,course")
+    parser.add_argument("--only", default="simulators,samplers,seeds,course")
+    parser.add_argument("--seeds", type=int, default=5, help="training seeds per model for the robustness table")
     parser.add_argument("--rounds", type=int, default=9)
     # One thread by default, as the notebooks and the tests run: on a 2-core machine PyTorch's
     # second thread mostly waits on these small per-step operations and only adds noise.
@@ -88,6 +89,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads < 1:
         parser.error("--threads must be at least 1")
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
     torch.set_num_threads(args.threads)
     parts = set(args.only.split(","))
     start = time.perf_counter()
@@ -96,6 +99,8 @@ def main() -> None:
         sections.append(simulators.run(args.rounds))
     if "samplers" in parts:
         sections.append(samplers.run())
+    if "seeds" in parts:
+        sections.append(seeds.run(args.seeds))
     if "course" in parts:
         text, times = course.run()
         sections.append(text)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ._validation import as_tensor, check_positive_int
 from .digits import DIGIT_SHAPE, N_DIGIT_CLASSES, load_digits_split
-from .metrics import wasserstein2
+from .metrics import frechet_distance, wasserstein2
 
 
 def _flat_images(images: object, name: str = "images") -> Tensor:
@@ -155,3 +155,212 @@ def memorization_check(images: Tensor) -> MemorizationCheck:
     held_out = load_digits_split(seed=0).test_images
     return MemorizationCheck(generated=nearest_training_distance(images).numpy(),
                              held_out=nearest_training_distance(held_out).numpy())
+
+
+# --- the calibrated verdict on generated digits --------------------------------------------------
+#
+# Accuracy says whether guidance works; W2 in pixel space rewards lost diversity (real digits shrunk
+# 20% towards their class means score *below* the real-vs-real floor). The yardstick below reports
+# three figures that each see one kind of mistake, each read against the same figure for sets of
+# real training digits of the same size, and is calibrated in tests/test_digit_metrics.py on real
+# digits (accepted) and on digits shrunk towards their class means and blurred (rejected).
+
+#: The accepted range of each figure of :class:`DigitYardstick`.
+DIGIT_TOLERANCES = {"spread": (0.92, 1.08), "features": 1.3, "two-sample": 0.06}
+
+
+@lru_cache(maxsize=1)
+def digit_feature_network():
+    """A small scikit-learn ``MLPClassifier`` (64 hidden units) fitted on the training split only (cached).
+
+    Its hidden layer is the feature space of the Fréchet distance and the two-sample test: features
+    that a digit classifier found useful, where a pixel-space distance weighs every pixel alike.
+    """
+    from sklearn.neural_network import MLPClassifier
+
+    split = load_digits_split(seed=0)
+    net = MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, solver="lbfgs", max_iter=300, random_state=0)
+    net.fit(split.train_images.reshape(len(split.train_images), -1).numpy(), split.train_labels.numpy())
+    return net
+
+
+def digit_features(images: Tensor) -> np.ndarray:
+    """The feature network's hidden layer for each image: ``(n, 1, 8, 8)`` → ``(n, 64)`` float64 (no clipping)."""
+    net = digit_feature_network()
+    flat = _flat_images(images).numpy()
+    return np.maximum(flat @ net.coefs_[0] + net.intercepts_[0], 0.0)
+
+
+@lru_cache(maxsize=1)
+def _training_spread() -> np.ndarray:
+    """Each class's within-class spread in the training split, shape ``(10,)``."""
+    split = load_digits_split(seed=0)
+    flat = split.train_images.reshape(len(split.train_images), -1).double()
+    return np.array([_spread(flat[split.train_labels == k]) for k in range(N_DIGIT_CLASSES)])
+
+
+def _spread(flat: Tensor) -> float:
+    """Root mean squared distance of the rows of ``flat`` ``(m, 64)`` to their mean."""
+    return float((flat - flat.mean(0)).pow(2).sum(1).mean().sqrt())
+
+
+def within_class_spread(images: Tensor, labels: Tensor) -> float:
+    """Mean over classes of (spread of the images of class k) / (spread of the training digits of class k).
+
+    The spread is the root mean squared pixel distance to the class mean; 1 means as varied as real
+    digits, 0.8 means every image 20% closer to its class mean than real ones are. Every class must
+    appear at least twice in ``labels`` ``(n,)``.
+    """
+    flat = _flat_images(images)
+    labels = as_tensor(labels, "labels").cpu().long()
+    if labels.shape != (flat.shape[0],):
+        raise ValueError(f"labels must have shape (n,) = ({flat.shape[0]},), got {tuple(labels.shape)}.")
+    counts = torch.bincount(labels, minlength=N_DIGIT_CLASSES)
+    if len(counts) != N_DIGIT_CLASSES or bool((counts < 2).any()):
+        raise ValueError(f"within_class_spread needs every digit 0-9 at least twice, got counts {counts.tolist()}.")
+    ratios = [_spread(flat[labels == k]) / s for k, s in enumerate(_training_spread())]
+    return float(np.mean(ratios))
+
+
+def two_sample_accuracy(images: Tensor, reference: Tensor, seed: int = 0) -> float:
+    """How well a classifier tells ``images`` from ``reference`` (both ``(n, 1, 8, 8)``): 0.5 means not at all.
+
+    A logistic regression on the feature network's features, scored by balanced accuracy with
+    5-fold cross-validation (stratified, shuffled with ``seed``): a classifier two-sample test.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    a, b = digit_features(images), digit_features(reference)
+    features = np.concatenate([a, b])
+    which = np.r_[np.zeros(len(a)), np.ones(len(b))]
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"))
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    return float(cross_val_score(classifier, features, which, cv=folds, scoring="balanced_accuracy").mean())
+
+
+def held_out_half(which: str) -> tuple[Tensor, Tensor]:
+    """One half of the 450 held-out digits, ``"validation"`` or ``"test"``: images ``(225, 1, 8, 8)``, labels.
+
+    The split is stratified by class and fixed (seeded), so a guidance scale chosen on the
+    validation half is then reported on digits it was not chosen on.
+    """
+    if which not in ("validation", "test"):
+        raise ValueError(f"which must be 'validation' or 'test', got {which!r}.")
+    split = load_digits_split(seed=0)
+    gen = torch.Generator().manual_seed(12)
+    halves: list[list[Tensor]] = [[], []]
+    for k in range(N_DIGIT_CLASSES):
+        idx = torch.nonzero(split.test_labels == k).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        halves[0].append(idx[: len(idx) // 2])
+        halves[1].append(idx[len(idx) // 2:])
+    chosen = torch.cat(halves[0 if which == "validation" else 1])
+    return split.test_images[chosen], split.test_labels[chosen]
+
+
+@dataclass(frozen=True)
+class DigitReport:
+    """The figures of a :class:`DigitYardstick` for one set of generated digits.
+
+    Attributes:
+        accuracy: the held-out classifier's agreement with the requested labels.
+        spread: :func:`within_class_spread` (accepted inside ``DIGIT_TOLERANCES["spread"]``).
+        features: Fréchet distance to the reference in feature space, over the real-vs-real floor's median.
+        two_sample: :func:`two_sample_accuracy` minus the real-vs-real floor's median.
+    """
+
+    accuracy: float
+    spread: float
+    features: float
+    two_sample: float
+
+    @property
+    def checks(self) -> dict[str, bool]:
+        lo, hi = DIGIT_TOLERANCES["spread"]
+        return {"spread": lo <= self.spread <= hi, "features": self.features <= DIGIT_TOLERANCES["features"],
+                "two-sample": self.two_sample <= DIGIT_TOLERANCES["two-sample"]}
+
+    @property
+    def passed(self) -> bool:
+        """True when the digits are as varied as real ones and as hard to tell from them."""
+        return all(self.checks.values())
+
+    def brief(self) -> str:
+        c = self.checks
+        mark = lambda name: "✓" if c[name] else "✗"  # noqa: E731
+        return (f"accuracy {100 * self.accuracy:5.1f}%  spread {self.spread:.2f} {mark('spread')}  "
+                f"features {self.features:.2f}× {mark('features')}  two-sample {self.two_sample:+.2f} "
+                f"{mark('two-sample')}")
+
+    def verdict(self) -> str:
+        failed = [name for name, ok in self.checks.items() if not ok]
+        return self.brief() + ("   ✓ as good as real digits" if not failed else "   ✗ " + ", ".join(failed) + " off")
+
+
+class DigitYardstick:
+    """Judges generated digits, with the labels they were asked for, against one half of the held-out digits.
+
+    Figures (all without clipping the pixels):
+
+    * **spread** — :func:`within_class_spread`: lost diversity (digits drawn towards their class's
+      typical shape) shows as a ratio below 1; real digits score 1 within about ±0.02.
+    * **features** — the Fréchet distance between the feature-network features of the digits and of
+      the reference half, divided by the median of the same distance for real training digits
+      (``floor_repeats`` sets of the same size and class counts).
+    * **two-sample** — a classifier's balanced accuracy at telling the digits from the reference
+      half, minus the same accuracy for real training digits (median over the floor sets).
+
+    Args:
+        reference: ``"validation"`` (to choose settings) or ``"test"`` (to report them).
+        floor_repeats: real sets behind each floor.
+        seed: seeds the real sets and the cross-validation folds.
+    """
+
+    def __init__(self, reference: str = "test", floor_repeats: int = 10, seed: int = 0):
+        check_positive_int(floor_repeats, "floor_repeats")
+        self.reference_name = reference
+        self.reference, _ = held_out_half(reference)
+        self.seed, self.floor_repeats = seed, floor_repeats
+        self._floors: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def real_sets(self, counts: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """``floor_repeats`` random sets of training digits with the class counts ``counts`` ``(10,)``."""
+        split = load_digits_split(seed=0)
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        sets = []
+        for _ in range(self.floor_repeats):
+            idx = torch.cat([torch.nonzero(split.train_labels == k).flatten()[
+                torch.randperm(int((split.train_labels == k).sum()), generator=gen)[: int(c)]]
+                for k, c in enumerate(counts.tolist())])
+            sets.append((split.train_images[idx], split.train_labels[idx]))
+        return sets
+
+    def floors(self, counts: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Fréchet distances and two-sample accuracies of the real sets, each shape ``(floor_repeats,)`` (cached)."""
+        key = tuple(counts.tolist())
+        if key not in self._floors:
+            ref = digit_features(self.reference)
+            fd = [frechet_distance(torch.from_numpy(digit_features(x)), torch.from_numpy(ref))
+                  for x, _ in self.real_sets(counts)]
+            c2 = [two_sample_accuracy(x, self.reference, seed=self.seed) for x, _ in self.real_sets(counts)]
+            self._floors[key] = (np.asarray(fd), np.asarray(c2))
+        return self._floors[key]
+
+    def __call__(self, images: Tensor, labels: Tensor) -> DigitReport:
+        """Judge ``images`` ``(n, 1, 8, 8)`` generated for the requested ``labels`` ``(n,)``."""
+        flat = _flat_images(images)
+        labels = as_tensor(labels, "labels").cpu().long()
+        counts = torch.bincount(labels, minlength=N_DIGIT_CLASSES)
+        fd_floor, c2_floor = self.floors(counts)
+        fd = frechet_distance(torch.from_numpy(digit_features(images)), torch.from_numpy(digit_features(self.reference)))
+        return DigitReport(accuracy=classifier_accuracy(images, labels),
+                           spread=within_class_spread(flat.reshape(-1, *DIGIT_SHAPE), labels),
+                           features=fd / float(np.median(fd_floor)),
+                           two_sample=two_sample_accuracy(images, self.reference, seed=self.seed)
+                           - float(np.median(c2_floor)))
+
+    def __repr__(self) -> str:
+        return f"DigitYardstick(reference={self.reference_name!r}, {len(self.reference)} held-out digits)"
