@@ -96,3 +96,18 @@ def test_course_map_run_time_column_is_rewritten():
               "| 01 | [a](solutions/01_demo.ipynb) | 99 s |\n<!-- END COURSE MAP -->\ny")
     out = _update_course_map(readme, {"01_demo.ipynb": 12.5})
     assert "| 01 | [a](solutions/01_demo.ipynb) | 12 s |" in out and out.endswith("y")
+
+
+def test_seed_table_reports_median_worst_and_passes(monkeypatch):
+    from benchmarks import seeds
+
+    def fake(seed):
+        return seeds.Outcome({"off-support": [0.1, 0.5, 0.2][seed], "spread": [0.9, 1.05, 0.99][seed]},
+                             passed=seed != 1, seconds=1.0 + seed)
+
+    monkeypatch.setattr(seeds, "models", lambda: [("toy model", fake)])
+    table = seeds.run(n_seeds=3)
+    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]  # after the header
+    assert rows[0].startswith("| toy model | 2 / 3 | off-support | 0.200 | 0.500 | 0.100, 0.500, 0.200 | 2 s |")
+    assert rows[1].startswith("| | | spread | 0.990 | 0.900 |")  # the worst spread is the farthest from 1
+    assert seeds._worst("accuracy", [90.0, 99.0]) == 90.0

@@ -67,17 +67,14 @@ def test_sets_must_share_a_shape_and_exist():
         sample_quality([torch.zeros(10)], TARGET)
 
 
-def test_verdict_marks_the_ratio():
+def test_sample_quality_gives_a_figure_not_a_verdict():
+    # Verdicts come from the calibrated yardstick; W2 at these sizes cannot see errors inside modes.
     floor = NoiseFloor(values=np.array([1.0, 2.0, 3.0]), n=50)  # median 2
-    good, edge, bad = (SampleQuality("W2", v, floor) for v in (2.4, 3.0, 3.2))
-    assert good.verdict() == f"{good!r} ✓ (accepted up to 1.5× the floor)"
-    assert edge.verdict().endswith("✓ (accepted up to 1.5× the floor)")  # ratio exactly 1.5
-    assert "✗" in bad.verdict() and "✓" not in bad.verdict()
-    assert "✓" in bad.verdict(tolerance=2) and "up to 2× the floor" in bad.verdict(tolerance=2)
-    with pytest.raises(ValueError, match="tolerance must be > 0"):
-        good.verdict(0)
+    q = SampleQuality("W2", 2.4, floor)
+    assert q.ratio == pytest.approx(1.2) and not hasattr(q, "verdict")
+    assert "✓" not in repr(q) and "ratio 1.20" in repr(q)
 
 
-def test_shifted_samples_fail_the_verdict():
+def test_shifted_samples_are_far_from_the_floor():
     q = sample_quality(sets(3, shift=1.5), TARGET, repeats=4)
-    assert q.ratio > 1.5 and "✗" in q.verdict()
+    assert q.ratio > 1.5
