@@ -9,6 +9,10 @@ STAMP  := $(VENV)/.installed-stamp
 LAB_ARGS ?=
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
+# Seconds one notebook cell may run under nbval (nbval's default is 2000). The longest cell takes
+# about 50 s on a 2-core CPU; the limit bounds an occasional kernel-messaging stall (see
+# tests/test_notebooks.py, CELL_TIMEOUT_S, the same limit for the student notebooks).
+NBVAL_CELL_TIMEOUT ?= 300
 # The browser that `make test-browser` drives; installed from Debian when it is missing.
 CHROMIUM ?= /usr/bin/chromium
 
@@ -37,7 +41,7 @@ lab: setup
 
 test: setup
 	$(BIN)/python -m labs_lib.authoring --check
-	$(BIN)/python -m pytest tests solutions --nbval --nbval-current-env \
+	$(BIN)/python -m pytest tests solutions --nbval --nbval-current-env --nbval-cell-timeout=$(NBVAL_CELL_TIMEOUT) \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider --durations=10
 
 # A real browser: `make lab` in headless Chromium through Playwright (the optional `browser`

@@ -77,6 +77,17 @@ def update_guide(text: str, times: dict[str, float], where: Path = GUIDE) -> str
     return _replace_block(text, TIMES_BEGIN, TIMES_END, run_times_block(times), where)
 
 
+def replace_course_section(text: str, course_text: str) -> str:
+    """README ``text`` with the course part of its benchmark block (from its heading on) replaced."""
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{README} has no {BEGIN} ... {END} block to replace.")
+    head, rest = text.split(BEGIN, 1)
+    block, tail = rest.split(END, 1)
+    heading = course_text.split("\n", 1)[0][:40]  # "**Solution notebooks: execution time on ..."
+    kept = block.split(heading, 1)[0] if heading in block else block.rstrip("\n") + "\n\n"
+    return head + BEGIN + kept + course_text + "\n" + END + tail
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--only", default="simulators,samplers,seeds,course")
@@ -114,6 +125,11 @@ def main() -> None:
         text = README.read_text(encoding="utf-8")
         if parts.issuperset(PARTS):
             text = _replace_block(text, BEGIN, END, report, README)
+        elif "course" in parts:
+            # The notebooks were re-executed (make solutions): their times and printed figures change,
+            # the measured simulator, sampler and seed tables do not.
+            text = replace_course_section(text, sections[-1])
+            print("\nREADME.md's benchmark section: the notebooks' times and figures replaced, the rest kept.")
         else:
             print(f"\nREADME.md's benchmark section left as it is: it holds the report of all of {', '.join(PARTS)}.")
         README.write_text(_update_course_map(text, times), encoding="utf-8")

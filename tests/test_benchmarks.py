@@ -111,3 +111,14 @@ def test_seed_table_reports_median_worst_and_passes(monkeypatch):
     assert rows[0].startswith("| toy model | 2 / 3 | off-support | 0.200 | 0.500 | 0.100, 0.500, 0.200 | 2 s |")
     assert rows[1].startswith("| | | spread | 0.990 | 0.900 |")  # the worst spread is the farthest from 1
     assert seeds._worst("accuracy", [90.0, 99.0]) == 90.0
+
+
+def test_course_only_run_replaces_just_the_course_part_of_the_benchmark_block():
+    from benchmarks.__main__ import BEGIN, END, replace_course_section
+
+    readme = (f"intro\n{BEGIN}\nMeasured...\n\n**OU SDE** table\n\n**Solution notebooks: execution time on this "
+              f"machine** (old)\n\n| old |\n{END}\nafter\n")
+    new = "**Solution notebooks: execution time on this machine** (new)\n\n| new |"
+    out = replace_course_section(readme, new)
+    assert "**OU SDE** table" in out and "| new |" in out and "| old |" not in out
+    assert out.startswith("intro\n") and out.endswith(f"{END}\nafter\n")
