@@ -261,6 +261,19 @@ def held_out_half(which: str) -> tuple[Tensor, Tensor]:
     return split.test_images[chosen], split.test_labels[chosen]
 
 
+def training_sets(counts: Tensor, n_sets: int, seed: int = 0) -> list[tuple[Tensor, Tensor]]:
+    """``n_sets`` random sets of training digits with ``counts[k]`` images of digit k: ``[(images, labels), ...]``."""
+    split = load_digits_split(seed=0)
+    gen = torch.Generator().manual_seed(seed)
+    by_class = [torch.nonzero(split.train_labels == k).flatten() for k in range(N_DIGIT_CLASSES)]
+    sets = []
+    for _ in range(check_positive_int(n_sets, "n_sets")):
+        idx = torch.cat([members[torch.randperm(len(members), generator=gen)[: int(c)]]
+                         for members, c in zip(by_class, counts.tolist())])
+        sets.append((split.train_images[idx], split.train_labels[idx]))
+    return sets
+
+
 @dataclass(frozen=True)
 class DigitReport:
     """The figures of a :class:`DigitYardstick` for one set of generated digits.
@@ -326,26 +339,17 @@ class DigitYardstick:
         self.seed, self.floor_repeats = seed, floor_repeats
         self._floors: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
 
-    def real_sets(self, counts: Tensor) -> list[tuple[Tensor, Tensor]]:
-        """``floor_repeats`` random sets of training digits with the class counts ``counts`` ``(10,)``."""
-        split = load_digits_split(seed=0)
-        gen = torch.Generator().manual_seed(self.seed + 1)
-        sets = []
-        for _ in range(self.floor_repeats):
-            idx = torch.cat([torch.nonzero(split.train_labels == k).flatten()[
-                torch.randperm(int((split.train_labels == k).sum()), generator=gen)[: int(c)]]
-                for k, c in enumerate(counts.tolist())])
-            sets.append((split.train_images[idx], split.train_labels[idx]))
-        return sets
-
     def floors(self, counts: Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Fréchet distances and two-sample accuracies of the real sets, each shape ``(floor_repeats,)`` (cached)."""
+        """Fréchet distances and two-sample accuracies of real sets, each shape ``(floor_repeats,)`` (cached).
+
+        The real sets are training digits with the class counts ``counts`` ``(10,)`` of the digits judged.
+        """
         key = tuple(counts.tolist())
         if key not in self._floors:
-            ref = digit_features(self.reference)
-            fd = [frechet_distance(torch.from_numpy(digit_features(x)), torch.from_numpy(ref))
-                  for x, _ in self.real_sets(counts)]
-            c2 = [two_sample_accuracy(x, self.reference, seed=self.seed) for x, _ in self.real_sets(counts)]
+            ref = torch.from_numpy(digit_features(self.reference))
+            sets = training_sets(counts, self.floor_repeats, seed=self.seed + 1)
+            fd = [frechet_distance(torch.from_numpy(digit_features(x)), ref) for x, _ in sets]
+            c2 = [two_sample_accuracy(x, self.reference, seed=self.seed) for x, _ in sets]
             self._floors[key] = (np.asarray(fd), np.asarray(c2))
         return self._floors[key]
 

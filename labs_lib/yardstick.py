@@ -43,6 +43,11 @@ DEFAULT_TOLERANCES = {"levels": 0.03, "off-support": 0.0025, "regions": 0.05}
 OFF_SUPPORT_LEVEL = 0.001
 
 
+def format_figure(name: str, value: float) -> str:
+    """A figure's value as the reports print it: a percentage for the off-support mass."""
+    return f"{100 * value:.2f}%" if name == "off-support" else f"{value:.3f}"
+
+
 @dataclass(frozen=True)
 class Figure:
     """One figure of a :class:`QualityReport`, read against exact samples of the same size.
@@ -65,8 +70,8 @@ class Figure:
         return self.value <= self.tolerance
 
     def format(self, value: float) -> str:
-        """``value`` as this figure prints it: a percentage for the off-support mass."""
-        return f"{100 * value:.2f}%" if self.name == "off-support" else f"{value:.3f}"
+        """``value`` as this figure prints it (see :func:`format_figure`)."""
+        return format_figure(self.name, value)
 
     def __str__(self) -> str:
         return f"{self.name} {self.format(self.value)} {'✓' if self.passed else '✗'}"
@@ -208,8 +213,8 @@ class Yardstick:
     def _figures(self, x: Tensor) -> tuple[float, float, float]:
         levels = self._levels(x)
         # KS on levels: -inf (off a bounded support) becomes a value below every finite level.
-        lowest = min(levels[np.isfinite(levels)].min(initial=0.0), self._reference_levels[0]
-                     if np.isfinite(self._reference_levels[0]) else 0.0) - 1.0
+        both = np.concatenate([levels, self._reference_levels])
+        lowest = both[np.isfinite(both)].min(initial=0.0) - 1.0
         ks = ks_2samp(np.where(np.isfinite(levels), levels, lowest),
                       np.where(np.isfinite(self._reference_levels), self._reference_levels, lowest)).statistic
         off = float((levels < self.off_support_level).mean())
@@ -232,8 +237,7 @@ class Yardstick:
         return QualityReport(figures=figures, n=self.n)
 
     def __repr__(self) -> str:
-        show = {k: Figure(k, 0.0, 0.0, 0.0, 0.0).format for k in DEFAULT_TOLERANCES}
-        floors = ", ".join(f"{k} {show[k](float(self.floor_median[k]))}" for k in DEFAULT_TOLERANCES)
-        accepted = ", ".join(show[k](self.tolerances[k]) for k in DEFAULT_TOLERANCES)
+        floors = ", ".join(f"{k} {format_figure(k, float(self.floor_median[k]))}" for k in DEFAULT_TOLERANCES)
+        accepted = ", ".join(format_figure(k, self.tolerances[k]) for k in DEFAULT_TOLERANCES)
         return (f"Yardstick({type(self.target).__name__}, n={self.n:,}): exact samples score {floors} "
                 f"(medians of {self._floor_sets} sets); accepted up to {accepted}")
