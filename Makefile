@@ -12,16 +12,17 @@ ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 # Seconds one notebook cell may run under nbval (nbval's default is 2000). The longest cell takes
 # about 50 s on a 2-core CPU; the limit bounds an occasional kernel-messaging stall (see
 # tests/test_notebooks.py, CELL_TIMEOUT_S, the same limit for the student notebooks).
-NBVAL_CELL_TIMEOUT ?= 300
+NBVAL_CELL_TIMEOUT ?= 120
 # The browser that `make test-browser` drives; installed from Debian when it is missing.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup lab test test-browser bench notebooks solutions figures clean help
+.PHONY: setup lab test test-browser stress bench notebooks solutions figures clean help
 
 help:
 	@echo "make lab        start JupyterLab on the course (http://127.0.0.1:8888, token login)"
 	@echo "make test       run every test and execute every notebook (what CI runs)"
 	@echo "make test-browser  Lab 01 and its RISE slideshow in headless Chromium (installs it)"
+	@echo "make stress     execute every notebook N times (N=20, JOBS=1): stalls and time spread"
 	@echo "make bench      benchmarks: simulators vs plain loops/torchsde/torchdiffeq, samplers, notebook times"
 	@echo "make notebooks  regenerate notebooks/ from solutions/ (instructors)"
 	@echo "make solutions  re-execute the solution notebooks, store outputs, regenerate (instructors)"
@@ -53,6 +54,11 @@ $(VENV)/.browser-stamp: $(STAMP)
 test-browser: setup $(VENV)/.browser-stamp
 	bash browser_tests/ensure_chromium.sh $(CHROMIUM)
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest browser_tests -p no:cacheprovider -v --durations=5
+
+# Every notebook, solution and student version, N times: per-notebook time spread, and every
+# kernel message that reached the client late (a stall). Exits non-zero on a stall or a failure.
+stress: setup
+	$(BIN)/python -m labs_lib.execution --runs $(N) --jobs $(JOBS)
 
 # The comparison packages are an optional extra; the benchmark says so when they are missing.
 bench: setup

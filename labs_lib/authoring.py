@@ -201,19 +201,14 @@ def generate(solutions: Path, notebooks: Path, force: bool = False) -> list[Path
     return written
 
 
-def execute_solutions(solutions: Path, timeout: int = 900) -> dict[str, float]:
+def execute_solutions(solutions: Path) -> dict[str, float]:
     """Run every solution notebook top to bottom and store its outputs; returns seconds per notebook."""
-    import time
-
-    from nbclient import NotebookClient  # only instructors need it: import it here
+    from .execution import execute_file  # only instructors need it: import it here
 
     timings = {}
     for src in sorted(solutions.glob("*.ipynb")):
-        nb = nbformat.read(src, as_version=4)
-        start = time.perf_counter()
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(solutions)}}).execute()
-        timings[src.name] = time.perf_counter() - start
+        nb, run = execute_file(src)
+        timings[src.name] = run.seconds
         nbformat.write(nb, src)
         print(f"executed {src} in {timings[src.name]:.1f} s")
     return timings

@@ -389,7 +389,42 @@ def em_in_place(self, x, t, h):
     return x
 
 
+def em_drift_at_predicted_point(self, x, t, h):
+    x_pred = x + h * _b(self, x, t)
+    return x + h * _b(self, x_pred, t) + _s(self, x, t) * math.sqrt(h) * torch.randn_like(x)
+
+
+def em_drift_at_midpoint(self, x, t, h):
+    x_mid = x + 0.5 * h * _b(self, x, t)
+    return x + h * _b(self, x_mid, t) + _s(self, x, t) * math.sqrt(h) * torch.randn_like(x)
+
+
+def em_diffusion_at_predicted_point(self, x, t, h):
+    x_pred = x + h * _b(self, x, t)
+    return x + h * _b(self, x, t) + _s(self, x_pred, t) * math.sqrt(h) * torch.randn_like(x)
+
+
+def em_rademacher_noise(self, x, t, h):
+    return x + h * _b(self, x, t) + _s(self, x, t) * math.sqrt(h) * torch.sign(torch.randn_like(x))
+
+
+def em_centred_uniform_noise(self, x, t, h):
+    eps = (torch.rand_like(x) - 0.5) * math.sqrt(12.0)  # mean 0, variance 1, but not normal
+    return x + h * _b(self, x, t) + _s(self, x, t) * math.sqrt(h) * eps
+
+
+def em_noise_made_on_the_cpu(self, x, t, h):
+    return x + h * _b(self, x, t) + _s(self, x, t) * math.sqrt(h) * torch.randn(x.shape)
+
+
 EM_MISTAKES = [
+    ("noise_made_on_the_cpu", em_noise_made_on_the_cpu, "Create it on x.device"),
+    ("drift_at_predicted_point", em_drift_at_predicted_point, "the drift was evaluated at the predicted point x + h·u_t(x)"),
+    ("drift_at_midpoint", em_drift_at_midpoint, "the drift was evaluated at x + (h/2)·u_t(x)"),
+    ("diffusion_at_predicted_point", em_diffusion_at_predicted_point,
+     "the diffusion was evaluated at the predicted point x + h·u_t(x)"),
+    ("rademacher_noise", em_rademacher_noise, "the noise is not Gaussian (kurtosis 1.00"),
+    ("centred_uniform_noise", em_centred_uniform_noise, "it looks uniform"),
     ("h_instead_of_sqrt_h", em_h_not_sqrt_h, "the noise must scale with √h, not h"),
     ("normal_with_std_h", em_normal_std_h, "the noise must scale with √h, not h"),
     ("missing_sigma", em_missing_sigma, "the noise is missing the diffusion coefficient σ_t(x)"),
@@ -429,8 +464,27 @@ def test_a_correct_but_differently_written_em_step_passes():
     h ** 0.5 instead of math.sqrt(h), terms in another order."""
 
     def step(self, x, t, h):
-        eps = torch.randn(x.shape, dtype=x.dtype)
+        eps = torch.randn(x.shape, dtype=x.dtype, device=x.device)
         return self.sde.diffusion(x, t) * eps * h**0.5 + (x + self.sde.drift(x, t) * h)
+
+    report = check_euler_maruyama_step(sde_sim(step))
+    assert report.passed is True, report.message
+
+
+@pytest.mark.parametrize("variant", ["normal", "float64", "randn_shape", "sqrt_tensor"])
+def test_more_correct_em_steps_pass(variant):
+    """Gaussian noise drawn any reasonable way, and a step computed in float64, are right answers."""
+
+    def step(self, x, t, h):
+        b, s = self.sde.drift(x, t), self.sde.diffusion(x, t)
+        if variant == "normal":
+            return x + h * b + s * torch.normal(0.0, math.sqrt(h), size=x.shape, device=x.device)
+        if variant == "float64":
+            x64 = x.double()
+            return x64 + h * b.double() + s.double() * math.sqrt(h) * torch.randn_like(x64)
+        if variant == "randn_shape":
+            return x + b * h + s * torch.randn(*x.shape, device=x.device) * math.sqrt(h)
+        return x + h * b + s * torch.sqrt(torch.tensor(h)) * torch.randn_like(x)
 
     report = check_euler_maruyama_step(sde_sim(step))
     assert report.passed is True, report.message
@@ -450,3 +504,11 @@ def test_reports_are_reproducible():
     b = check_euler_maruyama_step(sde_sim(em_missing_sigma)).message
     assert a == b
     np.testing.assert_equal(check_euler_step(EulerSimulator).message, check_euler_step(EulerSimulator).message)
+
+
+def test_the_device_probe_runs_the_em_reference_to_the_end():
+    from labs_lib.checks._framework import PROBE_DEVICE, on_probe_device
+    from labs_lib.checks.simulators import _CheckSDE
+
+    x, t = on_probe_device(torch.randn(6, 2), torch.tensor(0.4))
+    assert EulerMaruyamaSimulator(_CheckSDE()).step(x, t, 0.25).device == PROBE_DEVICE

@@ -37,7 +37,14 @@ def field_difference_form(model, x, t, y, w, null_label):
     return u_null + w * (u_cond - u_null)
 
 
-@pytest.mark.parametrize("fn", [cfg_loss, loss_with_boolean_indexing])
+def loss_in_float64(model, path, x_1, y, t, x_0, drop_mask, null_label):
+    """Correct: the same loss computed in float64 (a right value and gradient in another dtype)."""
+    s = path.sample(x_0.double(), x_1.double(), t.double())
+    pred = model(s.x_t.float(), t, torch.where(drop_mask, null_label, y)).double()
+    return (pred - s.dx_t).pow(2).flatten(1).sum(1).mean()
+
+
+@pytest.mark.parametrize("fn", [cfg_loss, loss_with_boolean_indexing, loss_in_float64])
 def test_loss_references_pass(fn):
     report = check_cfg_loss(fn)
     assert report.passed is True, report.message
@@ -176,7 +183,13 @@ def loss_fresh_mask(model, path, x_1, y, t, x_0, drop_mask, null_label):
     return _sq(model(s.x_t, t, torch.where(fresh, null_label, y)) - s.dx_t)
 
 
+def loss_null_labels_on_the_cpu(model, path, x_1, y, t, x_0, drop_mask, null_label):
+    s = path.sample(x_0, x_1, t)
+    return _sq(model(s.x_t, t, torch.where(drop_mask, torch.full((len(y),), null_label), y)) - s.dx_t)
+
+
 LOSS_MISTAKES = [
+    (loss_null_labels_on_the_cpu, "Create it on x.device"),
     (loss_mask_inverted, "where drop_mask is False"),
     (loss_mask_ignored, "no label was dropped"),
     (loss_all_dropped, "every label was replaced"),
@@ -289,7 +302,15 @@ def field_in_place(model, x, t, y, w, null_label):
     return out
 
 
+def field_null_labels_on_the_cpu(model, x, t, y, w, null_label):
+    null = torch.full((len(y),), null_label)
+    u = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([null, y]))
+    u_null, u_cond = u.chunk(2)
+    return (1 - w) * u_null + w * u_cond
+
+
 FIELD_MISTAKES = [
+    (field_null_labels_on_the_cpu, "Create it on x.device"),
     (field_swapped, "swapped"),
     (field_halves_swapped, "the first half is u(x|∅)"),
     (field_one_plus_w, "(1 + w) convention"),
@@ -313,3 +334,16 @@ def test_field_mistakes_are_named(fn, hint):
     report = check_cfg_field(fn)
     assert report.passed is False, report.message
     assert hint in report.message, report.message
+
+
+def test_the_device_probe_runs_the_references_to_the_end():
+    """The probe is not vacuous: the references run on the meta device and return meta tensors (an
+    operation the meta device cannot do would end the probe without a verdict)."""
+    from labs_lib.checks._framework import PROBE_DEVICE, on_probe_device
+    from labs_lib.checks.guidance import _CheckModel, _field_inputs, _loss_inputs
+    from labs_lib.paths import AffinePath, CosineScheduler
+
+    model, *inputs = on_probe_device(_CheckModel(), *_loss_inputs((6, 2), 10))
+    assert cfg_loss(model, AffinePath(CosineScheduler()), *inputs, 3).device == PROBE_DEVICE
+    model, *inputs = on_probe_device(_CheckModel(), *_field_inputs((6, 2), 30))
+    assert field_reference(model, *inputs, 2.5, 3).device == PROBE_DEVICE

@@ -328,7 +328,7 @@ LANGEVIN_MISTAKES = [
     (_variant("DiffusionOne", noise=lambda s: 1.0), "diffusion returns 1"),
     (LangevinLogDensity, "the shape of log_density(x)"),
     (LangevinLogDensityBroadcast, "uses log_density(x)"),
-    (LangevinFixedTarget, "Does it use the density passed to __init__?"),
+    (LangevinFixedTarget, "does drift use the density passed to __init__"),
     (LangevinNoReturn, "Did you forget `return`?"),
     (LangevinArgsSwapped, "store its arguments in that order"),
     (LangevinInPlace, "changed its input x in place"),

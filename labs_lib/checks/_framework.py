@@ -12,8 +12,13 @@ says so. An exercise that still raises ``NotImplementedError`` gets a one-line r
 from __future__ import annotations
 
 import copy
+import difflib
+import inspect
+import re
+import traceback
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -48,25 +53,68 @@ class CheckReport:
         return self.message
 
 
-def run_check(exercise: str, body: Callable[[Callable[[str], None]], None]) -> CheckReport:
+def run_check(exercise: str, body: Callable[[Callable[[str], None]], None], subject: object = None) -> CheckReport:
     """Run ``body(ok)``, where ``ok(text)`` records a verified property and a failure raises
-    :class:`CheckFailed`; turn the outcome into a report."""
+    :class:`CheckFailed`; turn the outcome into a report. ``subject`` is the student's function or
+    class, so that a stub of *another* exercise reached through it is named as such."""
     lines: list[str] = []
     try:
         # The checks seed torch; forking keeps the notebook's own random stream untouched.
         with torch.random.fork_rng(devices=[]):
             body(lambda text: lines.append(f"✓ {text}"))
-    except NotImplementedError:
-        return CheckReport(exercise, None, [
-            f"… {exercise}: not implemented yet. Replace the `raise NotImplementedError` in the "
-            "cell above with your code, run that cell, then run this check again."])
+    except NotImplementedError as err:
+        return CheckReport(exercise, None, [_not_implemented(exercise, err, subject)])
     except CheckFailed as failure:
         return CheckReport(exercise, False, lines + [f"✗ {exercise}: {failure}"])
-    except Exception as err:  # the student's code crashed: show the error, not a traceback
+    except Exception as err:
+        if not _raised_by_student(err):
+            # Only the checker's own code is on the stack: never blame the student for it.
+            return CheckReport(exercise, False, lines + [
+                f"✗ {exercise}: the checker itself failed ({type(err).__name__}: {err}). This is a bug in "
+                "labs_lib, not a verdict on your code; please report it with your cell's code."])
         hint = _hint_for_error(err)
         return CheckReport(exercise, False, lines + [
             f"✗ {exercise}: your code raised {type(err).__name__}: {err}" + (f"\n  Hint: {hint}" if hint else "")])
     return CheckReport(exercise, True, lines + [f"✔ {exercise}: all checks passed."])
+
+
+_LIBRARY = Path(__file__).resolve().parents[1]
+_STUB = re.compile(r"Exercise: ([\w.]+)")
+
+
+def _raised_by_student(err: BaseException) -> bool:
+    """Whether the student's code is on the traceback: a frame from a file that is neither labs_lib
+    nor an installed package (a notebook cell, a test, a script)."""
+    for frame in traceback.extract_tb(err.__traceback__):
+        path = frame.filename
+        if path.startswith("<") or not (Path(path).resolve().is_relative_to(_LIBRARY) or "site-packages" in path
+                                        or "/lib/python" in path):
+            return True
+    return False
+
+
+def _own_code(subject: object) -> set:
+    """The code objects of the student's function, or of the methods their class defines itself."""
+    if inspect.isfunction(subject):
+        return {subject.__code__}
+    if isinstance(subject, type):
+        return {f.__code__ for k in subject.__mro__ if k.__module__.split(".")[0] != "labs_lib"
+                for f in vars(k).values() if inspect.isfunction(f)}
+    return set()
+
+
+def _not_implemented(exercise: str, err: NotImplementedError, subject: object) -> str:
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    stub = _STUB.search(str(err))
+    if stub and tb is not None and subject is not None and tb.tb_frame.f_code not in _own_code(subject):
+        # Raised by a stub the checked code calls: another exercise, whose cell is elsewhere.
+        return (f"… {exercise}: your code calls `{stub.group(1)}`, which is still an unfinished exercise. "
+                f"Its `raise NotImplementedError` is in the cell of that exercise, not in the cell above: "
+                "finish that one first, run its cell, then run this check again.")
+    return (f"… {exercise}: not implemented yet. Replace the `raise NotImplementedError` in the "
+            "cell above with your code, run that cell, then run this check again.")
 
 
 def _hint_for_error(err: Exception) -> str:
@@ -79,7 +127,12 @@ def _hint_for_error(err: Exception) -> str:
 
 
 def close(a: Tensor, b: Tensor, tol: float = 1e-5) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=tol, atol=tol))
+    """Same shape and equal within ``tol``, compared in the wider of the two dtypes: a float64 answer
+    to float32 inputs is right when its values are."""
+    if a.shape != b.shape:
+        return False
+    common = torch.promote_types(a.dtype, b.dtype)
+    return bool(torch.allclose(a.to(common), b.to(common), rtol=tol, atol=tol))
 
 
 def call_step(sim: Simulator, x: Tensor, t: Tensor, h: float) -> Tensor:
@@ -105,9 +158,18 @@ def diagnose(out: Tensor, candidates: dict[str, Tensor], fallback: str) -> Check
 
 
 def require_subclass(cls: type, base: type, exercise: str) -> None:
+    """``cls`` must be a subclass of ``base`` that defines every method ``base`` leaves abstract."""
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise CheckFailed(f"pass your class itself (a subclass of {base.__name__}), e.g. "
                           f"check_{exercise}(MyClass), not {cls!r}.")
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        own = [name for name in vars(cls) if not name.startswith("__")]
+        guesses = {m: difflib.get_close_matches(m, own, n=1, cutoff=0.6) for m in missing}
+        said = "; ".join(f"`{m}`" + (f" (you defined `{g[0]}`: a typo?)" if g else "") for m, g in guesses.items())
+        raise CheckFailed(f"your class does not define {said}. {base.__name__} needs "
+                          f"{'this method' if len(missing) == 1 else 'these methods'}: "
+                          f"def {missing[0]}(self, ...) inside the class, spelled exactly so.")
 
 
 def per_sample_sum(sq: Tensor) -> Tensor:
@@ -149,6 +211,57 @@ def require_gradient(loss: Tensor, model: torch.nn.Module,
     if any(g is None or not close(g, r, tol) for g, r in zip(grads, ref_grads)):
         raise CheckFailed("the loss has the right value, but its gradient with respect to the network's "
                           "parameters is wrong: is part of the computation detached?")
+
+
+# PyTorch's "meta" device holds shapes and dtypes but no data: code run on it behaves as on a GPU
+# where devices are concerned (a tensor made without device= lands on the CPU and mixing it with
+# the inputs fails), so device-unsafe code shows without a GPU.
+PROBE_DEVICE = torch.device("meta")
+
+DEVICE_HINT = ("your code is right on the CPU but mixes devices: with inputs on another device (a GPU, "
+               "or here PyTorch's meta device) it builds a tensor on the CPU, e.g. torch.full((n,), value), "
+               "torch.zeros(n) or torch.randn(x.shape) without device=. Create it on x.device: "
+               "torch.full((n,), value, device=x.device), torch.full_like(y, value), torch.randn_like(x).")
+
+
+def on_probe_device(*values: Any) -> list[Any]:
+    """Copies of tensors and modules on :data:`PROBE_DEVICE` (other values unchanged)."""
+    out = []
+    for v in values:
+        if isinstance(v, Tensor):
+            out.append(v.to(PROBE_DEVICE))
+        elif isinstance(v, torch.nn.Module):
+            out.append(copy.deepcopy(v).to(PROBE_DEVICE))
+        else:
+            out.append(v)
+    return out
+
+
+def require_device_safe(call: Callable[[], object]) -> None:
+    """Run the student's code once more with its inputs on :data:`PROBE_DEVICE` (``call`` does the
+    moving, see :func:`on_probe_device`); fail with :data:`DEVICE_HINT` if it mixes devices.
+
+    Operations the meta device cannot do (``.item()``, NumPy) end the probe without a verdict: the
+    value checks have already judged the code, and this probe only looks at devices.
+    """
+    try:
+        out = call()
+    except RuntimeError as err:
+        if "device" in str(err):
+            raise CheckFailed(DEVICE_HINT) from None
+        return
+    except Exception:
+        return
+    if isinstance(out, Tensor) and out.device != PROBE_DEVICE:
+        raise CheckFailed(DEVICE_HINT)
+
+
+def require_same_device(*tensors: Tensor) -> None:
+    """What a stand-in network does with its inputs: fail, as PyTorch would on a GPU, when they
+    are not all on one device."""
+    devices = {t.device for t in tensors if isinstance(t, Tensor)}
+    if len(devices) > 1:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found {sorted(map(str, devices))}")
 
 
 def require_scalar_loss(out: object, x: Tensor, name: str = "x") -> Tensor:

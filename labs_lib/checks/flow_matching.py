@@ -122,6 +122,8 @@ def check_cfm_loss(fn: Callable) -> CheckReport:
                         "the target must be the velocity α̇_t x_1 + β̇_t x_0 (the time derivative of x_t), "
                         "not the point x_t itself.": loss(x_t, t, x_t),
                         "the target must be the velocity α̇_t x_1 + β̇_t x_0, not the data x_1.": loss(x_t, t, x_1),
+                        "the target x_1 − x_t points from x_t to the data, but it is not the path's velocity: use "
+                        "α̇_t x_1 + β̇_t x_0 (the time derivative of x_t).": loss(x_t, t, x_1 - x_t),
                         f"the loss is {d}× too small: it averages over the {d} coordinates of a sample (a .mean() over "
                         "everything?). "
                         "Sum the squared error over a sample's coordinates, average only over the batch.":
@@ -133,6 +135,13 @@ def check_cfm_loss(fn: Callable) -> CheckReport:
                         "the norm is not squared: the loss is the *squared* norm ‖u − target‖², averaged "
                         "over the batch.": (u - target).flatten(1).norm(dim=1).mean(),
                     }
+                    if t.numel() > 1:
+                        t0 = t[:1].expand_as(t)
+                        s0 = path.scheduler(t0)
+                        a0, b0, da0, db0 = (expand_time(v, x_0) for v in (s0.alpha_t, s0.beta_t, s0.d_alpha_t, s0.d_beta_t))
+                        mistakes["one time was used for the whole batch (t[0], or a single torch.rand(1)): every sample "
+                                 "has its own time t[i]; use the tensor t of shape (batch,) as given."] = loss(
+                            a0 * x_1 + b0 * x_0, t0, da0 * x_1 + db0 * x_0)
                     if name == "cosine":
                         xt_lin = expand_time(t, x_0) * x_1 + (1 - expand_time(t, x_0)) * x_0
                         hint = ("uses the formulas of the linear path (x_t = t x_1 + (1 − t) x_0, target "
@@ -161,7 +170,7 @@ def check_cfm_loss(fn: Callable) -> CheckReport:
         ok(f"works for state shapes {', '.join(str(s) for s in _LOSS_SHAPES)}")
         ok("returns a single number whose gradient reaches the network's parameters")
 
-    return run_check("conditional flow matching loss", body)
+    return run_check("conditional flow matching loss", body, subject=fn)
 
 
 # --- the learned ODE ---------------------------------------------------------------------------
@@ -258,7 +267,7 @@ def check_learned_ode(cls: type) -> CheckReport:
             raise CheckFailed("simulated with Euler's method, your ODE does not follow the network's field.")
         ok("Euler's method on your ODE reproduces the flow of the network's field")
 
-    return run_check("learned ODE", body)
+    return run_check("learned ODE", body, subject=cls)
 
 
 __all__ = ["check_cfm_loss", "check_learned_ode"]

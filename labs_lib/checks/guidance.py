@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from ..guidance import cfg_loss
 from ..paths import AffinePath, CosineScheduler
-from ._framework import CheckFailed, CheckReport, close, diagnose, run_check
+from ._framework import (CheckFailed, CheckReport, close, diagnose, on_probe_device, require_device_safe,
+                         require_same_device, run_check)
 
 # (batch, *state) shapes tried by both checkers: points, vectors, small and digit-sized images
 GUIDANCE_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (4, 1, 3, 3), (8, 1, 8, 8))
@@ -39,13 +40,14 @@ class _CheckModel(nn.Module):
         self.calls: list[int] = []
 
     def forward(self, x: Tensor, t: Tensor, y: Tensor) -> Tensor:
+        require_same_device(x, t, y, self.a)
         if not isinstance(y, Tensor) or torch.is_floating_point(y):
             raise CheckFailed(f"the model's labels must be an integer tensor, got {type(y).__name__}"
                               + (f" of dtype {y.dtype}" if isinstance(y, Tensor) else "") + ".")
         if y.shape != (x.shape[0],):
             raise CheckFailed(f"the model was called with x of batch {x.shape[0]} but labels of shape "
                               f"{tuple(y.shape)}: every row of x needs its own label.")
-        if bool((y < 0).any()) or bool((y > self.num_classes).any()):
+        if y.device.type != "meta" and (bool((y < 0).any()) or bool((y > self.num_classes).any())):
             raise CheckFailed(f"the model received the label {int(y[(y < 0) | (y > self.num_classes)][0])}, but "
                               f"labels must lie in 0 .. {self.num_classes}: the null label is null_label = "
                               f"{self.num_classes} (the number of classes), not -1 or a new number.")
@@ -168,12 +170,15 @@ def check_cfg_loss(fn: Callable) -> CheckReport:
                     raise diagnose(out.detach(), _loss_variants(model, path, x_1, y, t, x_0, drop, _NUM_CLASSES),
                                    f"for x of shape {shape} your loss is {float(out):.5g}, but the CFG loss is "
                                    f"{float(ref):.5g}.")
+        probe = on_probe_device(_CheckModel(), *_loss_inputs(GUIDANCE_SHAPES[0], 10))
+        require_device_safe(lambda: fn(probe[0], path, *probe[1:], _NUM_CLASSES))
         ok(f"matches mean ‖u(x_t | ỹ) − dx_t‖² for shapes {_shape_list()} (a cosine path, so the "
            "target is the path's own velocity)")
         ok("drops exactly the labels where drop_mask is True, to the null label")
-        ok("returns a 0-dim tensor that backpropagates into the network, and leaves its inputs untouched")
+        ok("returns a 0-dim tensor that backpropagates into the network, leaves its inputs untouched, and "
+           "creates its tensors on the inputs' device")
 
-    return run_check("CFG loss", body)
+    return run_check("CFG loss", body, subject=fn)
 
 
 # --- exercise 2: the CFG vector field -------------------------------------------------------
@@ -237,6 +242,9 @@ def check_cfg_field(fn: Callable) -> CheckReport:
                             (1 - w) * model(x, t, torch.full_like(y, null - 1)) + w * u_cond,
                         "this is u(x|∅) + w·u(x|y): the unguided branch needs the weight (1 − w).":
                             u_null + w * u_cond,
+                        "the difference is the wrong way round: u(x|∅) + w·(u(x|∅) − u(x|y)) pushes away from the "
+                        "label. Guidance moves towards it: u(x|∅) + w·(u(x|y) − u(x|∅)).":
+                            u_null + w * (u_null - u_cond),
                         "the guidance scale was ignored: this is the plain average of the two branches.":
                             0.5 * (u_null + u_cond),
                     }
@@ -251,8 +259,11 @@ def check_cfg_field(fn: Callable) -> CheckReport:
                                       "output with .chunk(2). On a GPU one big batch costs about as much as one small one.")
                 raise CheckFailed(f"the network was called with batches {calls}; expected one call with the "
                                   f"stacked batch of {2 * n}.")
+        probe = on_probe_device(_CheckModel(), *_field_inputs(GUIDANCE_SHAPES[0], 30))
+        with torch.no_grad():
+            require_device_safe(lambda: fn(*probe, _GUIDANCE_SCALES[0], null))
         ok(f"matches (1 − w)·u(x|∅) + w·u(x|y) for shapes {_shape_list()} and w = "
            f"{', '.join(str(w) for w in _GUIDANCE_SCALES)}")
-        ok("runs both branches in one batched network call and returns x's shape")
+        ok("runs both branches in one batched network call, returns x's shape on x's device")
 
-    return run_check("CFG vector field", body)
+    return run_check("CFG vector field", body, subject=fn)

@@ -41,7 +41,10 @@ def _inputs(seed: int) -> Iterator[tuple[Tensor, Tensor]]:
     has its own time (shape ``(batch,)``, as in training).
     """
     gen = torch.Generator().manual_seed(seed)
-    for i, shape in enumerate(SHAPES):
+    # Batches first: a drift that mixes the samples (e.g. pulled towards the batch mean) looks like
+    # another mistake on a single point, so the single point comes last.
+    for i in sorted(range(len(SHAPES)), key=lambda i: SHAPES[i][0] == 1):
+        shape = SHAPES[i]
         x = 2 * torch.randn(shape, generator=gen)
         t = torch.rand(shape[0], generator=gen) if i == 1 else torch.tensor(0.2 + 0.15 * i)
         yield x, t
@@ -76,6 +79,36 @@ def _call(obj: object, method: str, x: Tensor, t: Tensor) -> object:
                           "Return a new tensor (`-self.theta * x`, `torch.zeros_like(x)`): the simulator "
                           "still needs the current state after asking for the coefficients.")
     return out
+
+
+def _require_deterministic(objects: list[object], method: str, x: Tensor, t: Tensor) -> None:
+    """A coefficient is a function of x and t: two calls with different random seeds agree."""
+    for obj in objects:
+        torch.manual_seed(11)
+        first = _call(obj, method, x, t)
+        torch.manual_seed(12)
+        second = _call(obj, method, x, t)
+        if isinstance(first, Tensor) and isinstance(second, Tensor) and first.shape == second.shape \
+                and not close(first, second):
+            raise CheckFailed(f"{method} is random: it gave different values for the same x and t (torch.randn "
+                              f"inside it?). The coefficients of an SDE are fixed functions of x and t; the "
+                              f"simulator draws the noise and multiplies it by the diffusion (σ·√h·ε).")
+
+
+def _require_per_sample(objects: list[object], method: str, x: Tensor, t: Tensor) -> None:
+    """Each sample's coefficient must depend on that sample alone, not on the rest of the batch."""
+    for obj in objects:
+        whole = _call(obj, method, x, t)
+        if not isinstance(whole, Tensor) or whole.shape != x.shape:
+            return  # the value checks name shape mistakes
+        for i in range(x.shape[0]):
+            t_i = t[i:i + 1] if t.ndim == 1 else t
+            alone = _call(obj, method, x[i:i + 1], t_i)
+            if isinstance(alone, Tensor) and alone.shape == x[i:i + 1].shape and not close(alone, whole[i:i + 1]):
+                raise CheckFailed(f"{method} of one sample depends on the other samples in the batch: for the "
+                                  f"same state it gives a different value alone than inside a batch (a mean, sum "
+                                  f"or std over axis 0, e.g. x.mean(0)?). Each particle's {method} must depend "
+                                  f"on that particle's own x only.")
 
 
 def _match(value: Tensor, mistakes: Mistakes) -> str | None:
@@ -200,6 +233,10 @@ def check_brownian_motion(cls: type) -> CheckReport:
     def body(ok):
         require_subclass(cls, SDE, "brownian_motion")
         objects = [_construct(cls, (s,), "sigma") for s in BROWNIAN_SIGMAS]
+        x_batch, t_batch = next(_inputs(0))
+        for method in ("drift", "diffusion"):
+            _require_deterministic(objects, method, x_batch, t_batch)
+            _require_per_sample(objects, method, x_batch, t_batch)
         for obj, sigma in zip(objects, BROWNIAN_SIGMAS):
             for x, t in _inputs(0):
                 ref = torch.zeros_like(x)
@@ -234,7 +271,7 @@ def check_brownian_motion(cls: type) -> CheckReport:
         _check_attributes(objects, [{"sigma": s} for s in BROWNIAN_SIGMAS])
         ok("stores the constructor's σ as self.sigma and leaves x untouched")
 
-    return run_check("Brownian motion", body)
+    return run_check("Brownian motion", body, subject=cls)
 
 
 def check_ou_process(cls: type) -> CheckReport:
@@ -243,6 +280,10 @@ def check_ou_process(cls: type) -> CheckReport:
     def body(ok):
         require_subclass(cls, SDE, "ou_process")
         objects = [_construct(cls, p, "theta, sigma") for p in OU_PARAMETERS]
+        x_batch, t_batch = next(_inputs(0))
+        for method in ("drift", "diffusion"):
+            _require_deterministic(objects, method, x_batch, t_batch)
+            _require_per_sample(objects, method, x_batch, t_batch)
         for obj, (theta, sigma) in zip(objects, OU_PARAMETERS):
             for x, t in _inputs(3):
                 out = _call(obj, "drift", x, t)
@@ -299,4 +340,4 @@ def check_ou_process(cls: type) -> CheckReport:
         _check_attributes(objects, [{"theta": a, "sigma": b} for a, b in OU_PARAMETERS])
         ok("stores the constructor's θ and σ as self.theta and self.sigma, and leaves x untouched")
 
-    return run_check("Ornstein–Uhlenbeck process", body)
+    return run_check("Ornstein–Uhlenbeck process", body, subject=cls)

@@ -187,7 +187,7 @@ def check_dsm_loss(fn: Callable) -> CheckReport:
         ok(f"works for state shapes {', '.join(str(s) for s in _SHAPES)}")
         ok("returns a single number whose gradient reaches the network's parameters")
 
-    return run_check("denoising score matching loss", body)
+    return run_check("denoising score matching loss", body, subject=fn)
 
 
 # --- exercise 2: the score from the vector field -------------------------------------------------
@@ -289,7 +289,7 @@ def check_score_from_velocity(fn: Callable) -> CheckReport:
                                       f"{float((out - ref).abs().max()):.3g}.")
         ok("turns the exact marginal vector field of a Gaussian mixture into its exact score")
 
-    return run_check("score from the vector field", body)
+    return run_check("score from the vector field", body, subject=fn)
 
 
 # --- exercise 3: the Langevin-corrected SDE -------------------------------------------------------
@@ -426,4 +426,4 @@ def check_langevin_corrected_sde(cls: type) -> CheckReport:
             raise CheckFailed("with σ = 0 the drift must be the vector field u_t(x) itself (the probability-flow ODE).")
         ok("σ = 0 gives back the ODE of the vector field")
 
-    return run_check("Langevin-corrected SDE", body)
+    return run_check("Langevin-corrected SDE", body, subject=cls)

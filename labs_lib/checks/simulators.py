@@ -9,7 +9,8 @@ from torch import Tensor
 
 from ..dynamics import ODE, SDE
 from ..simulators import ODESimulator, SDESimulator, Simulator
-from ._framework import SHAPES, CheckFailed, CheckReport, call_step, close, diagnose, require_subclass, run_check
+from ._framework import (SHAPES, CheckFailed, CheckReport, call_step, close, diagnose, on_probe_device,
+                         require_device_safe, require_subclass, run_check)
 
 
 # --- test dynamics: time-dependent and nonlinear, so that mistakes show -------------------
@@ -79,6 +80,7 @@ def check_euler_step(cls: type) -> CheckReport:
                     "the increment scales with √h; for an ODE step it is h·u_t(x) (√h belongs to the noise of an SDE).":
                         x + math.sqrt(h) * u,
                     "the step returned x unchanged: return the new state x + h·u_t(x).": x,
+                    "the slope was multiplied by h², not h: the Euler step is x + h·u_t(x).": x + h**2 * u,
                     "the arguments of drift are swapped: call drift(x, t), the state first and then the time.":
                         x + h * ode.drift(t, x),
                 }, _collapsed_axis(out, x, ref) or
@@ -87,7 +89,7 @@ def check_euler_step(cls: type) -> CheckReport:
         ok(f"matches x + h·u_t(x) for state shapes {', '.join(str(s) for s in SHAPES)}")
         ok("returns a new tensor of x's shape and leaves x untouched")
 
-    return run_check("Euler step", body)
+    return run_check("Euler step", body, subject=cls)
 
 
 def check_heun_step(cls: type) -> CheckReport:
@@ -107,7 +109,8 @@ def check_heun_step(cls: type) -> CheckReport:
                 raise diagnose(out, {
                     "this is an Euler step. Heun also evaluates the slope at the predicted end point "
                     "x̃ = x + h·u_t(x) and averages the two slopes.": x + h * u,
-                    "the two slopes are summed, not averaged: the step is x + (h/2)·[u_t(x) + u_{t+h}(x̃)].":
+                    "the two slopes are summed, not averaged (the same as a corrector that takes a full Euler step "
+                    "from the predicted point, x̃ + h·u_{t+h}(x̃)): the step is x + (h/2)·[u_t(x) + u_{t+h}(x̃)].":
                         x + h * (u + u_end),
                     "the second slope must be taken at time t + h, the end of the step: u_{t+h}(x̃).":
                         x + 0.5 * h * (u + ode.drift(guess, t)),
@@ -124,37 +127,45 @@ def check_heun_step(cls: type) -> CheckReport:
                     "the update has the wrong sign: predict x̃ = x + h·u_t(x) and step x + (h/2)·[...], "
                     "both along the vector field.": x - 0.5 * h * (u + ode.drift(x - h * u, t + h)),
                     "the step returned x unchanged: return the new state x + (h/2)·[u_t(x) + u_{t+h}(x̃)].": x,
+                    "the corrector uses only the end slope, x + h·u_{t+h}(x̃): average it with the start slope, "
+                    "x + (h/2)·[u_t(x) + u_{t+h}(x̃)].": x + h * u_end,
                 }, _collapsed_axis(out, x, ref) or
                    f"for x of shape {tuple(x.shape)} the result differs from Heun's step by up to "
                    f"{float((out - ref).abs().max()):.3g}.")
         ok(f"matches x + (h/2)·[u_t(x) + u_(t+h)(x + h·u_t(x))] for state shapes {', '.join(str(s) for s in SHAPES)}")
         ok("returns a new tensor of x's shape and leaves x untouched")
 
-    return run_check("Heun step", body)
+    return run_check("Heun step", body, subject=cls)
 
 
-# For the Euler–Maruyama check: N copies of one state, so that the increments' moments can
-# be read off. With N = 200,000 the relative standard error of a variance is √(2/N) ≈ 0.3%
-# and of a mean about σ√h/√N ≈ 0.002: the 5% and 0.02 tolerances below sit far outside the
-# noise (the check is also seeded, so it cannot flake), yet every catalogued mistake moves a
-# moment by 20% or more.
-_EM_N = 200_000
+# For the Euler–Maruyama check: N copies of one state, so that the increments' moments can be read
+# off. The tolerances are five standard errors of each moment under the exact law (the check is
+# seeded, so it cannot flake): with N = 2,000,000 the mean's standard error is σ√h/√N ≈ 0.0006,
+# the variance's √(2/N) ≈ 0.1% of it, the kurtosis's √(24/N) ≈ 0.0035. That separates the drift at
+# x, at the midpoint x + (h/2)·u and at the predicted point x + h·u (0.006 apart, ten standard
+# errors), σ at x and at x + h·u (4% of the variance), and Gaussian noise from noise that is not
+# (±1 noise has kurtosis 1, uniform noise 1.8, against 3).
+_EM_N = 2_000_000
+_EM_SE = 5.0
 
 
-def _em_moments(sim: Simulator, x1: Tensor, t: Tensor, h: float) -> tuple[Tensor, Tensor, Tensor]:
+def _em_moments(sim: Simulator, x1: Tensor, t: Tensor, h: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Mean, variance, kurtosis (per coordinate) and the correlation of the first two coordinates of
+    the increments of ``_EM_N`` copies of the state ``x1``."""
     x = x1.expand(_EM_N, *x1.shape[1:]).contiguous()
     torch.manual_seed(0)
     out = call_step(sim, x, t, h)
-    inc = (out - x).reshape(_EM_N, -1)
+    inc = (out - x).reshape(_EM_N, -1).double()
     mean, var = inc.mean(0), inc.var(0)
     centred = inc - mean
+    kurt = (centred**4).mean(0) / var.clamp_min(1e-300) ** 2
     corr = (centred[:, 0] * centred[:, 1]).mean() / (var[0] * var[1]).sqrt() if inc.shape[1] > 1 else torch.tensor(0.0)
-    return mean, var, corr
+    return mean, var, kurt, corr
 
 
 def check_euler_maruyama_step(cls: type) -> CheckReport:
-    """Check an Euler–Maruyama class: increments must have mean ``h·u_t(x)`` and
-    variance ``σ_t(x)²·h``, with independent noise across particles and coordinates."""
+    """Check an Euler–Maruyama class: increments must have mean ``h·u_t(x)``, variance
+    ``σ_t(x)²·h`` and Gaussian shape, with independent noise across particles and coordinates."""
 
     def body(ok):
         require_subclass(cls, SDESimulator, "euler_maruyama_step")
@@ -170,50 +181,78 @@ def check_euler_maruyama_step(cls: type) -> CheckReport:
         gen = torch.Generator().manual_seed(3)
         x1 = torch.randn(1, 2, generator=gen)
         t, h = torch.tensor(0.4), 0.25
-        mean, var, corr = _em_moments(sim, x1, t, h)
-        u, u_end = sde.drift(x1, t)[0], sde.drift(x1, t + h)[0]
-        sig, sig_end = sde.diffusion(x1, t)[0], sde.diffusion(x1, t + h)[0]
+        mean, var, kurt, corr = _em_moments(sim, x1, t, h)
+        drift, sigma = sde.drift, sde.diffusion
+        u, u_end = drift(x1, t)[0].double(), drift(x1, t + h)[0].double()
+        sig, sig_end = sigma(x1, t)[0].double(), sigma(x1, t + h)[0].double()
+        pred, half = x1 + h * drift(x1, t), x1 + 0.5 * h * drift(x1, t)
         exp_mean, exp_var = h * u, sig**2 * h
+        mean_se, var_se = (exp_var / _EM_N).sqrt(), exp_var * math.sqrt(2 / _EM_N)
 
-        def near(a: Tensor, b: Tensor, rel: float = 0.05, abs_: float = 0.02) -> bool:
-            return bool(((a - b).abs() <= rel * b.abs() + abs_).all())
+        def near_mean(a: Tensor, b: Tensor) -> bool:
+            return bool(((a - b).abs() <= _EM_SE * mean_se).all())
+
+        def near_var(a: Tensor, b: Tensor) -> bool:
+            return bool(((a - b).abs() <= _EM_SE * var_se + 1e-12).all())
 
         # Identical particles that moved identically share their noise; this comes before the
         # mean, which a single shared draw shifts by a random amount.
         if float(var.max()) < 1e-8:
             raise CheckFailed("all particles moved identically: the noise is shared. Draw an independent "
                               "ε for every particle and coordinate: torch.randn_like(x).")
-        if not near(mean, exp_mean):
+        if not near_mean(mean, exp_mean):
             mean_mistakes = {
                 "the drift term has the wrong sign: x + h·u_t(x) + noise.": -h * u,
                 "the drift must be multiplied by h (and the noise by √h).": u,
                 "the drift was evaluated at t + h: Euler–Maruyama uses u_t(x) at the start of the step.": h * u_end,
+                "the drift was evaluated at the predicted point x + h·u_t(x) (a Heun-like step). "
+                "Euler–Maruyama takes the drift at the current state: u_t(x).": h * drift(pred, t)[0].double(),
+                "the drift was evaluated at x + (h/2)·u_t(x) (a midpoint step). Euler–Maruyama takes the "
+                "drift at the current state: u_t(x).": h * drift(half, t)[0].double(),
+                "the drift was evaluated at the predicted point x + h·u_t(x) at time t + h. Euler–Maruyama "
+                "takes the drift at the start of the step: u_t(x).": h * drift(pred, t + h)[0].double(),
                 "the drift was multiplied by √h; the drift scales with h, only the noise with √h.": math.sqrt(h) * u,
                 "the mean increment is 0: the drift term h·u_t(x) is missing.": torch.zeros_like(u),
                 "the noise does not average 0: torch.rand/rand_like draw uniform numbers in [0, 1). Use "
                 "standard normal noise, ε = torch.randn_like(x).": h * u + 0.5 * sig * math.sqrt(h),
             }
             for hint, wrong in mean_mistakes.items():
-                if near(mean, wrong):
+                if near_mean(mean, wrong):
                     raise CheckFailed(hint)
-            raise CheckFailed(f"the average increment should be h·u_t(x) = {exp_mean.tolist()}, "
-                              f"but yours averages {[round(v, 3) for v in mean.tolist()]}.")
+            raise CheckFailed(f"the average increment should be h·u_t(x) = {[round(v, 4) for v in exp_mean.tolist()]}, "
+                              f"but yours averages {[round(v, 4) for v in mean.tolist()]}.")
         verified.append("the increments average h·u_t(x) (the drift term is right)")
 
-        if not near(var, exp_var, abs_=1e-3):
+        if not near_var(var, exp_var):
+            sig_pred = sigma(pred, t)[0].double()
             var_mistakes = {
                 "the noise must scale with √h, not h: σ_t(x)·√h·ε.": sig**2 * h**2,
                 "the noise is missing the diffusion coefficient σ_t(x): σ_t(x)·√h·ε.": torch.full_like(sig, h),
                 "the noise is scaled by σ² instead of σ: σ_t(x)·√h·ε.": sig**4 * h,
                 "the diffusion was evaluated at t + h: use σ_t(x) at the start of the step.": sig_end**2 * h,
+                "the diffusion was evaluated at the predicted point x + h·u_t(x): use σ_t(x) at the current "
+                "state.": sig_pred**2 * h,
                 "the noise has no √h: a Brownian increment over a step h has standard deviation √h.": sig**2,
+                "the noise is uniform: torch.rand draws from [0, 1), whose variance is 1/12. Use standard "
+                "normal noise, ε = torch.randn_like(x).": sig**2 * h / 12,
             }
             for hint, wrong in var_mistakes.items():
-                if near(var, wrong, abs_=1e-3):
+                if near_var(var, wrong):
                     raise CheckFailed(hint)
             raise CheckFailed(f"the increments' variance should be σ_t(x)²·h = {[round(v, 4) for v in exp_var.tolist()]}, "
                               f"but yours is {[round(v, 4) for v in var.tolist()]}.")
         verified.append("the increments' variance is σ_t(x)²·h (the noise scales with √h)")
+
+        # Standard normal noise has kurtosis E[ε⁴]/E[ε²]² = 3; its standard error here is √(24/N).
+        if not bool(((kurt - 3).abs() <= _EM_SE * math.sqrt(24 / _EM_N)).all()):
+            k = float(kurt.mean())
+            what = ("it takes only two values, like ±1 (torch.sign(torch.randn_like(x)) or a coin flip)" if k < 1.3
+                    else "it looks uniform (torch.rand scaled to the right variance?)" if k < 2.2
+                    else "its tails are wrong")
+            raise CheckFailed(f"the increments have the right mean and variance, but the noise is not Gaussian "
+                              f"(kurtosis {k:.2f}, where a normal distribution has 3): {what}. A Brownian "
+                              "increment is normal: ε = torch.randn_like(x).")
+        verified.append("the noise is Gaussian (kurtosis 3)")
 
         if abs(float(corr)) > 0.05:
             raise CheckFailed(f"the noise of different coordinates is correlated ({float(corr):.2f}): draw one "
@@ -222,11 +261,13 @@ def check_euler_maruyama_step(cls: type) -> CheckReport:
 
         for x, t, h in inputs:
             _check_random(sim, x, t, h)
-        ok("returns a new tensor of x's shape, leaves x untouched, and is random")
+        x_probe, t_probe = on_probe_device(inputs[1][0], inputs[1][1])
+        require_device_safe(lambda: sim.step(x_probe, t_probe, inputs[1][2]))
+        ok("returns a new tensor of x's shape, leaves x untouched, is random, and keeps x's device")
         for text in verified:
             ok(text)
 
-    return run_check("Euler–Maruyama step", body)
+    return run_check("Euler–Maruyama step", body, subject=cls)
 
 
 def _check_random(sim: Simulator, x: Tensor, t: Tensor, h: float) -> None:

@@ -1,0 +1,232 @@
+"""What every checker must get right whatever the exercise: a right answer in another dtype is right,
+the checker's own failure is never blamed on the student, a misspelled method is named, a stub of
+another exercise is named, and per-sample mistakes cannot hide in a single test point."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+import labs_lib as ll
+from labs_lib import ODESimulator, SDE
+from labs_lib.checks import (check_brownian_motion, check_cfm_loss, check_conditional_score,
+                             check_conditional_vector_field, check_dsm_loss, check_euler_step, check_learned_ode,
+                             check_ou_process, run_check)
+
+# --- float64 answers to float32 inputs are right answers ------------------------------------------
+
+
+def cfm_in_float64(model, path, x_0, x_1, t):
+    s = path.sample(x_0.double(), x_1.double(), t.double())
+    return (model(s.x_t.float(), t).double() - s.dx_t).pow(2).flatten(1).sum(1).mean()
+
+
+def dsm_in_float64(model, path, z, eps, t):
+    x_t = path.sample(eps, z, t).x_t
+    target = path.conditional_score(x_t.double(), z.double(), t.double())
+    return (model(x_t, t).double() - target).pow(2).flatten(1).sum(1).mean()
+
+
+def field_in_float64(scheduler, x, z, t):
+    return ll.AffinePath(scheduler).conditional_vector_field(x.double(), z.double(), t.double())
+
+
+def score_with_float32_time(scheduler, x, z, t):
+    """Correct: the schedule evaluated at a float32 copy of t, the score in x's dtype."""
+    s = scheduler(ll.expand_time(t.float(), x))
+    return (s.alpha_t.to(x.dtype) * z - x) / s.beta_t.to(x.dtype) ** 2
+
+
+class EulerInFloat64(ODESimulator):
+    def step(self, x, t, h):
+        return x.double() + h * self.ode.drift(x, t).double()
+
+
+@pytest.mark.parametrize("check, answer", [
+    (check_cfm_loss, cfm_in_float64), (check_dsm_loss, dsm_in_float64),
+    (check_conditional_vector_field, field_in_float64), (check_conditional_score, score_with_float32_time),
+    (check_euler_step, EulerInFloat64),
+], ids=["cfm_loss", "dsm_loss", "conditional_field", "conditional_score", "euler_step"])
+def test_a_right_answer_in_another_dtype_passes(check, answer):
+    report = check(answer)
+    assert report.passed is True, report.message
+    assert "Double did not match Float" not in report.message
+
+
+# --- the checker's own exception is never reported as the student's ------------------------------
+
+
+def test_an_exception_of_the_checker_itself_is_not_blamed_on_the_student():
+    # The checker's own bug: a body from the library that crashes, with no student code on the stack.
+    body = functools.partial(torch.cat, [torch.zeros(2), torch.zeros(2, 2)])
+    report = run_check("demo", body, subject=None)
+    assert report.passed is False, report.message
+    assert "the checker itself failed" in report.message and "your code raised" not in report.message
+
+
+def test_an_exception_of_the_students_code_is_theirs():
+    def student(x):
+        return x + torch.zeros(3)
+
+    report = run_check("demo", lambda ok: student(torch.zeros(2)), subject=student)
+    assert "your code raised RuntimeError" in report.message
+
+
+# --- a missing or misspelled method is named --------------------------------------------------------
+
+
+def test_a_misspelled_method_is_named():
+    class MyBrownianMotion(SDE):
+        def __init__(self, sigma):
+            self.sigma = sigma
+
+        def drift(self, x, t):
+            return torch.zeros_like(x)
+
+        def difusion(self, x, t):  # one "f"
+            return torch.full_like(x, self.sigma)
+
+    report = check_brownian_motion(MyBrownianMotion)
+    assert report.passed is False
+    assert "your class does not define `diffusion` (you defined `difusion`: a typo?)" in report.message
+    assert "constructor" not in report.message
+
+
+def test_a_missing_method_is_named():
+    class MyEuler(ODESimulator):
+        pass
+
+    report = check_euler_step(MyEuler)
+    assert "your class does not define `step`" in report.message
+
+
+# --- a stub of another exercise is named, not "the cell above" ----------------------------------------
+
+
+def my_helper_exercise(x):
+    raise NotImplementedError("Exercise: my_helper_exercise")
+
+
+def test_reaching_another_exercises_stub_names_that_exercise():
+    class MyLearnedODE(ll.ODE):
+        def __init__(self, net):
+            self.net = net
+
+        def drift(self, x, t):
+            return my_helper_exercise(x)
+
+    report = check_learned_ode(MyLearnedODE)
+    assert report.passed is None
+    assert "your code calls `my_helper_exercise`, which is still an unfinished exercise" in report.message
+    assert "cell above" not in report.message.split("not in the cell above")[0]
+
+
+def test_the_own_stub_still_points_at_the_cell_above():
+    class MyLearnedODE(ll.ODE):
+        def __init__(self, net):
+            self.net = net
+
+        def drift(self, x, t):
+            raise NotImplementedError("Exercise: MyLearnedODE.drift")
+
+    report = check_learned_ode(MyLearnedODE)
+    assert report.message.startswith("… learned ODE: not implemented yet.")
+
+
+# --- per-sample mistakes are seen: the test states are batches ----------------------------------------
+
+
+def test_an_ou_drift_pulled_towards_the_batch_mean_is_named():
+    class MyOUProcess(SDE):
+        def __init__(self, theta, sigma):
+            self.theta, self.sigma = theta, sigma
+
+        def drift(self, x, t):
+            return -self.theta * (x - x.mean(0, keepdim=True))
+
+        def diffusion(self, x, t):
+            return torch.full_like(x, self.sigma)
+
+    report = check_ou_process(MyOUProcess)
+    assert report.passed is False
+    assert "the drift is 0" not in report.message
+    assert "depends on the other samples in the batch" in report.message, report.message
+
+
+# --- catalogued mistakes that used to get only "differs from the reference by up to ..." --------------
+
+
+def _brownian(drift, diffusion):
+    def init(self, sigma):
+        self.sigma = sigma
+    return type("MyBrownianMotion", (SDE,), {"__init__": init, "drift": drift, "diffusion": diffusion})
+
+
+class _EulerH2(ODESimulator):
+    def step(self, x, t, h):
+        return x + h**2 * self.ode.drift(x, t)
+
+
+class _HeunTwoEulerSteps(ODESimulator):
+    def step(self, x, t, h):
+        guess = x + h * self.ode.drift(x, t)
+        return guess + h * self.ode.drift(guess, t + h)
+
+
+def _cfm_target_towards_data(model, path, x_0, x_1, t):
+    s = path.sample(x_0, x_1, t)
+    return (model(s.x_t, t) - (x_1 - s.x_t)).pow(2).flatten(1).sum(1).mean()
+
+
+def _cfm_one_time(model, path, x_0, x_1, t):
+    t = t[:1].expand_as(t)
+    s = path.sample(x_0, x_1, t)
+    return (model(s.x_t, t) - s.dx_t).pow(2).flatten(1).sum(1).mean()
+
+
+def _field_without_data_term(scheduler, x, z, t):
+    s = scheduler(ll.expand_time(t, x))
+    return s.d_beta_t / s.beta_t * (x - s.alpha_t * z)
+
+
+def _cfg_difference_reversed(model, x, t, y, w, null_label):
+    u = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([torch.full_like(y, null_label), y]))
+    u_null, u_cond = u.chunk(2)
+    return u_null + w * (u_null - u_cond)
+
+
+@pytest.mark.parametrize("check, answer, named", [
+    (check_euler_step, _EulerH2, "multiplied by h², not h"),
+    (ll.checks.check_heun_step, _HeunTwoEulerSteps, "a corrector that takes a full Euler step"),
+    (check_brownian_motion, _brownian(lambda s, x, t: torch.randn_like(x), lambda s, x, t: torch.full_like(x, s.sigma)),
+     "drift is random"),
+    (check_brownian_motion, _brownian(lambda s, x, t: torch.zeros_like(x), lambda s, x, t: s.sigma * torch.randn_like(x)),
+     "diffusion is random"),
+    (check_cfm_loss, _cfm_target_towards_data, "the target x_1 − x_t points from x_t to the data"),
+    (check_cfm_loss, _cfm_one_time, "one time was used for the whole batch"),
+    (check_conditional_vector_field, _field_without_data_term, "the term α̇_t·z is missing"),
+    (ll.checks.check_cfg_field, _cfg_difference_reversed, "the difference is the wrong way round"),
+], ids=["euler_h_squared", "heun_two_euler_steps", "brownian_random_drift", "brownian_random_diffusion",
+        "cfm_target_x1_minus_xt", "cfm_one_time", "field_without_data_term", "cfg_difference_reversed"])
+def test_common_mistakes_are_named(check, answer, named):
+    report = check(answer)
+    assert report.passed is False, report.message
+    assert named in report.message, report.message
+
+
+def test_a_mistake_in_the_score_is_not_blamed_on_the_constructor():
+    class MyLangevinSDE(SDE):
+        def __init__(self, density, sigma):
+            self.density, self.sigma = density, sigma
+
+        def drift(self, x, t):
+            return 0.5 * self.sigma**2 * self.density.score(x) + 0.1  # uses the density, but wrongly
+
+        def diffusion(self, x, t):
+            return torch.full_like(x, self.sigma)
+
+    report = ll.checks.check_langevin_sde(MyLangevinSDE)
+    assert report.passed is False
+    assert "__init__" not in report.message, report.message
