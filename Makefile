@@ -58,7 +58,7 @@ test-browser: setup $(VENV)/.browser-stamp
 # Every notebook, solution and student version, N times: per-notebook time spread, and every
 # kernel message that reached the client late (a stall). Exits non-zero on a stall or a failure.
 stress: setup
-	$(BIN)/python -m labs_lib.execution --runs $(N) --jobs $(JOBS)
+	$(BIN)/python -m labs_lib.authoring.execution --runs $(N) --jobs $(JOBS)
 
 # The comparison packages are an optional extra; the benchmark says so when they are missing.
 bench: setup

@@ -21,9 +21,8 @@ module                 what it holds
 ``wrong_samplers``     samplers wrong on purpose: the catalogue the verdicts must reject
 ``plotting``           densities, samples, vector fields, trajectories, animations
 ``checks``             one checker per exercise
-``authoring``          the student-notebook generator
-``front_matter``       the Colab badge and Colab-only setup cell that open every notebook
-``slides``             RISE slide types for presenting the notebooks
+``authoring``          the course tooling, apart from the math: student-notebook generator, Colab front
+                       matter, slide types, course-map figures, headless execution
 =====================  ==========================================================
 """
 

@@ -8,9 +8,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
-from labs_lib import authoring
-from labs_lib.authoring import ANSWER_PROMPT, AuthoringError, generate, main, make_student_notebook, plan, stale
-from labs_lib.front_matter import front_matter_problems, refresh_front_matter
+from course_files import finish_course
+from labs_lib.authoring.cli import main
+from labs_lib.authoring.front_matter import front_matter_problems, refresh_front_matter
+from labs_lib.authoring.generator import (ANSWER_PROMPT, AuthoringError, cells_hash, generate, make_student_notebook,
+                                          plan, stale)
 
 EULER_SOLUTION = """\
 import math
@@ -162,7 +164,7 @@ def test_outputs_counts_widgets_and_timings_are_cleared():
     assert "widgets" not in out.metadata and out.metadata["kernelspec"]["name"] == "python3"
     meta = out.metadata["labs_lib"]
     assert meta["generated_from"] == "solutions/03_thing.ipynb" and meta["exercises"] == 0
-    assert meta["cells_sha256"] == authoring.cells_hash(out)
+    assert meta["cells_sha256"] == cells_hash(out)
     assert nbformat.writes(nb) == original  # the solution notebook itself is untouched
     nbformat.validate(out)
 
@@ -235,11 +237,12 @@ def course(tmp_path):
         notebook(new_markdown_cell("# Title"), new_code_cell(EULER_SOLUTION)), "01_simulating.ipynb"))
     write(sol / "02_more-stuff.ipynb", with_front_matter(
         notebook(new_code_cell("### BEGIN SOLUTION: B\nb = 2\n### END SOLUTION\n")), "02_more-stuff.ipynb"))
+    finish_course(sol, tmp_path / "figures")
     return sol, nbs
 
 
 def check(sol, nbs) -> int:
-    return main(["--check", "--solutions", str(sol), "--notebooks", str(nbs)])
+    return main(["--check", "--solutions", str(sol), "--notebooks", str(nbs), "--figures-dir", str(sol.parent / "figures")])
 
 
 def test_check_reports_missing_then_fresh(course, capsys):
@@ -310,7 +313,7 @@ def test_untouched_student_notebook_is_regenerated_without_force(course):
     generate(sol, nbs)
     target = nbs / "02_more-stuff.ipynb"
     sol_nb = nbformat.read(sol / "02_more-stuff.ipynb", as_version=4)
-    sol_nb.cells.append(new_markdown_cell("An extra paragraph."))
+    sol_nb.cells.append(new_markdown_cell("An extra paragraph.", metadata={"slideshow": {"slide_type": "-"}}))
     nbformat.write(sol_nb, sol / "02_more-stuff.ipynb")
     assert generate(sol, nbs) == [target]
     assert nbformat.read(target, as_version=4).cells[-1].source == "An extra paragraph."
@@ -342,7 +345,7 @@ def test_bad_file_names_are_errors(tmp_path, name, capsys):
 
 
 def test_missing_folder_and_unreadable_notebook(tmp_path):
-    with pytest.raises(AuthoringError, match="no solutions folder at"):
+    with pytest.raises(AuthoringError, match="no notebook folder at"):
         plan(tmp_path / "nope", tmp_path / "notebooks")
     sol = tmp_path / "solutions"
     sol.mkdir()
@@ -390,3 +393,24 @@ def test_check_fails_when_a_solution_loses_its_front_matter(course, capsys):
     assert "01_simulating" not in out
     assert main(["--front-matter", "--solutions", str(sol), "--notebooks", str(nbs)]) == 0
     assert check(sol, nbs) == 0
+
+
+def test_check_fails_on_a_missing_slide_type_or_a_stale_figure(course, capsys):
+    sol, nbs = course
+    generate(sol, nbs)
+    assert check(sol, nbs) == 0
+    capsys.readouterr()
+    nb = nbformat.read(sol / "01_simulating.ipynb", as_version=4)
+    del nb.cells[FM].metadata["slideshow"]
+    nbformat.write(nb, sol / "01_simulating.ipynb")
+    generate(sol, nbs)  # the student notebook follows; only the slide type is missing
+    assert check(sol, nbs) == 1
+    out = capsys.readouterr().out
+    assert f"slides: {sol / '01_simulating.ipynb'}: cell {FM} has no slide type" in out and "--slides" in out
+    assert main(["--slides", "--solutions", str(sol), "--notebooks", str(nbs)]) == 0
+    assert check(sol, nbs) == 0
+    capsys.readouterr()
+    (sol.parent / "figures" / "02_more-stuff.png").unlink()
+    assert check(sol, nbs) == 1
+    out = capsys.readouterr().out
+    assert "figures: " in out and "02_more-stuff.png is missing" in out and "--figures" in out

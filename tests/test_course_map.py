@@ -12,50 +12,20 @@ from __future__ import annotations
 
 import base64
 import re
-import struct
-import zlib
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbformat.v4 import new_markdown_cell, new_notebook, new_output
 
 from benchmarks import course
 from benchmarks.__main__ import GUIDE, MAP_BEGIN, MAP_END, TIMES_BEGIN, TIMES_END, _update_course_map, update_guide
-from labs_lib.authoring import main
-from labs_lib.course_map import TAG, CourseMapError, stale_figures, tagged_png, write_figures
+from course_files import PNG_A, PNG_B, figure_cell, image_output, png
+from labs_lib.authoring.cli import main
+from labs_lib.authoring.course_map import TAG, CourseMapError, stale_figures, tagged_png, write_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
-
-
-def _png(red: int, green: int, blue: int) -> bytes:
-    """A valid 1×1 RGB PNG of one colour: signature, IHDR, IDAT and IEND chunks with their CRCs."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1×1, 8 bits, RGB, no interlace
-    pixels = zlib.compress(bytes([0, red, green, blue]))  # filter byte 0, then the pixel
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
-PNG_A, PNG_B = _png(200, 30, 30), _png(30, 30, 200)
-
-
-def _image(png: bytes, lines: bool = False) -> nbformat.NotebookNode:
-    text = base64.b64encode(png).decode()
-    if lines:  # some writers split the base64 text into lines; the figure must not change
-        text = "\n".join(text[i:i + 20] for i in range(0, len(text), 20)) + "\n"
-    return new_output("display_data", data={"image/png": text, "text/plain": "<Figure size 640x480 with 1 Axes>"})
-
-
-def _cell(*outputs, tagged: bool = True, source: str = "plot()") -> nbformat.NotebookNode:
-    cell = new_code_cell(source)
-    cell.outputs = list(outputs)
-    if tagged:
-        cell.metadata["tags"] = ["nbval-ignore-output", TAG]
-    return cell
 
 
 def _course(tmp_path: Path, *notebooks: tuple[str, list]) -> Path:
@@ -72,8 +42,8 @@ def _course(tmp_path: Path, *notebooks: tuple[str, list]) -> Path:
 def test_the_tagged_cells_first_png_is_written_byte_for_byte(tmp_path):
     text_out = new_output("stream", name="stdout", text="W2 = 0.5\n")
     solutions = _course(tmp_path,
-                        ("01_a.ipynb", [_cell(_image(PNG_B), tagged=False), _cell(text_out, _image(PNG_A), _image(PNG_B))]),
-                        ("02_b.ipynb", [_cell(_image(PNG_B, lines=True))]))
+                        ("01_a.ipynb", [figure_cell(image_output(PNG_B), tagged=False), figure_cell(text_out, image_output(PNG_A), image_output(PNG_B))]),
+                        ("02_b.ipynb", [figure_cell(image_output(PNG_B, lines=True))]))
     figures = tmp_path / "docs" / "figures"
     written = write_figures(solutions, figures)
     assert written == [figures / "01_a.png", figures / "02_b.png"]
@@ -83,11 +53,11 @@ def test_the_tagged_cells_first_png_is_written_byte_for_byte(tmp_path):
 
 
 def test_unchanged_figures_are_not_rewritten_and_changed_ones_are(tmp_path):
-    solutions = _course(tmp_path, ("01_a.ipynb", [_cell(_image(PNG_A))]), ("02_b.ipynb", [_cell(_image(PNG_B))]))
+    solutions = _course(tmp_path, ("01_a.ipynb", [figure_cell(image_output(PNG_A))]), ("02_b.ipynb", [figure_cell(image_output(PNG_B))]))
     figures = tmp_path / "figures"
     write_figures(solutions, figures)
     before = (figures / "02_b.png").stat().st_mtime_ns
-    nbformat.write(new_notebook(cells=[_cell(_image(PNG_B))]), solutions / "01_a.ipynb")
+    nbformat.write(new_notebook(cells=[figure_cell(image_output(PNG_B))]), solutions / "01_a.ipynb")
     assert stale_figures(solutions, figures) == [f"{figures / '01_a.png'} differs from the `{TAG}` output of its "
                                                  "solution notebook"]
     assert write_figures(solutions, figures) == [figures / "01_a.png"]
@@ -97,17 +67,17 @@ def test_unchanged_figures_are_not_rewritten_and_changed_ones_are(tmp_path):
 
 
 def test_missing_figure_is_reported_stale(tmp_path):
-    solutions = _course(tmp_path, ("01_a.ipynb", [_cell(_image(PNG_A))]))
+    solutions = _course(tmp_path, ("01_a.ipynb", [figure_cell(image_output(PNG_A))]))
     assert stale_figures(solutions, tmp_path / "figures") == [f"{tmp_path / 'figures' / '01_a.png'} is missing"]
 
 
 @pytest.mark.parametrize("cells, message, remedy", [
-    ([_cell(_image(PNG_A), tagged=False)], "01_a.ipynb: no cell is tagged `course-map`", "then run `make figures`"),
-    ([_cell(_image(PNG_A)), _cell(_image(PNG_B))], "01_a.ipynb: cells 1, 2 are all tagged `course-map`",
+    ([figure_cell(image_output(PNG_A), tagged=False)], "01_a.ipynb: no cell is tagged `course-map`", "then run `make figures`"),
+    ([figure_cell(image_output(PNG_A)), figure_cell(image_output(PNG_B))], "01_a.ipynb: cells 1, 2 are all tagged `course-map`",
      "Keep the tag on one of them only, then run `make figures`"),
-    ([_cell(new_output("stream", name="stdout", text="hi\n"))], "cell 1 is tagged `course-map` but has no image/png",
+    ([figure_cell(new_output("stream", name="stdout", text="hi\n"))], "cell 1 is tagged `course-map` but has no image/png",
      "Tag a cell that draws a matplotlib figure and re-execute the notebook (`make solutions`)"),
-    ([_cell()], "cell 1 is tagged `course-map` but has no image/png output", "make solutions"),
+    ([figure_cell()], "cell 1 is tagged `course-map` but has no image/png output", "make solutions"),
 ])
 def test_notebooks_without_exactly_one_tagged_figure_are_errors_that_say_what_to_do(tmp_path, cells, message, remedy):
     solutions = _course(tmp_path, ("01_a.ipynb", cells))
@@ -127,27 +97,27 @@ def test_a_tagged_markdown_cell_is_explained():
 
 
 def test_an_image_that_is_not_a_png_is_an_error():
-    cell = _cell(new_output("display_data", data={"image/png": base64.b64encode(b"GIF89a...").decode()}))
+    cell = figure_cell(new_output("display_data", data={"image/png": base64.b64encode(b"GIF89a...").decode()}))
     with pytest.raises(CourseMapError, match="does not decode to a PNG"):
         tagged_png(new_notebook(cells=[cell]), "01_a.ipynb")
 
 
 def test_one_broken_notebook_stops_the_run_before_anything_is_written(tmp_path):
-    solutions = _course(tmp_path, ("01_a.ipynb", [_cell(_image(PNG_A))]), ("02_b.ipynb", [_cell(tagged=False)]))
+    solutions = _course(tmp_path, ("01_a.ipynb", [figure_cell(image_output(PNG_A))]), ("02_b.ipynb", [figure_cell(tagged=False)]))
     with pytest.raises(CourseMapError, match="02_b.ipynb: no cell is tagged"):
         write_figures(solutions, tmp_path / "figures")
     assert not (tmp_path / "figures" / "01_a.png").exists()
 
 
 def test_command_line_writes_figures_and_reports_errors(tmp_path, monkeypatch, capsys):
-    solutions = _course(tmp_path, ("01_a.ipynb", [_cell(_image(PNG_A))]))
+    solutions = _course(tmp_path, ("01_a.ipynb", [figure_cell(image_output(PNG_A))]))
     monkeypatch.chdir(tmp_path)
     assert main(["--solutions", str(solutions), "--figures"]) == 0
     assert (tmp_path / "docs" / "figures" / "01_a.png").read_bytes() == PNG_A
     assert "wrote docs/figures/01_a.png" in capsys.readouterr().out
     assert main(["--solutions", str(solutions), "--figures"]) == 0
     assert "nothing to do" in capsys.readouterr().out
-    nbformat.write(new_notebook(cells=[_cell(tagged=False)]), solutions / "01_a.ipynb")
+    nbformat.write(new_notebook(cells=[figure_cell(tagged=False)]), solutions / "01_a.ipynb")
     assert main(["--solutions", str(solutions), "--figures"]) == 2
     assert "error: 01_a.ipynb: no cell is tagged `course-map`" in capsys.readouterr().err
 

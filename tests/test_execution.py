@@ -1,6 +1,6 @@
 """How the course executes notebooks: a lost wake-up costs a fraction of a second instead of a whole
 timeout, a hanging cell fails fast and names its notebook and cell (in our runner and under nbval),
-and the limits in the Makefile and in labs_lib.execution agree."""
+and the limits in the Makefile and in labs_lib.authoring.execution agree."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import zmq
 import zmq.asyncio
 from jupyter_client.session import Session
 
-from labs_lib import execution
-from labs_lib.execution import (CELL_TIMEOUT_S, POLL_SLICE_S, CellTimeout, PollingChannel, SinglePollChannel,
+from labs_lib.authoring import execution
+from labs_lib.authoring.execution import (CELL_TIMEOUT_S, POLL_SLICE_S, CellTimeout, PollingChannel, SinglePollChannel,
                                 execute_notebook)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,9 +17,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from labs_lib import front_matter as fm
-from labs_lib import slides
-from labs_lib.authoring import generate, main
+from course_files import finish_course
+from labs_lib.authoring import front_matter as fm
+from labs_lib.authoring import generate, slides
+from labs_lib.authoring.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -155,13 +156,14 @@ def bare_course(tmp_path):
     sol, nbs = tmp_path / "solutions", tmp_path / "notebooks"
     write(sol / "01_first.ipynb", new_notebook(cells=[new_markdown_cell("# First"), new_code_cell("x = 1")]))
     write(sol / "02_second.ipynb", new_notebook(cells=[new_code_cell("### BEGIN SOLUTION: y\ny = 2\n### END SOLUTION")]))
+    finish_course(sol, tmp_path / "figures")
     generate(sol, nbs)
     return sol, nbs
 
 
 def cli(*args: str, course) -> int:
     sol, nbs = course
-    return main([*args, "--solutions", str(sol), "--notebooks", str(nbs)])
+    return main([*args, "--solutions", str(sol), "--notebooks", str(nbs), "--figures-dir", str(sol.parent / "figures")])
 
 
 def test_check_fails_while_front_matter_is_missing_and_names_the_notebook(bare_course, capsys):

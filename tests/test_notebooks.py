@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labs_lib.execution import execute_notebook
+from labs_lib.authoring.execution import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -57,7 +57,7 @@ def test_student_notebook_fails_only_with_not_implemented(path: Path):
     n_exercises = nb.metadata["labs_lib"]["exercises"]
     # Cells tagged nbval-skip (the Colab setup cell) are skipped here as nbval skips them in the
     # solutions: they only act on Colab, and the test must not depend on where it runs. A cell that
-    # runs past labs_lib.execution.CELL_TIMEOUT_S fails the test, naming the notebook and the cell.
+    # runs past labs_lib.authoring.execution.CELL_TIMEOUT_S fails the test, naming the notebook and the cell.
     run = execute_notebook(nb, f"notebooks/{path.name}", path.parent, allow_errors=True, skip_tag="nbval-skip")
     assert not run.stalls, f"{path.name}: the client received a kernel message late (a stall): {run.stalls}"
     errors = [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code"

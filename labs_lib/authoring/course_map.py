@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from .notebook_files import NOTEBOOK_NAME, AuthoringError
+from .notebooks import AuthoringError, course_notebooks, read_notebook
 
 TAG = "course-map"
 FIGURES = Path("docs/figures")
@@ -78,16 +78,9 @@ def plan_figures(solutions: Path, figures: Path = FIGURES) -> dict[Path, bytes]:
     Every notebook is read before anything is returned, so one broken notebook stops the whole
     run instead of leaving a half-updated figures folder.
     """
-    if not solutions.is_dir():
-        raise CourseMapError(f"no solutions folder at {solutions}.")
     plan: dict[Path, bytes] = {}
-    for src in sorted(solutions.glob("*.ipynb")):
-        if not NOTEBOOK_NAME.match(src.name):
-            raise CourseMapError(f"{src.name}: notebooks are named NN_topic.ipynb (two digits, an underscore).")
-        try:
-            nb = nbformat.read(src, as_version=4)
-        except Exception as err:  # any parse failure: say which file, not a bare traceback
-            raise CourseMapError(f"{src} is not a readable notebook: {err}") from err
+    for src in course_notebooks(solutions, CourseMapError):
+        nb = read_notebook(src, CourseMapError)
         plan[figures / f"{src.stem}.png"] = tagged_png(nb, src.name)
     if not plan:
         raise CourseMapError(f"no notebooks in {solutions}.")

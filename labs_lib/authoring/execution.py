@@ -11,7 +11,7 @@ solutions run notebooks through :func:`execute_notebook`: nbclient with two chan
   the upstream reports are nbclient #312 and nbconvert #2003, #2029). :class:`PollingChannel` polls
   in slices of :data:`POLL_SLICE_S` instead, so a lost notification costs at most one slice, and it
   counts every message it recovers that way. ``single_poll=True`` restores nbclient's own waiting, to
-  measure the difference (``python -m labs_lib.execution --single-poll``).
+  measure the difference (``python -m labs_lib.authoring.execution --single-poll``).
 * **A cell that does not finish fails, and says where.** A cell that runs past ``cell_timeout``
   raises :class:`CellTimeout` naming the notebook, the cell and its first line.
 
@@ -39,6 +39,8 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 from traitlets import DottedObjectName, Type
+
+from .notebooks import course_notebooks, read_notebook
 
 # The longest cell of the course runs 47 s on the 2-core CPU (Lab 07's training); 120 s leaves room
 # for a loaded machine and still fails a hanging cell within two minutes.
@@ -113,12 +115,12 @@ class SinglePollKernelClient(AsyncKernelClient):
 
 
 class PollingKernelManager(AsyncKernelManager):
-    client_class = DottedObjectName("labs_lib.execution.PollingKernelClient")
+    client_class = DottedObjectName("labs_lib.authoring.execution.PollingKernelClient")
     client_factory = Type(klass=PollingKernelClient)  # type: ignore[assignment]
 
 
 class SinglePollKernelManager(AsyncKernelManager):
-    client_class = DottedObjectName("labs_lib.execution.SinglePollKernelClient")
+    client_class = DottedObjectName("labs_lib.authoring.execution.SinglePollKernelClient")
     client_factory = Type(klass=SinglePollKernelClient)  # type: ignore[assignment]
 
 
@@ -218,7 +220,7 @@ def execute_notebook(nb: nbformat.NotebookNode, name: str, cwd: Path, *, cell_ti
 
 def execute_file(path: Path, **kwargs: Any) -> tuple[nbformat.NotebookNode, Execution]:
     """Read the notebook at ``path`` and execute it in its own folder (see :func:`execute_notebook`)."""
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     name = f"{path.parent.name}/{path.name}"
     return nb, execute_notebook(nb, name, path.parent, **kwargs)
 
@@ -275,8 +277,8 @@ def stress(paths: list[Path], runs: int, jobs: int = 1, single_poll: bool = Fals
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    root = Path(__file__).resolve().parents[1]
-    parser = argparse.ArgumentParser(prog="python -m labs_lib.execution", description=(
+    root = Path(__file__).resolve().parents[2]  # labs_lib/authoring/ → the course
+    parser = argparse.ArgumentParser(prog="python -m labs_lib.authoring.execution", description=(
         "Execute every course notebook, solution and student version, N times; report stalls "
         "and the spread of run times."))
     parser.add_argument("--runs", type=int, default=20, help="executions of each notebook (default 20)")
@@ -290,8 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.jobs < 1:
         parser.error("--runs and --jobs must be at least 1")
-    paths = [p for v in args.versions for p in sorted((root / v).glob("[0-9][0-9]_*.ipynb"))
-             if not args.only or p.name[:2] in args.only]
+    paths = [p for v in args.versions for p in course_notebooks(root / v) if not args.only or p.name[:2] in args.only]
     if not paths:
         parser.error(f"no notebooks match --only {' '.join(args.only)}")
     results = stress(paths, args.runs, args.jobs, args.single_poll, args.cell_timeout)

@@ -68,7 +68,7 @@ def _repository(repository: str | None) -> str:
     repo = COURSE_REPOSITORY if repository is None else repository
     if not _REPOSITORY.match(repo):
         raise ValueError(f"the course repository must be a GitHub 'owner/name', got {repo!r} "
-                         "(see COURSE_REPOSITORY in labs_lib/front_matter.py).")
+                         "(see COURSE_REPOSITORY in labs_lib/authoring/front_matter.py).")
     return repo
 
 
