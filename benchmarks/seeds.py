@@ -80,7 +80,7 @@ def _score_sampler(kind: str, target, yardstick):
                 score = net
             else:
                 def score(x, t):
-                    return path.noise_to_score(net(x, t), t)
+                    return path.noise_to_score(net(x, t), x, t)
         sde = ll.LangevinCorrectedSDE(flow, score, lambda t: 4.0 * (1 - t))
         gen = torch.Generator().manual_seed(1000 + seed)
         x0 = torch.randn(N_JUDGE, 2, generator=gen)

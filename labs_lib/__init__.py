@@ -13,9 +13,11 @@ module                 what it holds
 ``models``             MLP fields taking ``(x, t)`` (and a label, for guidance)
 ``unet``               a small U-Net for label-conditioned fields on images
 ``digits``             labelled image data: scikit-learn's 8×8 digits (``mnist``: optional MNIST)
-``guidance``           guided flow matching, classifier-free guidance trainer and field
+``guidance``           guided path samples, the classifier-free guidance field and sampler
 ``digit_metrics``      held-out classifier accuracy, W2 to real digits, memorization check
-``training``           trainers with progress bars and loss history (conditional flow matching)
+``times``              the two ways a time is shaped against a batch (broadcast, per sample)
+``losses``             every training loss, one calling convention: ``loss(model, path, x_0, x_1, t, ...)``
+``training``           trainers with progress bars and loss history: CFM, DSM, ε-prediction, CFG
 ``metrics``            W2, energy distance, MMD, and their noise floors
 ``yardstick``          calibrated sample-quality verdicts for targets with an exact density
 ``wrong_samplers``     samplers wrong on purpose: the catalogue the verdicts must reject
@@ -27,18 +29,20 @@ module                 what it holds
 """
 
 from .config import get_device, seed_everything
-from .distributions import Checkerboard, Circles, Density, Gaussian, GaussianMixture, Moons, Sampleable
-from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinSDE, LinearODE, OrnsteinUhlenbeck, VectorFieldODE,
-                       expand_time)
-from .training import (ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer, NoisePredictionTrainer, Trainer,
-                       TrainingHistory)
+from .distributions import (Checkerboard, Circles, Density, Gaussian, GaussianMixture, LabelledSampleable, Moons,
+                            Sampleable)
+from .times import batch_times, expand_time
+from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinSDE, LinearODE, OrnsteinUhlenbeck,
+                       VectorFieldODE)
+from .losses import cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
+from .training import (CFGTrainer, ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer, NoisePredictionTrainer,
+                       Trainer, TrainingHistory)
 from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_slope, mmd_rbf, noise_floor,
                       sample_quality, wasserstein2)
 from .yardstick import QualityReport, Yardstick
-from .models import LabelledMLPField, MLPField
-from .digits import Digits, LabelledImages, LabelledSampleable, load_digits_split
-from .guidance import (CFGTrainer, CFGVectorField, GuidedPathSample, cfg_loss, generate_guided,
-                       sample_guided_path)
+from .models import LabelledMLPField, MLPField, null_label_of
+from .digits import Digits, LabelledImages, load_digits_split
+from .guidance import CFGVectorField, GuidedPathSample, generate_guided, sample_guided_path
 from .unet import UNet
 from .paths import (AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, PathSample, Scheduler,
                     SchedulerOutput, SqrtScheduler)
@@ -50,14 +54,15 @@ __version__ = "0.1.0"
 __all__ = [
     "get_device", "seed_everything",
     "Sampleable", "Density", "Gaussian", "GaussianMixture", "Moons", "Circles", "Checkerboard",
-    "ODE", "SDE", "LinearODE", "BrownianMotion", "OrnsteinUhlenbeck", "LangevinSDE", "VectorFieldODE", "expand_time",
+    "ODE", "SDE", "LinearODE", "BrownianMotion", "OrnsteinUhlenbeck", "LangevinSDE", "VectorFieldODE", "expand_time", "batch_times",
     "Scheduler", "SchedulerOutput", "CondOTScheduler", "SqrtScheduler", "CosineScheduler", "AffinePath",
-    "PathSample", "GaussianMixturePath", "MLPField", "Trainer", "TrainingHistory", "ConditionalFlowMatchingTrainer",
-    "DenoisingScoreMatchingTrainer", "NoisePredictionTrainer", "LangevinCorrectedSDE",
+    "PathSample", "GaussianMixturePath", "MLPField", "null_label_of", "Trainer", "TrainingHistory", "ConditionalFlowMatchingTrainer",
+    "DenoisingScoreMatchingTrainer", "NoisePredictionTrainer", "CFGTrainer", "LangevinCorrectedSDE",
+    "cfm_loss", "dsm_loss", "noise_prediction_loss", "cfg_loss",
     "Simulator", "ODESimulator", "SDESimulator", "EulerSimulator", "HeunSimulator",
     "EulerMaruyamaSimulator", "Trajectory", "time_grid",
     "wasserstein2", "energy_distance", "loglog_slope", "mmd_rbf", "noise_floor", "sample_quality",
     "autocorrelation", "distance_curve", "Yardstick", "QualityReport",
     "Digits", "LabelledImages", "LabelledSampleable", "load_digits_split", "LabelledMLPField", "UNet",
-    "CFGTrainer", "CFGVectorField", "GuidedPathSample", "cfg_loss", "generate_guided", "sample_guided_path",
+    "CFGVectorField", "GuidedPathSample", "generate_guided", "sample_guided_path",
 ]

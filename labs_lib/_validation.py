@@ -1,8 +1,9 @@
 """Input checks shared by every public function of ``labs_lib``.
 
-Each helper raises a ``ValueError`` or ``TypeError`` whose message says what was
+Each ``validate_*`` helper raises a ``ValueError`` or ``TypeError`` whose message says what was
 expected and what arrived, so that a student sees the mistake, not a shape error
-deep inside PyTorch.
+deep inside PyTorch. (The name ``check_*`` is kept for the exercise checkers of
+:mod:`labs_lib.checks`, which report instead of raising.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def as_tensor(value: object, name: str) -> Tensor:
     return value
 
 
-def check_batch(x: object, name: str = "x", *, dim: int | None = None, ndim: int | None = None,
+def validate_batch(x: object, name: str = "x", *, dim: int | None = None, ndim: int | None = None,
                 min_ndim: int = 2) -> Tensor:
     """Check a batch of states.
 
@@ -50,7 +51,7 @@ def check_batch(x: object, name: str = "x", *, dim: int | None = None, ndim: int
     return x
 
 
-def check_time_grid(ts: object, name: str = "ts") -> Tensor:
+def validate_time_grid(ts: object, name: str = "ts") -> Tensor:
     """Check a 1-D, strictly increasing, finite time grid with at least two points."""
     ts = as_tensor(ts, name)
     if ts.ndim != 1:
@@ -70,7 +71,7 @@ def check_time_grid(ts: object, name: str = "ts") -> Tensor:
     return ts
 
 
-def check_positive(value: float, name: str, *, allow_zero: bool = False) -> float:
+def validate_positive(value: float, name: str, *, allow_zero: bool = False) -> float:
     """Check a real parameter such as σ or θ: finite and positive (or non-negative)."""
     if isinstance(value, Tensor):
         if value.numel() != 1:
@@ -87,7 +88,7 @@ def check_positive(value: float, name: str, *, allow_zero: bool = False) -> floa
     return value
 
 
-def check_same_device(**tensors: Tensor) -> None:
+def validate_same_device(**tensors: Tensor) -> None:
     """Check that all named tensors live on one device."""
     devices = {name: t.device for name, t in tensors.items() if isinstance(t, Tensor)}
     if len(set(devices.values())) > 1:
@@ -95,13 +96,13 @@ def check_same_device(**tensors: Tensor) -> None:
         raise ValueError(f"tensors must be on the same device, got {listing}. Move them with .to(device).")
 
 
-def check_positive_int(value: object, name: str) -> int:
+def validate_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     return value
 
 
-def check_shape_tail(x: Tensor, tail: Sequence[int], name: str = "x") -> None:
+def validate_shape_tail(x: Tensor, tail: Sequence[int], name: str = "x") -> None:
     """Check that ``x`` has shape ``(batch, *tail)``."""
     if tuple(x.shape[1:]) != tuple(tail):
         raise ValueError(f"{name} must have shape (batch, {', '.join(map(str, tail))}), got {tuple(x.shape)}.")

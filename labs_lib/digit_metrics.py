@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import as_tensor, check_positive_int
+from ._validation import as_tensor, validate_positive_int
 from .digits import DIGIT_SHAPE, N_DIGIT_CLASSES, load_digits_split
 from .metrics import frechet_distance, wasserstein2
 
@@ -108,7 +108,7 @@ def digit_w2_floor(n: int = 450, seed: int = 0) -> float:
 
     A generator whose digits were as good as fresh real ones would score about this. (Cached.)
     """
-    check_positive_int(n, "n")
+    validate_positive_int(n, "n")
     train = load_digits_split(seed=0).train_images.reshape(-1, 64).double()
     gen = torch.Generator().manual_seed(seed + 1)
     subset = train[torch.randperm(len(train), generator=gen)[:n]]
@@ -267,7 +267,7 @@ def training_sets(counts: Tensor, n_sets: int, seed: int = 0) -> list[tuple[Tens
     gen = torch.Generator().manual_seed(seed)
     by_class = [torch.nonzero(split.train_labels == k).flatten() for k in range(N_DIGIT_CLASSES)]
     sets = []
-    for _ in range(check_positive_int(n_sets, "n_sets")):
+    for _ in range(validate_positive_int(n_sets, "n_sets")):
         idx = torch.cat([members[torch.randperm(len(members), generator=gen)[: int(c)]]
                          for members, c in zip(by_class, counts.tolist())])
         sets.append((split.train_images[idx], split.train_labels[idx]))
@@ -333,7 +333,7 @@ class DigitYardstick:
     """
 
     def __init__(self, reference: str = "test", floor_repeats: int = 10, seed: int = 0):
-        check_positive_int(floor_repeats, "floor_repeats")
+        validate_positive_int(floor_repeats, "floor_repeats")
         self.reference_name = reference
         self.reference, _ = held_out_half(reference)
         self.seed, self.floor_repeats = seed, floor_repeats

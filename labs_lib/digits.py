@@ -1,7 +1,7 @@
 r"""Labelled image data: the interface, and scikit-learn's handwritten digits.
 
 Guided generation needs data that come with a label: pairs :math:`(z, y)` drawn from a joint
-distribution :math:`p_{\rm data}(z, y)`. :class:`LabelledSampleable` adds that to
+distribution :math:`p_{\rm data}(z, y)`. :class:`~labs_lib.distributions.LabelledSampleable` adds that to
 :class:`~labs_lib.distributions.Sampleable`: ``sample(n)`` still returns images only (so every
 unlabelled tool, such as the noise floor of :mod:`labs_lib.metrics`, keeps working), and
 ``sample_labelled(n)`` returns the images *and* their labels.
@@ -17,7 +17,6 @@ samples are compared with (:mod:`labs_lib.digit_metrics`). MNIST is an optional 
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,32 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import as_tensor, check_positive_int
-from .distributions import Sampleable
+from ._validation import as_tensor, validate_positive_int
+from .distributions import LabelledSampleable
 
 #: the digits' images have one channel of 8×8 pixels
 DIGIT_SHAPE: tuple[int, int, int] = (1, 8, 8)
 #: ten classes, the digits 0–9
 N_DIGIT_CLASSES: int = 10
-
-
-class LabelledSampleable(Sampleable):
-    """A distribution over labelled examples :math:`(z, y)`, with labels ``0 .. num_classes - 1``."""
-
-    #: number of classes; labels are the integers ``0 .. num_classes - 1``
-    num_classes: int
-
-    @abstractmethod
-    def sample_labelled(self, n: int, generator: torch.Generator | None = None,
-                        label: int | None = None) -> tuple[Tensor, Tensor]:
-        """Draw ``n`` labelled examples: images ``(n, *shape)`` and labels ``(n,)`` (int64).
-
-        With ``label`` given, draw from the class ``label`` only (:math:`p_{\\rm data}(z \\mid y)`).
-        """
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``n`` examples and drop their labels, shape ``(n, *shape)``."""
-        return self.sample_labelled(n, generator)[0]
 
 
 class LabelledImages(LabelledSampleable):
@@ -77,7 +57,7 @@ class LabelledImages(LabelledSampleable):
         if images.shape[0] == 0:
             raise ValueError("the image set is empty.")
         labels = labels.long()
-        n_cls = int(labels.max()) + 1 if num_classes is None else check_positive_int(num_classes, "num_classes")
+        n_cls = int(labels.max()) + 1 if num_classes is None else validate_positive_int(num_classes, "num_classes")
         if int(labels.min()) < 0 or int(labels.max()) >= n_cls:
             raise ValueError(f"labels must lie in 0 .. {n_cls - 1}, got values from {int(labels.min())} "
                              f"to {int(labels.max())}.")
@@ -91,7 +71,7 @@ class LabelledImages(LabelledSampleable):
 
     def sample_labelled(self, n: int, generator: torch.Generator | None = None,
                         label: int | None = None) -> tuple[Tensor, Tensor]:
-        check_positive_int(n, "n")
+        validate_positive_int(n, "n")
         if label is None:
             idx = torch.randint(len(self), (n,), generator=generator)
         else:
@@ -146,7 +126,7 @@ def load_digits_split(test_size: int = 450, seed: int = 0) -> DigitsSplit:
     The default is 1,347 training and 450 test images. The split is computed once and cached;
     every call returns fresh tensors, so changing them cannot corrupt the cache.
     """
-    check_positive_int(test_size, "test_size")
+    validate_positive_int(test_size, "test_size")
     if test_size >= 1797 - N_DIGIT_CLASSES:
         raise ValueError(f"test_size must leave training images of every digit, got {test_size} of 1797.")
     x_tr, y_tr, x_te, y_te = _split_arrays(test_size, seed)

@@ -20,9 +20,9 @@ import math
 from abc import ABC, abstractmethod
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ._validation import as_tensor, check_batch, check_positive, check_positive_int
+from ._validation import as_tensor, validate_batch, validate_positive, validate_positive_int
 
 
 class Sampleable(ABC):
@@ -41,6 +41,25 @@ class Sampleable(ABC):
         return math.prod(self.shape)
 
 
+class LabelledSampleable(Sampleable):
+    """A distribution over labelled examples :math:`(z, y)`, with labels ``0 .. num_classes - 1``."""
+
+    #: number of classes; labels are the integers ``0 .. num_classes - 1``
+    num_classes: int
+
+    @abstractmethod
+    def sample_labelled(self, n: int, generator: torch.Generator | None = None,
+                        label: int | None = None) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` labelled examples: images ``(n, *shape)`` and labels ``(n,)`` (int64).
+
+        With ``label`` given, draw from the class ``label`` only (:math:`p_{\\rm data}(z \\mid y)`).
+        """
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``n`` examples and drop their labels, shape ``(n, *shape)``."""
+        return self.sample_labelled(n, generator)[0]
+
+
 class Density(ABC):
     """A distribution whose (possibly unnormalised) log-density we can evaluate."""
 
@@ -50,6 +69,23 @@ class Density(ABC):
     def log_density(self, x: Tensor) -> Tensor:
         """``log p(x)`` for a batch ``x`` of shape ``(n, *shape)``; returns shape ``(n,)``."""
 
+    @property
+    def device(self) -> torch.device:
+        """The device :meth:`log_density` expects its input on: that of the density's own tensors.
+
+        The first tensor attribute found (a mean, a mixture's means, a buffer) decides; a density
+        holding no tensor is evaluated on the CPU. A density whose tensors live elsewhere (in a
+        network, say) overrides this property.
+        """
+        for value in vars(self).values():
+            if isinstance(value, Tensor):
+                return value.device
+            if isinstance(value, nn.Module):
+                param = next(value.parameters(), None)
+                if param is not None:
+                    return param.device
+        return torch.device("cpu")
+
     def score(self, x: Tensor) -> Tensor:
         """The score :math:`\\nabla_x \\log p(x)`, shape ``(n, *shape)``, computed by autograd.
 
@@ -57,7 +93,7 @@ class Density(ABC):
         log-densities with respect to the batch is the batch of per-sample gradients.
         Works inside ``torch.no_grad()`` and never modifies ``x``.
         """
-        x = check_batch(x, "x")
+        x = validate_batch(x, "x")
         with torch.enable_grad():
             x_ = x.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(self.log_density(x_).sum(), x_)
@@ -98,17 +134,17 @@ class Gaussian(Sampleable, Density):
     @classmethod
     def isotropic(cls, dim: int, std: float = 1.0, device: torch.device | str | None = None) -> "Gaussian":
         """:math:`\\mathcal N(0, \\text{std}^2 I_d)`."""
-        check_positive_int(dim, "dim")
-        std = check_positive(std, "std")
+        validate_positive_int(dim, "dim")
+        std = validate_positive(std, "std")
         return cls(torch.zeros(dim, device=device), std**2 * torch.eye(dim, device=device))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        check_positive_int(n, "n")
+        validate_positive_int(n, "n")
         eps = torch.randn(n, self.shape[0], generator=generator, **_device_dtype(self.mean))
         return self.mean + eps @ self._chol.T
 
     def log_density(self, x: Tensor) -> Tensor:
-        x = check_batch(x, "x", dim=self.shape[0])
+        x = validate_batch(x, "x", dim=self.shape[0])
         diff = (x - self.mean).unsqueeze(-1)  # (n, d, 1)
         sol = torch.linalg.solve_triangular(self._chol, diff, upper=False).squeeze(-1)
         d = self.shape[0]
@@ -169,9 +205,9 @@ class GaussianMixture(Sampleable, Density):
     def random_2d(cls, n_modes: int, std: float = 0.3, scale: float = 6.0, seed: int = 0,
                   device: torch.device | str | None = None) -> "GaussianMixture":
         """Equal-weight modes with means uniform in the square ``[-scale, scale]²``."""
-        check_positive_int(n_modes, "n_modes")
-        check_positive(std, "std")
-        check_positive(scale, "scale")
+        validate_positive_int(n_modes, "n_modes")
+        validate_positive(std, "std")
+        validate_positive(scale, "scale")
         gen = torch.Generator().manual_seed(seed)
         means = (torch.rand(n_modes, 2, generator=gen) * 2 - 1) * scale
         return cls.isotropic(means.to(device), std)
@@ -180,16 +216,16 @@ class GaussianMixture(Sampleable, Density):
     def symmetric_2d(cls, n_modes: int, radius: float = 5.0, std: float = 0.5,
                      device: torch.device | str | None = None) -> "GaussianMixture":
         """Equal-weight modes evenly spaced on a circle of the given radius."""
-        check_positive_int(n_modes, "n_modes")
-        check_positive(radius, "radius")
-        check_positive(std, "std")
+        validate_positive_int(n_modes, "n_modes")
+        validate_positive(radius, "radius")
+        validate_positive(std, "std")
         angles = torch.arange(n_modes, dtype=torch.float32) * (2 * math.pi / n_modes)
         means = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
         return cls.isotropic(means.to(device), std)
 
     def component_log_densities(self, x: Tensor) -> Tensor:
         """``log π_k + log N(x; μ_k, Σ_k)`` for every component, shape ``(n, K)``."""
-        x = check_batch(x, "x", dim=self.shape[0])
+        x = validate_batch(x, "x", dim=self.shape[0])
         if x.device != self.means.device:
             raise ValueError(f"x is on {x.device} but the mixture is on {self.means.device}.")
         diff = (x.unsqueeze(1) - self.means).unsqueeze(-1)  # (n, K, d, 1)
@@ -202,7 +238,7 @@ class GaussianMixture(Sampleable, Density):
         return torch.logsumexp(self.component_log_densities(x), dim=1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        check_positive_int(n, "n")
+        validate_positive_int(n, "n")
         dev = self.means.device
         idx = torch.multinomial(self.weights.cpu(), n, replacement=True, generator=generator).to(dev)
         eps = torch.randn(n, self.shape[0], 1, generator=generator, dtype=self.means.dtype).to(dev)
@@ -221,7 +257,7 @@ class _Toy2D(Sampleable):
         self.device = torch.device(device) if device is not None else torch.device("cpu")
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        check_positive_int(n, "n")
+        validate_positive_int(n, "n")
         return self._sample(n, generator).to(self.device)
 
     @abstractmethod
@@ -242,7 +278,7 @@ def _curve_log_density(x: Tensor, nodes: Tensor, std: float) -> Tensor:
         x: shape ``(n, 2)``.
         nodes: shape ``(m, 2)``.
     """
-    x = check_batch(x, "x", dim=2)
+    x = validate_batch(x, "x", dim=2)
     nodes = nodes.to(device=x.device, dtype=torch.float64)
     log_norm = math.log(nodes.shape[0]) + math.log(2 * math.pi * std**2)
     # Blocks of points keep the (block, m, 2) differences small; squared differences (not cdist)
@@ -261,8 +297,8 @@ class Moons(_Toy2D):
 
     def __init__(self, noise: float = 0.05, scale: float = 3.0, device=None):
         super().__init__(device)
-        self.noise = check_positive(noise, "noise", allow_zero=True)
-        self.scale = check_positive(scale, "scale")
+        self.noise = validate_positive(noise, "noise", allow_zero=True)
+        self.scale = validate_positive(scale, "scale")
 
     def _sample(self, n, generator):
         upper = torch.rand(n, generator=generator) < 0.5
@@ -292,11 +328,11 @@ class Circles(_Toy2D):
 
     def __init__(self, noise: float = 0.05, factor: float = 0.5, scale: float = 3.0, device=None):
         super().__init__(device)
-        self.noise = check_positive(noise, "noise", allow_zero=True)
+        self.noise = validate_positive(noise, "noise", allow_zero=True)
         if not 0 < factor < 1:
             raise ValueError(f"factor (inner radius / outer radius) must be in (0, 1), got {factor}.")
         self.factor = factor
-        self.scale = check_positive(scale, "scale")
+        self.scale = validate_positive(scale, "scale")
 
     def _sample(self, n, generator):
         inner = torch.rand(n, generator=generator) < 0.5
@@ -326,8 +362,8 @@ class Checkerboard(_Toy2D):
 
     def __init__(self, grid: int = 4, scale: float = 3.0, device=None):
         super().__init__(device)
-        self.grid = check_positive_int(grid, "grid")
-        self.scale = check_positive(scale, "scale")
+        self.grid = validate_positive_int(grid, "grid")
+        self.scale = validate_positive(scale, "scale")
 
     def _sample(self, n, generator):
         g = self.grid
@@ -339,7 +375,7 @@ class Checkerboard(_Toy2D):
 
     def on_dark_square(self, x: Tensor) -> Tensor:
         """Whether each point lies on a dark square: ``(n, 2)`` → ``(n,)`` bool."""
-        x = check_batch(x, "x", dim=2)
+        x = validate_batch(x, "x", dim=2)
         u = (x.detach() / self.scale + 1) / 2 * self.grid  # board coordinates, squares of side 1
         inside = ((u >= 0) & (u < self.grid)).all(dim=1)
         cell = u.floor().long()

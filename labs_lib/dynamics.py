@@ -27,21 +27,9 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
-from ._validation import as_tensor, check_batch, check_positive
+from ._validation import as_tensor, validate_batch, validate_positive
 from .distributions import Density, Gaussian
-
-
-def expand_time(t: Tensor | float, x: Tensor) -> Tensor:
-    """Reshape a time for broadcasting against ``x`` of shape ``(batch, *state_shape)``.
-
-    Returns a tensor of shape ``(batch, 1, ..., 1)`` (or 0-dim if ``t`` is a scalar).
-    """
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-    if t.ndim == 0:
-        return t
-    if t.shape != (x.shape[0],):
-        raise ValueError(f"t must be a scalar or have shape (batch,) = ({x.shape[0]},), got {tuple(t.shape)}.")
-    return t.view(-1, *([1] * (x.ndim - 1)))
+from .times import expand_time
 
 
 class ODE(ABC):
@@ -95,7 +83,7 @@ class LangevinCorrectedSDE(SDE):
             if not callable(f):
                 raise TypeError(f"{name} must be callable as {name}(x, t), got {type(f).__name__}.")
         if not callable(sigma):
-            check_positive(sigma, "sigma", allow_zero=True)
+            validate_positive(sigma, "sigma", allow_zero=True)
         self.vector_field, self.score, self.sigma = vector_field, score, sigma
 
     def _sigma(self, t: Tensor):
@@ -130,7 +118,7 @@ class LinearODE(ODE):
     @classmethod
     def decay(cls, theta: float, dim: int = 1) -> "LinearODE":
         """:math:`u(x) = -\\theta x` in ``dim`` dimensions."""
-        theta = check_positive(theta, "theta", allow_zero=True)
+        theta = validate_positive(theta, "theta", allow_zero=True)
         return cls(-theta * torch.eye(dim))
 
     @classmethod
@@ -149,7 +137,7 @@ class LinearODE(ODE):
 
     def flow(self, x0: Tensor, t: float | Tensor) -> Tensor:
         """The exact solution :math:`\\psi_t(x_0) = e^{tA}x_0` at one time ``t``; ``x0`` is ``(batch, d)``."""
-        x0 = check_batch(x0, "x0", dim=self.dim)
+        x0 = validate_batch(x0, "x0", dim=self.dim)
         t = torch.as_tensor(t, dtype=x0.dtype)
         if t.ndim != 0:
             raise ValueError(f"t must be a single time, got shape {tuple(t.shape)}.")
@@ -163,7 +151,7 @@ class BrownianMotion(SDE):
     """
 
     def __init__(self, sigma: float = 1.0):
-        self.sigma = check_positive(sigma, "sigma", allow_zero=True)
+        self.sigma = validate_positive(sigma, "sigma", allow_zero=True)
 
     def drift(self, x: Tensor, t: Tensor) -> Tensor:
         return torch.zeros_like(x)
@@ -180,8 +168,8 @@ class OrnsteinUhlenbeck(SDE):
     """
 
     def __init__(self, theta: float, sigma: float):
-        self.theta = check_positive(theta, "theta", allow_zero=True)
-        self.sigma = check_positive(sigma, "sigma", allow_zero=True)
+        self.theta = validate_positive(theta, "theta", allow_zero=True)
+        self.sigma = validate_positive(sigma, "sigma", allow_zero=True)
 
     def drift(self, x: Tensor, t: Tensor) -> Tensor:
         return -self.theta * x
@@ -199,7 +187,7 @@ class OrnsteinUhlenbeck(SDE):
     def marginal_mean_var(self, x0: Tensor, t: float) -> tuple[Tensor, float]:
         r"""Exact law of :math:`X_t` given :math:`X_0 = x_0`: mean :math:`e^{-\theta t}x_0`,
         variance :math:`\frac{\sigma^2}{2\theta}(1 - e^{-2\theta t})` per coordinate."""
-        t = check_positive(t, "t", allow_zero=True)
+        t = validate_positive(t, "t", allow_zero=True)
         if self.theta == 0:
             return x0.clone(), self.sigma**2 * t
         return math.exp(-self.theta * t) * x0, self.stationary_variance * (1 - math.exp(-2 * self.theta * t))
@@ -217,7 +205,7 @@ class LangevinSDE(SDE):
         if not isinstance(density, Density):
             raise TypeError(f"density must be a labs_lib Density (with log_density), got {type(density).__name__}.")
         self.density = density
-        self.sigma = check_positive(sigma, "sigma")
+        self.sigma = validate_positive(sigma, "sigma")
 
     def drift(self, x: Tensor, t: Tensor) -> Tensor:
         return 0.5 * self.sigma**2 * self.density.score(x)

@@ -16,7 +16,8 @@ field into the unguided one plus a classifier term; scaling that term by :math:`
 
 .. math:: \tilde u_t(x \mid y) = (1 - w)\,u_t(x \mid \varnothing) + w\,u_t(x \mid y),
 
-which :class:`CFGVectorField` evaluates in one batched network call.
+which :class:`CFGVectorField` evaluates in one batched network call. The training loss is
+:func:`labs_lib.losses.cfg_loss`, its loop :class:`labs_lib.training.CFGTrainer`.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ._validation import as_tensor, check_batch, check_positive_int
-from .digits import LabelledSampleable
+from ._validation import as_tensor, validate_positive_int
+from .distributions import LabelledSampleable
 from .dynamics import VectorFieldODE
-from .models import batch_times
+from .models import null_label_of
 from .paths import AffinePath, PathSample
 from .simulators import EulerSimulator, HeunSimulator, time_grid
-from .training import Trainer
+from .times import batch_times
 
 
 @dataclass
@@ -58,7 +59,7 @@ def sample_guided_path(path: AffinePath, data: LabelledSampleable, batch_size: i
         raise TypeError(f"path must be an AffinePath, got {type(path).__name__}.")
     if not isinstance(data, LabelledSampleable):
         raise TypeError(f"data must be a LabelledSampleable (images with labels), got {type(data).__name__}.")
-    check_positive_int(batch_size, "batch_size")
+    validate_positive_int(batch_size, "batch_size")
     x_1, y = data.sample_labelled(batch_size, generator)
     if device is not None:
         x_1, y = x_1.to(device), y.to(device)
@@ -66,72 +67,6 @@ def sample_guided_path(path: AffinePath, data: LabelledSampleable, batch_size: i
     t = torch.rand(batch_size, generator=generator).to(x_1)
     s = path.sample(x_0, x_1, t)
     return GuidedPathSample(x_t=s.x_t, dx_t=s.dx_t, x_0=s.x_0, x_1=s.x_1, t=s.t, y=y)
-
-
-def drop_labels(y: Tensor, drop_mask: Tensor, null_label: int) -> Tensor:
-    """``y`` with the entries where ``drop_mask`` is True replaced by ``null_label`` (a new tensor)."""
-    return torch.where(drop_mask, torch.full_like(y, null_label), y)
-
-
-def cfg_loss(model: nn.Module, path: AffinePath, x_1: Tensor, y: Tensor, t: Tensor, x_0: Tensor,
-             drop_mask: Tensor, null_label: int) -> Tensor:
-    r"""The classifier-free guidance training loss on one batch (given all its randomness).
-
-    .. math:: \frac1B\sum_i \big\|u^\theta_{t_i}(x_{t_i} \mid \tilde y_i) - (\dot\alpha_{t_i} x_{1,i} + \dot\beta_{t_i} x_{0,i})\big\|^2,
-              \qquad \tilde y_i = \varnothing \text{ where } \texttt{drop\_mask}_i, \text{ else } y_i .
-
-    Args:
-        model: called as ``model(x, t, y)``.
-        x_1, x_0: data and noise, shape ``(batch, ...)``.
-        y: labels, shape ``(batch,)``; t: times, shape ``(batch,)``.
-        drop_mask: bool, shape ``(batch,)``: which labels are replaced by ``null_label``.
-
-    Returns:
-        A 0-dim tensor: squared error summed over a sample's coordinates, averaged over the batch.
-    """
-    x_1 = check_batch(x_1, "x_1")
-    y, drop_mask = as_tensor(y, "y"), as_tensor(drop_mask, "drop_mask")
-    if y.shape != (x_1.shape[0],) or drop_mask.shape != (x_1.shape[0],):
-        raise ValueError(f"y and drop_mask must have shape (batch,) = ({x_1.shape[0]},), "
-                         f"got {tuple(y.shape)} and {tuple(drop_mask.shape)}.")
-    if drop_mask.dtype != torch.bool:
-        raise TypeError(f"drop_mask must be a bool tensor, got {drop_mask.dtype}.")
-    s = path.sample(x_0, x_1, t)
-    y_in = drop_labels(y, drop_mask, null_label)
-    return (model(s.x_t, s.t, y_in) - s.dx_t).pow(2).flatten(1).sum(1).mean()
-
-
-class CFGTrainer(Trainer):
-    r"""Guided conditional flow matching with label dropping (probability ``eta``).
-
-    Args:
-        model: a guided field ``model(x, t, y)`` with a row for the null label
-            (e.g. :class:`~labs_lib.unet.UNet` or :class:`~labs_lib.models.LabelledMLPField`).
-        path: the probability path.
-        data: labelled data (e.g. :class:`~labs_lib.digits.Digits`).
-        eta: probability of replacing a label by the null label.
-        null_label: the null label's index; ``data.num_classes`` by default.
-    """
-
-    def __init__(self, model: nn.Module, path: AffinePath, data: LabelledSampleable, eta: float = 0.1,
-                 null_label: int | None = None):
-        super().__init__(model)
-        if not isinstance(path, AffinePath):
-            raise TypeError(f"path must be an AffinePath, got {type(path).__name__}.")
-        if not isinstance(data, LabelledSampleable):
-            raise TypeError(f"data must be a LabelledSampleable (images with labels), got {type(data).__name__}.")
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
-            raise ValueError(f"eta is a probability and must lie in [0, 1], got {eta!r}.")
-        self.path, self.data, self.eta = path, data, float(eta)
-        self.null_label = data.num_classes if null_label is None else null_label
-
-    def loss(self, batch_size: int) -> Tensor:
-        x_1, y = self.data.sample_labelled(batch_size)
-        x_1, y = x_1.to(self.device), y.to(self.device)
-        x_0 = torch.randn_like(x_1)
-        t = torch.rand(batch_size, device=self.device)
-        drop_mask = torch.rand(batch_size, device=self.device) < self.eta
-        return cfg_loss(self.model, self.path, x_1, y, t, x_0, drop_mask, self.null_label)
 
 
 class CFGVectorField:
@@ -145,20 +80,17 @@ class CFGVectorField:
         model: ``model(x, t, y)``.
         y: the requested labels, shape ``(batch,)`` (the batch of ``x`` it will be called with).
         guidance_scale: :math:`w \ge 0`; 1 is plain guided sampling, 0 is unguided.
-        null_label: the null label's index (``model.num_classes`` by default).
+
+    The null label is the model's own, ``model.null_label`` (see :func:`~labs_lib.models.null_label_of`).
     """
 
-    def __init__(self, model: nn.Module, y: Tensor, guidance_scale: float, null_label: int | None = None):
+    def __init__(self, model: nn.Module, y: Tensor, guidance_scale: float):
         y = as_tensor(y, "y")
         if y.ndim != 1 or torch.is_floating_point(y):
             raise ValueError(f"y must be a 1-D tensor of integer labels, got shape {tuple(y.shape)}, dtype {y.dtype}.")
         if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)):
             raise TypeError(f"guidance_scale must be a number, got {type(guidance_scale).__name__}.")
-        if null_label is None:
-            null_label = getattr(model, "num_classes", None)
-            if null_label is None:
-                raise ValueError("pass null_label: the model has no num_classes attribute to take it from.")
-        self.model, self.y, self.w, self.null_label = model, y.long(), float(guidance_scale), int(null_label)
+        self.model, self.y, self.w, self.null_label = model, y.long(), float(guidance_scale), null_label_of(model)
 
     def __call__(self, x: Tensor, t: Tensor | float) -> Tensor:
         if x.shape[0] != self.y.shape[0]:
@@ -177,7 +109,7 @@ class CFGVectorField:
 
 @torch.no_grad()
 def generate_guided(model: nn.Module, labels: Tensor, guidance_scale: float, shape: tuple[int, ...] = (1, 8, 8),
-             n_steps: int = 50, method: str = "euler", seed: int = 0, null_label: int | None = None,
+             n_steps: int = 50, method: str = "euler", seed: int = 0,
              device: torch.device | str | None = None) -> Tensor:
     """Sample one image per requested label by simulating the CFG field from noise at ``t = 0`` to ``t = 1``.
 
@@ -191,13 +123,13 @@ def generate_guided(model: nn.Module, labels: Tensor, guidance_scale: float, sha
         Samples of shape ``(n, *shape)`` on the model's device.
     """
     labels = as_tensor(labels, "labels")
-    check_positive_int(n_steps, "n_steps")
+    validate_positive_int(n_steps, "n_steps")
     if method not in ("euler", "heun"):
         raise ValueError(f"method must be 'euler' or 'heun', got {method!r}.")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     x0 = torch.randn((labels.shape[0], *shape), generator=gen).to(dev)
-    ode = VectorFieldODE(CFGVectorField(model, labels.to(dev), guidance_scale, null_label))
+    ode = VectorFieldODE(CFGVectorField(model, labels.to(dev), guidance_scale))
     sim = EulerSimulator(ode) if method == "euler" else HeunSimulator(ode)
     was_training = model.training
     model.eval()

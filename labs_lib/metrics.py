@@ -22,15 +22,15 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from ._validation import check_batch, check_positive, check_positive_int
+from ._validation import validate_batch, validate_positive, validate_positive_int
 from .distributions import Sampleable
 
 Distance = Callable[[Tensor, Tensor], float]
 
 
 def _pair(x: Tensor, y: Tensor, same_size: bool = False) -> tuple[Tensor, Tensor]:
-    x = check_batch(x, "x", ndim=2)
-    y = check_batch(y, "y", ndim=2)
+    x = validate_batch(x, "x", ndim=2)
+    y = validate_batch(y, "y", ndim=2)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {tuple(x.shape)} and {tuple(y.shape)}.")
     if same_size and x.shape[0] != y.shape[0]:
@@ -81,7 +81,7 @@ def mmd_rbf(x: Tensor, y: Tensor, bandwidth: float = 1.0) -> float:
         x: shape ``(n, d)``; y: shape ``(m, d)``; bandwidth: :math:`\ell > 0`.
     """
     x, y = _pair(x, y)
-    ell = check_positive(bandwidth, "bandwidth")
+    ell = validate_positive(bandwidth, "bandwidth")
     n, m = x.shape[0], y.shape[0]
     if n < 2 or m < 2:
         raise ValueError("mmd_rbf needs at least two samples in each set.")
@@ -161,8 +161,8 @@ class NoiseFloor:
 def noise_floor(target: Sampleable, distance: Distance, n: int, repeats: int = 10,
                 seed: int = 0) -> NoiseFloor:
     """Distances between ``repeats`` pairs of independent ``n``-sample sets of ``target``."""
-    check_positive_int(n, "n")
-    check_positive_int(repeats, "repeats")
+    validate_positive_int(n, "n")
+    validate_positive_int(repeats, "repeats")
     gen = torch.Generator().manual_seed(seed)
     vals = [distance(target.sample(n, generator=gen).cpu(), target.sample(n, generator=gen).cpu())
             for _ in range(repeats)]
@@ -216,7 +216,7 @@ def sample_quality(samples: Tensor | Sequence[Tensor], target: Sampleable, dista
     sets = list(samples) if isinstance(samples, (list, tuple)) else [samples]
     if not sets:
         raise ValueError("samples must be a tensor of shape (n, d) or a non-empty list of such tensors.")
-    sets = [check_batch(x, "samples", ndim=2) for x in sets]
+    sets = [validate_batch(x, "samples", ndim=2) for x in sets]
     n = sets[0].shape[0]
     if any(x.shape != sets[0].shape for x in sets):
         raise ValueError(f"every sample set must have the same shape, got {[tuple(x.shape) for x in sets]}.")
@@ -248,7 +248,7 @@ def autocorrelation(paths: Tensor, max_lag: int) -> Tensor:
     Returns:
         Shape ``(max_lag + 1,)``, float64: :math:`\hat\rho(0), \dots, \hat\rho(\text{max\_lag})`.
     """
-    x = check_batch(paths, "paths")  # a floating-point tensor with at least 2 axes
+    x = validate_batch(paths, "paths")  # a floating-point tensor with at least 2 axes
     if x.ndim == 3 and x.shape[2] == 1:
         x = x[..., 0]
     if x.ndim != 2:

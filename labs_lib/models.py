@@ -13,7 +13,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._validation import as_tensor, check_positive_int
+from ._validation import as_tensor, validate_positive_int
+from .times import batch_times
 
 
 class FourierTime(nn.Module):
@@ -25,7 +26,7 @@ class FourierTime(nn.Module):
 
     def __init__(self, n_frequencies: int = 8):
         super().__init__()
-        check_positive_int(n_frequencies, "n_frequencies")
+        validate_positive_int(n_frequencies, "n_frequencies")
         self.register_buffer("freqs", 2 * math.pi * torch.arange(1, n_frequencies + 1, dtype=torch.float32))
         self.dim = 2 * n_frequencies + 1
 
@@ -35,15 +36,18 @@ class FourierTime(nn.Module):
         return torch.cat([t.unsqueeze(-1), torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
-def batch_times(t: Tensor | float, x: Tensor) -> Tensor:
-    """A time as a ``(batch,)`` tensor on ``x``'s device: scalars are broadcast to the batch."""
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-    if t.ndim == 0:
-        return t.expand(x.shape[0])
-    t = t.reshape(-1) if t.numel() == x.shape[0] else t
-    if t.shape != (x.shape[0],):
-        raise ValueError(f"t must be a scalar or have shape (batch,) = ({x.shape[0]},), got {tuple(t.shape)}.")
-    return t
+def null_label_of(model: nn.Module) -> int:
+    """The index of the null label :math:`\\varnothing` of a label-conditioned model: its ``null_label``.
+
+    It is the one place the course reads it from: the CFG trainer drops labels to it, the CFG
+    field and the checkers ask the model for it. :class:`LabelledMLPField` and
+    :class:`~labs_lib.unet.UNet` set it to ``num_classes``; a model of your own needs the attribute.
+    """
+    null = getattr(model, "null_label", None)
+    if isinstance(null, bool) or not isinstance(null, int) or null < 0:
+        raise TypeError(f"{type(model).__name__} has no null_label attribute (an int >= 0): a label-conditioned "
+                        "model stores the index of its null label there, e.g. self.null_label = num_classes.")
+    return null
 
 
 class MLPField(nn.Module):
@@ -57,7 +61,7 @@ class MLPField(nn.Module):
 
     def __init__(self, dim: int, hidden: Sequence[int] = (128, 128, 128), n_frequencies: int = 8):
         super().__init__()
-        self.dim = check_positive_int(dim, "dim")
+        self.dim = validate_positive_int(dim, "dim")
         if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
             raise ValueError(f"hidden must be a non-empty list of positive layer widths, got {hidden!r}.")
         self.time = FourierTime(n_frequencies)
@@ -99,12 +103,12 @@ class LabelledMLPField(nn.Module):
         self.shape = tuple(shape)
         if not self.shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in self.shape):
             raise ValueError(f"shape must be a non-empty tuple of positive integers, got {shape!r}.")
-        self.num_classes = check_positive_int(num_classes, "num_classes")
+        self.num_classes = validate_positive_int(num_classes, "num_classes")
         self.null_label = num_classes
         if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
             raise ValueError(f"hidden must be a non-empty list of positive layer widths, got {hidden!r}.")
         self.dim = math.prod(self.shape)
-        self.label = nn.Embedding(num_classes + 1, check_positive_int(label_dim, "label_dim"))
+        self.label = nn.Embedding(num_classes + 1, validate_positive_int(label_dim, "label_dim"))
         self.time = FourierTime(n_frequencies)
         widths = [self.dim + label_dim + self.time.dim, *hidden]
         layers: list[nn.Module] = []

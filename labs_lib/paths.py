@@ -37,9 +37,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._validation import as_tensor, check_batch
+from ._validation import as_tensor, validate_batch
 from .distributions import GaussianMixture
-from .dynamics import expand_time
+from .times import expand_time
 
 
 @dataclass
@@ -85,7 +85,7 @@ class CosineScheduler(Scheduler):
                                d_alpha_t=0.5 * math.pi * torch.cos(a), d_beta_t=-0.5 * math.pi * torch.sin(a))
 
 
-def check_scheduler(scheduler: Scheduler, atol: float = 1e-6) -> None:
+def validate_scheduler(scheduler: Scheduler, atol: float = 1e-6) -> None:
     r"""Raise ``ValueError`` unless :math:`\alpha_0 = 0, \beta_0 = 1, \alpha_1 = 1, \beta_1 = 0`."""
     if not isinstance(scheduler, Scheduler):
         raise TypeError(f"scheduler must be a labs_lib Scheduler, got {type(scheduler).__name__}.")
@@ -128,8 +128,8 @@ class PathSample:
 
 
 def _check_pair(x: Tensor, z: Tensor, t: Tensor, xname: str = "x", zname: str = "z") -> Tensor:
-    x = check_batch(x, xname)
-    z = check_batch(z, zname)
+    x = validate_batch(x, xname)
+    z = validate_batch(z, zname)
     if x.shape != z.shape:
         raise ValueError(f"{xname} and {zname} must have the same shape, got {tuple(x.shape)} and {tuple(z.shape)}.")
     if x.device != z.device:
@@ -161,7 +161,7 @@ class AffinePath:
     t_max: float = 1 - 1e-4
 
     def __init__(self, scheduler: Scheduler):
-        check_scheduler(scheduler)
+        validate_scheduler(scheduler)
         self.scheduler = scheduler
 
     def _schedule(self, t: Tensor, clamp: bool) -> SchedulerOutput:
@@ -170,7 +170,7 @@ class AffinePath:
     def sample(self, x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
         """Points on the path between ``x_0`` (source) and ``x_1`` (data) at times ``t`` (shape ``(batch,)``)."""
         t = as_tensor(t, "t")
-        if t.ndim != 1 or t.shape[0] != check_batch(x_1, "x_1").shape[0]:
+        if t.ndim != 1 or t.shape[0] != validate_batch(x_1, "x_1").shape[0]:
             raise ValueError(f"t must have shape (batch,) = ({x_1.shape[0]},), got {tuple(t.shape)}.")
         tt = _check_pair(x_0, x_1, t, "x_0", "x_1")
         s = self._schedule(tt, clamp=False)
@@ -207,10 +207,13 @@ class AffinePath:
         s = self._schedule(_check_pair(u, x, t, "u", "x"), clamp=True)
         return (s.alpha_t * u - s.d_alpha_t * x) / (s.beta_t**2 * s.d_alpha_t - s.alpha_t * s.beta_t * s.d_beta_t)
 
-    def noise_to_score(self, eps: Tensor, t: Tensor) -> Tensor:
-        r"""The score from a noise prediction: :math:`x_t = \alpha_t z + \beta_t\varepsilon` gives
-        :math:`\nabla\log p_t(x_t \mid z) = -\varepsilon/\beta_t` (time clamped to ``t_max``)."""
-        s = self._schedule(_check_pair(eps, eps, t, "eps", "eps"), clamp=True)
+    def noise_to_score(self, eps: Tensor, x: Tensor, t: Tensor) -> Tensor:
+        r"""The score from a noise prediction ``eps`` at the point ``x``: :math:`x_t = \alpha_t z + \beta_t\varepsilon`
+        gives :math:`\nabla\log p_t(x_t \mid z) = -\varepsilon/\beta_t` (time clamped to ``t_max``).
+
+        The same signature as :meth:`velocity_to_score`, ``(prediction, x, t)``; the score does
+        not depend on ``x`` beyond the prediction, which must have its shape."""
+        s = self._schedule(_check_pair(eps, x, t, "eps", "x"), clamp=True)
         return -eps / s.beta_t
 
     def score_to_velocity(self, score: Tensor, x: Tensor, t: Tensor) -> Tensor:
@@ -257,7 +260,7 @@ class GaussianMixturePath:
         self.path, self.data = path, data
 
     def _posterior(self, x: Tensor, t: Tensor):
-        x = check_batch(x, "x", dim=self.data.shape[0])
+        x = validate_batch(x, "x", dim=self.data.shape[0])
         t = _as_time(t, x).clamp(max=self.path.t_max)
         s = self.path.scheduler(expand_time(t, x))  # each field (batch, 1) or 0-dim
         a, b = s.alpha_t, s.beta_t

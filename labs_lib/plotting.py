@@ -17,7 +17,7 @@ from matplotlib import animation
 from matplotlib.axes import Axes
 from torch import Tensor
 
-from ._validation import as_tensor, check_positive_int
+from ._validation import as_tensor, validate_positive_int
 from .distributions import Density
 
 Bounds = tuple[float, float, float, float]  # (xmin, xmax, ymin, ymax)
@@ -62,7 +62,7 @@ def grid(bounds: Sequence[float], resolution: int = 200) -> tuple[Tensor, Tensor
     points of shape ``(r*r, 2)``.
     """
     xmin, xmax, ymin, ymax = _check_bounds(bounds)
-    check_positive_int(resolution, "resolution")
+    validate_positive_int(resolution, "resolution")
     xs, ys = torch.linspace(xmin, xmax, resolution), torch.linspace(ymin, ymax, resolution)
     X, Y = torch.meshgrid(xs, ys, indexing="xy")
     return X, Y, torch.stack([X.reshape(-1), Y.reshape(-1)], dim=1)
@@ -75,7 +75,7 @@ def plot_density(density: Density, bounds: Sequence[float], ax: Axes | None = No
         raise ValueError(f"kind must be 'image' or 'contour', got {kind!r}.")
     ax = _ax(ax)
     X, Y, pts = grid(bounds, resolution)
-    dev = getattr(density, "means", getattr(density, "mean", pts)).device
+    dev = density.device if isinstance(density, Density) else pts.device
     with torch.no_grad():
         logp = density.log_density(pts.to(dev)).reshape(resolution, resolution).cpu()
     z = (logp if log else logp.exp()).numpy()
@@ -227,7 +227,7 @@ def plot_histogram_1d(samples: Tensor, ax: Axes | None = None, density: Density 
         samples = samples[:, 0]
     if samples.ndim != 1 or samples.numel() == 0:
         raise ValueError(f"samples must have shape (n,) or (n, 1) with n ≥ 1, got {tuple(samples.shape)}.")
-    check_positive_int(bins, "bins")
+    validate_positive_int(bins, "bins")
     if density is not None and not isinstance(density, Density):
         raise TypeError(f"density must be a labs_lib Density (e.g. ll.Gaussian.isotropic(1, std)), "
                         f"got {type(density).__name__}.")
@@ -247,7 +247,7 @@ def plot_histogram_1d(samples: Tensor, ax: Axes | None = None, density: Density 
     ax.hist(values, bins=bins, range=(lo, hi), density=True, label=label, **kwargs)
     if density is not None:
         grid_x = torch.linspace(lo, hi, 400)
-        dev = getattr(density, "means", getattr(density, "mean", grid_x)).device
+        dev = density.device if isinstance(density, Density) else grid_x.device
         with torch.no_grad():
             pdf = density.log_density(grid_x[:, None].to(dev)).exp().cpu()
         ax.plot(grid_x.numpy(), pdf.numpy(), color=EXACT_COLOR, lw=1.5, label=density_label)
@@ -272,7 +272,7 @@ def plot_image_grid(images: Tensor, n_cols: int, ax: Axes | None = None, row_lab
         images = images[:, 0]
     if images.ndim != 3:
         raise ValueError(f"images must have shape (n, 1, h, w) or (n, h, w), got {tuple(images.shape)}.")
-    check_positive_int(n_cols, "n_cols")
+    validate_positive_int(n_cols, "n_cols")
     n, h, w = images.shape
     if n == 0 or n % n_cols:
         raise ValueError(f"the number of images ({n}) must be a positive multiple of n_cols = {n_cols}.")

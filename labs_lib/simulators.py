@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._validation import check_batch, check_positive_int, check_same_device, check_time_grid
+from ._validation import validate_batch, validate_positive_int, validate_same_device, validate_time_grid
 from .dynamics import ODE, SDE
 
 
@@ -72,9 +72,9 @@ class Simulator(ABC):
         """
 
     def _prepare(self, x0: Tensor, ts: Tensor) -> tuple[Tensor, list[Tensor], list[float]]:
-        x0 = check_batch(x0, "x0")
-        ts = check_time_grid(ts, "ts")
-        check_same_device(x0=x0, ts=ts)
+        x0 = validate_batch(x0, "x0")
+        ts = validate_time_grid(ts, "ts")
+        validate_same_device(x0=x0, ts=ts)
         ts = ts.to(x0.dtype)
         # One unbind up front is cheaper than indexing the grid at every step.
         return x0, list(ts.unbind()), torch.diff(ts).tolist()
@@ -145,7 +145,7 @@ class Simulator(ABC):
             A :class:`Trajectory` with ``times`` of shape ``(k,)`` and ``states`` of shape
             ``(k, batch, *state_shape)``, where ``k = ceil(n_steps / every) + 1``.
         """
-        check_positive_int(every, "every")
+        validate_positive_int(every, "every")
         x, times, hs = self._prepare(x0, ts)
         n = len(hs)
         rec_idx = list(range(0, n + 1, every))
@@ -203,7 +203,7 @@ class EulerMaruyamaSimulator(SDESimulator):
 def time_grid(n_steps: int, t0: float = 0.0, t1: float = 1.0, device: torch.device | str | None = None,
               dtype: torch.dtype = torch.float32) -> Tensor:
     """A uniform grid of ``n_steps + 1`` times from ``t0`` to ``t1``, shape ``(n_steps + 1,)``."""
-    check_positive_int(n_steps, "n_steps")
+    validate_positive_int(n_steps, "n_steps")
     if not t1 > t0:
         raise ValueError(f"t1 must be larger than t0, got t0 = {t0}, t1 = {t1}.")
     return torch.linspace(t0, t1, n_steps + 1, device=device, dtype=dtype)

@@ -1,6 +1,6 @@
 r"""Training loops: one base class, one ``loss`` per objective.
 
-A :class:`Trainer` owns the optimisation loop (seeding, device, Adam, a ``tqdm.auto``
+A :class:`Trainer` owns the optimisation loop (optional seeding and device, Adam, a ``tqdm.auto``
 progress bar, the loss history, a clear error if the loss turns NaN); a subclass only says
 how to compute the loss on a fresh batch. :class:`ConditionalFlowMatchingTrainer` is the
 conditional flow matching objective
@@ -9,8 +9,9 @@ conditional flow matching objective
           \big\| u^\theta_t(x_t) - (\dot\alpha_t x_1 + \dot\beta_t x_0) \big\|^2,
           \qquad x_t = \alpha_t x_1 + \beta_t x_0 ,
 
-whose value on one batch is :func:`cfm_loss`: the squared norm is summed over the
-coordinates of a sample and averaged over the batch.
+whose value on one batch is :func:`~labs_lib.losses.cfm_loss`. The trainers draw a fresh batch
+at every step and hand it to a loss of :mod:`labs_lib.losses`: conditional flow matching,
+denoising score matching, ε-prediction and classifier-free guidance sit side by side here.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ._validation import check_positive, check_positive_int
+from ._validation import validate_positive, validate_positive_int
 from .config import get_device, seed_everything
-from .distributions import Sampleable
-from .dynamics import expand_time
+from .distributions import LabelledSampleable, Sampleable
+from .losses import DSM_WEIGHTINGS, cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
+from .models import null_label_of
 from .paths import AffinePath
 
 
@@ -46,7 +48,7 @@ class TrainingHistory:
 
     def smoothed(self, window: int = 50) -> np.ndarray:
         """Moving average of the losses over ``window`` steps (shorter at the start)."""
-        check_positive_int(window, "window")
+        validate_positive_int(window, "window")
         c = np.cumsum(np.insert(self.losses, 0, 0.0))
         idx = np.arange(1, len(self.losses) + 1)
         lo = np.maximum(idx - window, 0)
@@ -75,13 +77,18 @@ class Trainer(ABC):
     def loss(self, batch_size: int) -> Tensor:
         """The loss on a fresh batch of ``batch_size`` examples (a 0-dim tensor)."""
 
-    def train(self, n_steps: int, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
+    def train(self, n_steps: int, batch_size: int = 256, lr: float = 1e-3, seed: int | None = None,
               device: torch.device | str | None = None, progress: bool = True,
               description: str = "training", ema: float | None = None) -> TrainingHistory:
         r"""Run ``n_steps`` Adam steps; returns the :class:`TrainingHistory`.
 
         The learning rate decays linearly to a tenth of ``lr`` over the run, which lowers the
-        final loss noise at no cost. The model is left in ``eval()`` mode on ``device``.
+        final loss noise at no cost. The model is left in ``eval()`` mode.
+
+        Nothing global changes unless asked: with ``seed`` given, Python, NumPy and torch are
+        seeded with it first (:func:`~labs_lib.config.seed_everything`), so that a run repeats
+        exactly; without it the random state is used as it is. With ``device`` given the model
+        is moved there; without it the model trains where it already is.
 
         With ``ema`` (a decay such as 0.999), the model ends with the exponential moving
         average of its weights over the run, :math:`\bar\theta \leftarrow \text{ema}\,\bar\theta
@@ -89,15 +96,22 @@ class Trainer(ABC):
         over the last :math:`\approx 1/(1-\text{ema})` steps smooths out the noise of single
         minibatch steps, which a sampler would otherwise integrate into every trajectory.
         """
-        check_positive_int(n_steps, "n_steps")
-        check_positive_int(batch_size, "batch_size")
-        check_positive(lr, "lr")
+        validate_positive_int(n_steps, "n_steps")
+        validate_positive_int(batch_size, "batch_size")
+        validate_positive(lr, "lr")
         if ema is not None and not (isinstance(ema, float) and 0 < ema < 1):
             raise ValueError(f"ema must be a decay strictly between 0 and 1 (e.g. 0.999) or None, got {ema!r}.")
-        seed_everything(seed)
-        # get_device checks the name and the device's availability, with a clear message.
-        self.device = get_device(str(device)) if device is not None else get_device()
-        self.model.to(self.device).train()
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise TypeError(f"seed must be an int or None, got {type(seed).__name__}.")
+            seed_everything(seed)
+        if device is not None:
+            # get_device checks the name and the device's availability, with a clear message.
+            self.device = get_device(str(device))
+            self.model.to(self.device)
+        else:
+            self.device = next(self.model.parameters()).device
+        self.model.train()
         opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - 0.9 * i / n_steps)
         averaged = (torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema))
@@ -130,25 +144,6 @@ class Trainer(ABC):
                     p.copy_(p_avg)
         self.model.eval()
         return TrainingHistory(losses=losses.cpu().numpy(), seconds=seconds)
-
-
-def cfm_loss(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> Tensor:
-    r"""The conditional flow matching loss on one batch (a 0-dim tensor that carries gradients).
-
-    .. math:: \frac1B \sum_{i=1}^B \big\| u^\theta_{t_i}(x_{t_i}) - (\dot\alpha_{t_i} x_1^{(i)} + \dot\beta_{t_i} x_0^{(i)}) \big\|^2,
-              \qquad x_{t_i} = \alpha_{t_i} x_1^{(i)} + \beta_{t_i} x_0^{(i)},
-
-    the squared norm summed over all coordinates of a sample, the mean taken over the batch.
-
-    Args:
-        model: the field network, called as ``model(x_t, t)`` with ``t`` of shape ``(batch,)``.
-        path: the affine path that gives :math:`\alpha_t, \beta_t` and their derivatives.
-        x_0: source samples, shape ``(batch, ...)``.
-        x_1: data samples, same shape.
-        t: times in [0, 1], shape ``(batch,)``.
-    """
-    s = path.sample(x_0, x_1, t)
-    return (model(s.x_t, s.t) - s.dx_t).pow(2).flatten(1).sum(1).mean()
 
 
 class ConditionalFlowMatchingTrainer(Trainer):
@@ -190,45 +185,6 @@ def _check_path_trainer(path: AffinePath, data: Sampleable, t_max: float) -> Non
         raise ValueError(f"t_max must lie in (0, 1): the conditional score is infinite at t = 1, got {t_max}.")
 
 
-def dsm_loss(model: nn.Module, path: AffinePath, z: Tensor, eps: Tensor, t: Tensor,
-             weighting: str = "none") -> Tensor:
-    r"""The denoising score matching loss on one batch (a 0-dim tensor that carries gradients).
-
-    With :math:`x_t = \alpha_t z + \beta_t \varepsilon`, whose conditional score is :math:`-\varepsilon/\beta_t`,
-
-    .. math:: \frac1B \sum_{i=1}^B \lambda_{t_i}\big\| s^\theta_{t_i}(x_{t_i}) + \varepsilon^{(i)}/\beta_{t_i} \big\|^2,
-
-    the squared norm summed over the coordinates of a sample, the mean taken over the batch;
-    :math:`\lambda_t = 1` (``weighting="none"``) or :math:`\beta_t^2` (``"beta2"``, the same
-    number as :func:`noise_prediction_loss` for :math:`\varepsilon^\theta = -\beta_t s^\theta`).
-
-    Args:
-        model: the score network, called as ``model(x_t, t)`` with ``t`` of shape ``(batch,)``.
-        path: the Gaussian path that gives :math:`\alpha_t, \beta_t`.
-        z: data samples, shape ``(batch, ...)``.
-        eps: standard Gaussian noise, same shape.
-        t: times in [0, 1), shape ``(batch,)`` (at :math:`t = 1`, :math:`\beta_t = 0` and the
-            unweighted target is infinite).
-        weighting: ``"none"`` or ``"beta2"``.
-    """
-    if weighting not in ("none", "beta2"):
-        raise ValueError(f"weighting must be 'none' or 'beta2', got {weighting!r}.")
-    s = path.sample(eps, z, t)
-    beta = expand_time(path.scheduler(s.t).beta_t, z)
-    if weighting == "beta2":
-        residual = beta * model(s.x_t, s.t) + eps
-    else:
-        residual = model(s.x_t, s.t) + eps / beta
-    return residual.pow(2).flatten(1).sum(1).mean()
-
-
-def noise_prediction_loss(model: nn.Module, path: AffinePath, z: Tensor, eps: Tensor, t: Tensor) -> Tensor:
-    r"""The ε-prediction (DDPM) loss on one batch: :math:`\frac1B\sum_i \|\varepsilon^\theta_{t_i}(x_{t_i}) - \varepsilon^{(i)}\|^2`
-    with :math:`x_t = \alpha_t z + \beta_t\varepsilon`; shapes as in :func:`dsm_loss`."""
-    s = path.sample(eps, z, t)
-    return (model(s.x_t, s.t) - eps).pow(2).flatten(1).sum(1).mean()
-
-
 class DenoisingScoreMatchingTrainer(Trainer):
     r"""Denoising score matching on a Gaussian path: regress the conditional score.
 
@@ -247,15 +203,15 @@ class DenoisingScoreMatchingTrainer(Trainer):
                  weighting: str = "none"):
         super().__init__(model)
         _check_path_trainer(path, data, t_max)
-        if weighting not in ("none", "beta2"):
+        if weighting not in DSM_WEIGHTINGS:
             raise ValueError(f"weighting must be 'none' or 'beta2', got {weighting!r}.")
         self.path, self.data, self.t_max, self.weighting = path, data, t_max, weighting
 
     def loss(self, batch_size: int) -> Tensor:
-        z = self.data.sample(batch_size).to(self.device)
-        eps = torch.randn_like(z)
+        x_1 = self.data.sample(batch_size).to(self.device)
+        x_0 = torch.randn_like(x_1)
         t = self.t_max * torch.rand(batch_size, device=self.device)
-        return dsm_loss(self.model, self.path, z, eps, t, self.weighting)
+        return dsm_loss(self.model, self.path, x_0, x_1, t, self.weighting)
 
 
 class NoisePredictionTrainer(Trainer):
@@ -272,7 +228,44 @@ class NoisePredictionTrainer(Trainer):
         self.path, self.data, self.t_max = path, data, t_max
 
     def loss(self, batch_size: int) -> Tensor:
-        z = self.data.sample(batch_size).to(self.device)
-        eps = torch.randn_like(z)
+        x_1 = self.data.sample(batch_size).to(self.device)
+        x_0 = torch.randn_like(x_1)
         t = self.t_max * torch.rand(batch_size, device=self.device)
-        return noise_prediction_loss(self.model, self.path, z, eps, t)
+        return noise_prediction_loss(self.model, self.path, x_0, x_1, t)
+
+
+class CFGTrainer(Trainer):
+    r"""Guided conditional flow matching with label dropping (probability ``eta``).
+
+    Args:
+        model: a guided field ``model(x, t, y)`` with a row for the null label
+            (e.g. :class:`~labs_lib.unet.UNet` or :class:`~labs_lib.models.LabelledMLPField`).
+        path: the probability path.
+        data: labelled data (e.g. :class:`~labs_lib.digits.Digits`).
+        eta: probability of replacing a label by the null label.
+
+    The null label is the model's own (``model.null_label``), so that the field that samples
+    from the model later uses the same index.
+    """
+
+    def __init__(self, model: nn.Module, path: AffinePath, data: LabelledSampleable, eta: float = 0.1):
+        super().__init__(model)
+        self.null_label = null_label_of(model)
+        if not isinstance(path, AffinePath):
+            raise TypeError(f"path must be an AffinePath, got {type(path).__name__}.")
+        if not isinstance(data, LabelledSampleable):
+            raise TypeError(f"data must be a LabelledSampleable (images with labels), got {type(data).__name__}.")
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+            raise ValueError(f"eta is a probability and must lie in [0, 1], got {eta!r}.")
+        if data.num_classes != self.null_label:
+            raise ValueError(f"the data has {data.num_classes} classes but the model's null label is {self.null_label}: "
+                             f"build the model with num_classes={data.num_classes}.")
+        self.path, self.data, self.eta = path, data, float(eta)
+
+    def loss(self, batch_size: int) -> Tensor:
+        x_1, y = self.data.sample_labelled(batch_size)
+        x_1, y = x_1.to(self.device), y.to(self.device)
+        x_0 = torch.randn_like(x_1)
+        t = torch.rand(batch_size, device=self.device)
+        drop_mask = torch.rand(batch_size, device=self.device) < self.eta
+        return cfg_loss(self.model, self.path, x_0, x_1, t, y, drop_mask, self.null_label)

@@ -22,8 +22,9 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._validation import as_tensor, check_positive_int
-from .models import FourierTime, batch_times
+from ._validation import as_tensor, validate_positive_int
+from .models import FourierTime
+from .times import batch_times
 
 
 def _groups(channels: int) -> int:
@@ -86,10 +87,10 @@ class UNet(nn.Module):
     def __init__(self, num_classes: int = 10, image_channels: int = 1, channels: Sequence[int] = (32, 64),
                  blocks_per_level: int = 1, emb_dim: int = 64, n_frequencies: int = 8):
         super().__init__()
-        self.num_classes = check_positive_int(num_classes, "num_classes")
-        self.image_channels = check_positive_int(image_channels, "image_channels")
-        check_positive_int(blocks_per_level, "blocks_per_level")
-        check_positive_int(emb_dim, "emb_dim")
+        self.num_classes = validate_positive_int(num_classes, "num_classes")
+        self.image_channels = validate_positive_int(image_channels, "image_channels")
+        validate_positive_int(blocks_per_level, "blocks_per_level")
+        validate_positive_int(emb_dim, "emb_dim")
         channels = list(channels)
         if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
             raise ValueError(f"channels must be a non-empty list of positive integers, got {channels!r}.")

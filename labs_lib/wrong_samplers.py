@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ._validation import as_tensor, check_positive, check_positive_int
+from ._validation import as_tensor, validate_positive, validate_positive_int
 from .distributions import Checkerboard, GaussianMixture, Moons, Sampleable
 
 
@@ -26,7 +26,7 @@ class FunctionSampler(Sampleable):
         self.name, self._draw, self.shape = name, draw, tuple(shape)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        check_positive_int(n, "n")
+        validate_positive_int(n, "n")
         return self._draw(n, generator)
 
     def __repr__(self) -> str:
@@ -35,7 +35,7 @@ class FunctionSampler(Sampleable):
 
 def rescaled_mixture(mixture: GaussianMixture, factor: float) -> FunctionSampler:
     """Every component's standard deviation multiplied by ``factor`` (0.8: 20% too narrow)."""
-    factor = check_positive(factor, "factor")
+    factor = validate_positive(factor, "factor")
     wrong = GaussianMixture(mixture.means, factor**2 * mixture.covs, mixture.weights)
     return FunctionSampler(f"blobs ×{factor:g} in width", wrong.sample, mixture.shape)
 
@@ -57,7 +57,7 @@ def with_bridges(mixture: GaussianMixture, fraction: float = 0.02, jitter: float
     """
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}.")
-    jitter = check_positive(jitter, "jitter", allow_zero=True)
+    jitter = validate_positive(jitter, "jitter", allow_zero=True)
 
     def draw(n: int, generator: torch.Generator | None) -> Tensor:
         x = mixture.sample(n, generator=generator)
@@ -73,7 +73,7 @@ def with_bridges(mixture: GaussianMixture, fraction: float = 0.02, jitter: float
 
 def blurred(target: Sampleable, std: float) -> FunctionSampler:
     """Target samples plus independent :math:`\\mathcal N(0, \\text{std}^2 I)` noise."""
-    std = check_positive(std, "std")
+    std = validate_positive(std, "std")
 
     def draw(n: int, generator: torch.Generator | None) -> Tensor:
         x = target.sample(n, generator=generator)
@@ -84,7 +84,7 @@ def blurred(target: Sampleable, std: float) -> FunctionSampler:
 
 def thicker_moons(moons: Moons, factor: float = 1.25) -> FunctionSampler:
     """Moons whose jitter is ``factor`` times the target's (1.25: 25% thicker)."""
-    wrong = Moons(noise=moons.noise * check_positive(factor, "factor"), scale=moons.scale)
+    wrong = Moons(noise=moons.noise * validate_positive(factor, "factor"), scale=moons.scale)
     return FunctionSampler(f"moons {100 * (factor - 1):+.0f}% thick", wrong.sample, moons.shape)
 
 
@@ -124,7 +124,7 @@ def shrunk_digits(images: Tensor, labels: Tensor, factor: float = 0.8) -> Tensor
     """
     from .digits import load_digits_split
 
-    factor = check_positive(factor, "factor")
+    factor = validate_positive(factor, "factor")
     split = load_digits_split(seed=0)
     means = torch.stack([split.train_images[split.train_labels == k].mean(0) for k in range(10)])
     labels = as_tensor(labels, "labels").long().cpu()

@@ -34,7 +34,7 @@ import torch
 from scipy.stats import ks_2samp
 from torch import Tensor
 
-from ._validation import check_batch, check_positive, check_positive_int
+from ._validation import validate_batch, validate_positive, validate_positive_int
 from .distributions import Sampleable
 
 #: What each figure may reach before the verdict fails, in units of probability mass.
@@ -158,16 +158,16 @@ class Yardstick:
             raise ValueError(f"the yardstick judges points on the line or in the plane, got samples of shape "
                              f"{tuple(target.shape)}.")
         self.target = target
-        self.n = check_positive_int(n, "n")
-        self.grid = check_positive_int(grid, "grid")
-        check_positive_int(floor_repeats, "floor_repeats")
-        check_positive_int(reference_size, "reference_size")
+        self.n = validate_positive_int(n, "n")
+        self.grid = validate_positive_int(grid, "grid")
+        validate_positive_int(floor_repeats, "floor_repeats")
+        validate_positive_int(reference_size, "reference_size")
         unknown = set(tolerances or {}) - set(DEFAULT_TOLERANCES)
         if unknown:
             raise ValueError(f"unknown figure(s) {sorted(unknown)} in tolerances; the figures are "
                              f"{list(DEFAULT_TOLERANCES)}.")
         self.tolerances = {**DEFAULT_TOLERANCES,
-                           **{k: check_positive(v, f"tolerances[{k!r}]") for k, v in (tolerances or {}).items()}}
+                           **{k: validate_positive(v, f"tolerances[{k!r}]") for k, v in (tolerances or {}).items()}}
 
         # The density is evaluated in the dtype and on the device the target samples in.
         probe = target.sample(1, generator=torch.Generator().manual_seed(seed))
@@ -223,7 +223,7 @@ class Yardstick:
 
     def __call__(self, samples: Tensor) -> QualityReport:
         """Judge ``samples``, shape ``(n, d)`` with the yardstick's ``n``."""
-        x = check_batch(samples, "samples", dim=self.target.shape[0])
+        x = validate_batch(samples, "samples", dim=self.target.shape[0])
         if x.shape[0] != self.n:
             raise ValueError(f"this yardstick judges exactly n = {self.n} samples (its floors are for that size), "
                              f"got {x.shape[0]}. Draw {self.n}, or make a Yardstick(target, n={x.shape[0]}).")

@@ -15,7 +15,7 @@ from labs_lib.checks import check_cfg_field, check_cfg_loss
 # --- references, and correct variants that must pass too ------------------------------------
 
 
-def loss_with_boolean_indexing(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_with_boolean_indexing(model, path, x_0, x_1, t, y, drop_mask, null_label):
     """Correct: the labels copied, then overwritten by boolean indexing; the error summed by hand."""
     y_in = y.clone()
     y_in[drop_mask] = null_label
@@ -37,7 +37,7 @@ def field_difference_form(model, x, t, y, w, null_label):
     return u_null + w * (u_cond - u_null)
 
 
-def loss_in_float64(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_in_float64(model, path, x_0, x_1, t, y, drop_mask, null_label):
     """Correct: the same loss computed in float64 (a right value and gradient in another dtype)."""
     s = path.sample(x_0.double(), x_1.double(), t.double())
     pred = model(s.x_t.float(), t, torch.where(drop_mask, null_label, y)).double()
@@ -92,98 +92,98 @@ def _sq(err):
     return err.pow(2).flatten(1).sum(1).mean()
 
 
-def loss_mask_inverted(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_mask_inverted(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, torch.where(~drop_mask, null_label, y)) - s.dx_t)
 
 
-def loss_mask_ignored(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_mask_ignored(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, y) - s.dx_t)
 
 
-def loss_all_dropped(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_all_dropped(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, torch.full_like(y, null_label)) - s.dx_t)
 
 
-def loss_null_zero(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_null_zero(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, torch.where(drop_mask, 0, y)) - s.dx_t)
 
 
-def loss_null_last_class(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_null_last_class(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, torch.where(drop_mask, null_label - 1, y)) - s.dx_t)
 
 
-def loss_null_minus_one(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_null_minus_one(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, torch.where(drop_mask, -1, y)) - s.dx_t)
 
 
-def loss_condot_target(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_condot_target(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, torch.where(drop_mask, null_label, y)) - (x_1 - x_0))
 
 
-def loss_predicts_data(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_predicts_data(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, torch.where(drop_mask, null_label, y)) - x_1)
 
 
-def loss_swapped_endpoints(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_swapped_endpoints(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_1, x_0, t)
     return _sq(model(s.x_t, t, torch.where(drop_mask, null_label, y)) - s.dx_t)
 
 
-def loss_model_at_data(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_model_at_data(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return _sq(model(x_1, t, torch.where(drop_mask, null_label, y)) - s.dx_t)
 
 
-def loss_mean_over_pixels(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_mean_over_pixels(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return (model(s.x_t, t, torch.where(drop_mask, null_label, y)) - s.dx_t).pow(2).mean()
 
 
-def loss_sum_over_batch(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_sum_over_batch(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return (model(s.x_t, t, torch.where(drop_mask, null_label, y)) - s.dx_t).pow(2).sum()
 
 
-def loss_not_squared(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_not_squared(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return (model(s.x_t, t, torch.where(drop_mask, null_label, y)) - s.dx_t).flatten(1).norm(dim=1).mean()
 
 
-def loss_per_sample(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_per_sample(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return (model(s.x_t, t, torch.where(drop_mask, null_label, y)) - s.dx_t).pow(2).flatten(1).sum(1)
 
 
-def loss_item(model, path, x_1, y, t, x_0, drop_mask, null_label):
-    return cfg_loss(model, path, x_1, y, t, x_0, drop_mask, null_label).item()
+def loss_item(model, path, x_0, x_1, t, y, drop_mask, null_label):
+    return cfg_loss(model, path, x_0, x_1, t, y, drop_mask, null_label).item()
 
 
-def loss_detached(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_detached(model, path, x_0, x_1, t, y, drop_mask, null_label):
     with torch.no_grad():
-        return cfg_loss(model, path, x_1, y, t, x_0, drop_mask, null_label)
+        return cfg_loss(model, path, x_0, x_1, t, y, drop_mask, null_label)
 
 
-def loss_in_place(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_in_place(model, path, x_0, x_1, t, y, drop_mask, null_label):
     y[drop_mask] = null_label
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, y) - s.dx_t)
 
 
-def loss_fresh_mask(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_fresh_mask(model, path, x_0, x_1, t, y, drop_mask, null_label):
     fresh = torch.rand(len(y)) < 0.5
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, torch.where(fresh, null_label, y)) - s.dx_t)
 
 
-def loss_null_labels_on_the_cpu(model, path, x_1, y, t, x_0, drop_mask, null_label):
+def loss_null_labels_on_the_cpu(model, path, x_0, x_1, t, y, drop_mask, null_label):
     s = path.sample(x_0, x_1, t)
     return _sq(model(s.x_t, t, torch.where(drop_mask, torch.full((len(y),), null_label), y)) - s.dx_t)
 

@@ -23,7 +23,7 @@ def cfm_in_float64(model, path, x_0, x_1, t):
     return (model(s.x_t.float(), t).double() - s.dx_t).pow(2).flatten(1).sum(1).mean()
 
 
-def dsm_in_float64(model, path, z, eps, t):
+def dsm_in_float64(model, path, eps, z, t):
     x_t = path.sample(eps, z, t).x_t
     target = path.conditional_score(x_t.double(), z.double(), t.double())
     return (model(x_t, t).double() - target).pow(2).flatten(1).sum(1).mean()

@@ -25,20 +25,20 @@ def _ab(path, t, x):
 # --- exercise 1: the DSM loss ----------------------------------------------------------------------
 
 
-def dsm_reference(model, path, z, eps, t):
+def dsm_reference(model, path, eps, z, t):
     a, b = _ab(path, t, z)
     x_t = a * z + b * eps
     return (model(x_t, t) + eps / b).pow(2).flatten(1).sum(1).mean()
 
 
-def dsm_with_path_sample(model, path, z, eps, t):
+def dsm_with_path_sample(model, path, eps, z, t):
     """Correct: x_t from path.sample, the target from the conditional score."""
     x_t = path.sample(eps, z, t).x_t
     return (model(x_t, t) - path.conditional_score(x_t, z, t)).pow(2).flatten(1).sum(1).mean()
 
 
-def dsm_library(model, path, z, eps, t):
-    return dsm_loss(model, path, z, eps, t)
+def dsm_library(model, path, eps, z, t):
+    return dsm_loss(model, path, eps, z, t)
 
 
 @pytest.mark.parametrize("fn", [dsm_reference, dsm_with_path_sample, dsm_library])
@@ -50,7 +50,7 @@ def test_dsm_references_pass(fn):
 
 
 def _dsm(x_of, target_of, reduce=lambda r: r.pow(2).flatten(1).sum(1).mean(), time_of=lambda t: t):
-    def fn(model, path, z, eps, t):
+    def fn(model, path, eps, z, t):
         a, b = _ab(path, t, z)
         x = x_of(a, b, z, eps)
         return reduce(model(x, time_of(t)) - target_of(a, b, eps))
@@ -65,40 +65,40 @@ def _target(a, b, eps):
     return -eps / b
 
 
-def dsm_no_broadcast(model, path, z, eps, t):
+def dsm_no_broadcast(model, path, eps, z, t):
     s = path.scheduler(t)
     x_t = s.alpha_t * z + s.beta_t * eps
     return (model(x_t, t) + eps / s.beta_t).pow(2).flatten(1).sum(1).mean()
 
 
-def dsm_detached(model, path, z, eps, t):
+def dsm_detached(model, path, eps, z, t):
     a, b = _ab(path, t, z)
     x_t = a * z + b * eps
     return (model(x_t, t).detach() + eps / b).pow(2).flatten(1).sum(1).mean()
 
 
-def dsm_item(model, path, z, eps, t):
-    return dsm_reference(model, path, z, eps, t).item()
+def dsm_item(model, path, eps, z, t):
+    return dsm_reference(model, path, eps, z, t).item()
 
 
-def dsm_per_sample(model, path, z, eps, t):
+def dsm_per_sample(model, path, eps, z, t):
     a, b = _ab(path, t, z)
     return (model(a * z + b * eps, t) + eps / b).pow(2).flatten(1).sum(1)
 
 
-def dsm_in_place(model, path, z, eps, t):
+def dsm_in_place(model, path, eps, z, t):
     a, b = _ab(path, t, z)
     x_t = a * z + b * eps
     eps /= b
     return (model(x_t, t) + eps).pow(2).flatten(1).sum(1).mean()
 
 
-def dsm_linear_path_only(model, path, z, eps, t):
+def dsm_linear_path_only(model, path, eps, z, t):
     tt = ll.expand_time(t, z)
     return (model(tt * z + (1 - tt) * eps, t) + eps / (1 - tt)).pow(2).flatten(1).sum(1).mean()
 
 
-def dsm_sample_swapped(model, path, z, eps, t):
+def dsm_sample_swapped(model, path, eps, z, t):
     x_t = path.sample(z, eps, t).x_t  # data and noise swapped
     _, b = _ab(path, t, z)
     return (model(x_t, t) + eps / b).pow(2).flatten(1).sum(1).mean()
@@ -133,15 +133,15 @@ def test_dsm_mistakes_are_caught(fn, expected):
 
 
 def test_dsm_beta2_weighting_is_recognised():
-    def weighted(model, path, z, eps, t):
-        return dsm_loss(model, path, z, eps, t, weighting="beta2")
+    def weighted(model, path, eps, z, t):
+        return dsm_loss(model, path, eps, z, t, weighting="beta2")
 
     report = check_dsm_loss(weighted)
     assert report.passed is False and "β_t²-weighted" in report.message, report.message
 
 
 def test_dsm_not_implemented_and_wrong_argument():
-    def stub(model, path, z, eps, t):
+    def stub(model, path, eps, z, t):
         raise NotImplementedError("Exercise: my_dsm_loss")
 
     report = check_dsm_loss(stub)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from labs_lib import get_device, seed_everything
-from labs_lib._validation import (as_tensor, check_batch, check_positive, check_positive_int, check_shape_tail,
-                                  check_time_grid)
+from labs_lib._validation import (as_tensor, validate_batch, validate_positive, validate_positive_int, validate_shape_tail,
+                                  validate_time_grid)
 
 NO_ACCELERATOR = not torch.cuda.is_available() and not torch.backends.mps.is_available()
 
@@ -120,26 +120,26 @@ def test_as_tensor():
     ({}, torch.zeros(4, 3, dtype=torch.int32), TypeError, "x must be a floating-point tensor, got dtype torch.int32"),
     ({}, [[0.0]], TypeError, "x must be a torch.Tensor, got list"),
 ])
-def test_check_batch_errors(kwargs, x, exc, pattern):
+def test_validate_batch_errors(kwargs, x, exc, pattern):
     with pytest.raises(exc, match=pattern):
-        check_batch(x, "x", **kwargs)
+        validate_batch(x, "x", **kwargs)
 
 
 @pytest.mark.parametrize("shape", [(1, 2), (5, 3), (4, 1, 3, 3)])
-def test_check_batch_accepts(shape):
+def test_validate_batch_accepts(shape):
     x = torch.zeros(shape, dtype=torch.float64)
-    assert check_batch(x) is x
+    assert validate_batch(x) is x
 
 
-def test_check_time_grid_accepts_increasing_float_grids():
+def test_validate_time_grid_accepts_increasing_float_grids():
     ts = torch.tensor([0.0, 0.1, 0.5])
-    assert check_time_grid(ts) is ts
+    assert validate_time_grid(ts) is ts
 
 
 @pytest.mark.parametrize("value, kwargs, expected", [(1, {}, 1.0), (2.5, {}, 2.5), (0, {"allow_zero": True}, 0.0),
                                                       (torch.tensor(3.0), {}, 3.0)])
-def test_check_positive_accepts(value, kwargs, expected):
-    out = check_positive(value, "p", **kwargs)
+def test_validate_positive_accepts(value, kwargs, expected):
+    out = validate_positive(value, "p", **kwargs)
     assert out == expected and isinstance(out, float)
 
 
@@ -152,19 +152,19 @@ def test_check_positive_accepts(value, kwargs, expected):
     ("1", {}, TypeError, "p must be a real number, got str"),
     (torch.ones(2), {}, ValueError, r"p must be a number, got a tensor of shape \(2,\)"),
 ])
-def test_check_positive_rejects(value, kwargs, exc, pattern):
+def test_validate_positive_rejects(value, kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
-        check_positive(value, "p", **kwargs)
+        validate_positive(value, "p", **kwargs)
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.0, True, "2", None])
-def test_check_positive_int_rejects(value):
+def test_validate_positive_int_rejects(value):
     with pytest.raises(ValueError, match=r"k must be a positive integer, got"):
-        check_positive_int(value, "k")
-    assert check_positive_int(3, "k") == 3
+        validate_positive_int(value, "k")
+    assert validate_positive_int(3, "k") == 3
 
 
 def test_check_shape_tail():
-    check_shape_tail(torch.zeros(5, 1, 4, 4), (1, 4, 4))
+    validate_shape_tail(torch.zeros(5, 1, 4, 4), (1, 4, 4))
     with pytest.raises(ValueError, match=r"x must have shape \(batch, 1, 4, 4\), got \(5, 4, 4\)"):
-        check_shape_tail(torch.zeros(5, 4, 4), (1, 4, 4))
+        validate_shape_tail(torch.zeros(5, 4, 4), (1, 4, 4))

@@ -345,3 +345,44 @@ def test_log_density_and_score_reject_wrong_shapes(density):
 def test_density_is_abstract():
     with pytest.raises(TypeError):
         Density()  # type: ignore[abstract]
+
+
+# --- where a density is evaluated ------------------------------------------------------------
+
+
+class _Recorded(Density):
+    """A student-style density: a standard Gaussian that records the device of every input."""
+
+    shape = (2,)
+
+    def __init__(self, *tensors):
+        self.held = tensors[0] if tensors else None
+        self.seen: list[torch.device] = []
+
+    def log_density(self, x):
+        self.seen.append(x.device)
+        return -0.5 * x.pow(2).sum(1)
+
+
+def test_a_density_knows_its_device_from_its_own_tensors():
+    assert _Recorded().device == torch.device("cpu")
+    assert _Recorded(torch.zeros(2, device="meta")).device.type == "meta"
+    net = torch.nn.Linear(2, 1).to("meta")
+
+    class WithNetwork(_Recorded):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+    assert WithNetwork().device.type == "meta"
+    assert Gaussian.isotropic(2).device == torch.device("cpu")
+
+
+def test_plots_evaluate_a_density_on_its_own_device(monkeypatch):
+    from labs_lib import plotting
+
+    density = _Recorded()
+    monkeypatch.setattr(_Recorded, "device", property(lambda self: torch.device("meta")))
+    with pytest.raises(Exception):  # a meta tensor cannot be plotted, but it must have been asked for
+        plotting.plot_density(density, (-2, 2, -2, 2), resolution=8)
+    assert density.seen == [torch.device("meta")]

@@ -12,7 +12,7 @@ from torch import nn
 import labs_lib as ll
 from labs_lib import (AffinePath, CFGTrainer, CFGVectorField, CondOTScheduler, CosineScheduler, Digits,
                       GuidedPathSample, LabelledMLPField, UNet, cfg_loss, generate_guided, sample_guided_path)
-from labs_lib.guidance import drop_labels
+from labs_lib.losses import drop_labels
 
 
 class Recorder(nn.Module):
@@ -21,7 +21,7 @@ class Recorder(nn.Module):
     def __init__(self, num_classes: int = 10):
         super().__init__()
         gen = torch.Generator().manual_seed(0)
-        self.num_classes = num_classes
+        self.num_classes = self.null_label = num_classes
         self.a = nn.Parameter(0.5 + torch.rand(num_classes + 1, generator=gen))
         self.b = nn.Parameter(torch.randn(num_classes + 1, generator=gen))
         self.calls: list[int] = []
@@ -92,7 +92,7 @@ def test_cfg_loss_by_hand(scheduler):
     path = AffinePath(scheduler)
     model = Recorder()
     x_1, y, t, x_0, drop = _batch()
-    loss = cfg_loss(model, path, x_1, y, t, x_0, drop, 10)
+    loss = cfg_loss(model, path, x_0, x_1, t, y, drop, 10)
     assert torch.equal(model.labels[-1], torch.where(drop, 10, y))
     s = scheduler(t.view(-1, 1, 1, 1))
     x_t = s.alpha_t * x_1 + s.beta_t * x_0
@@ -108,9 +108,9 @@ def test_cfg_loss_by_hand(scheduler):
 def test_cfg_loss_validates_the_mask():
     x_1, y, t, x_0, drop = _batch()
     with pytest.raises(TypeError, match="bool"):
-        cfg_loss(Recorder(), PATH, x_1, y, t, x_0, drop.float(), 10)
+        cfg_loss(Recorder(), PATH, x_0, x_1, t, y, drop.float(), 10)
     with pytest.raises(ValueError, match="drop_mask"):
-        cfg_loss(Recorder(), PATH, x_1, y, t, x_0, drop[:3], 10)
+        cfg_loss(Recorder(), PATH, x_0, x_1, t, y, drop[:3], 10)
 
 
 # --- the trainer -------------------------------------------------------------------------------
@@ -151,6 +151,14 @@ def test_trainer_rejects_unlabelled_data():
         CFGTrainer(Recorder(), PATH, ll.Moons())
 
 
+def test_cfg_trainer_takes_the_null_label_from_the_model():
+    assert CFGTrainer(Recorder(), PATH, Digits()).null_label == 10
+    with pytest.raises(ValueError, match="num_classes=10"):
+        CFGTrainer(Recorder(num_classes=7), PATH, Digits())
+    with pytest.raises(TypeError, match="no null_label attribute"):
+        CFGTrainer(nn.Linear(2, 2), PATH, Digits())
+
+
 def test_short_training_lowers_the_loss():
     model = LabelledMLPField((1, 8, 8), 10, hidden=(64, 64))
     history = CFGTrainer(model, PATH, Digits(), eta=0.1).train(150, batch_size=64, lr=2e-3, progress=False,
@@ -178,10 +186,10 @@ def test_cfg_field_is_the_weighted_combination(w):
 def test_cfg_field_makes_one_network_call():
     model = Recorder()
     x = torch.randn(5, 2)
-    CFGVectorField(model, torch.arange(5), 3.0, null_label=10)(x, torch.tensor(0.4))
+    CFGVectorField(model, torch.arange(5), 3.0)(x, torch.tensor(0.4))
     assert model.calls == [10]
     model.calls.clear()
-    CFGVectorField(model, torch.arange(5), 1.0, null_label=10)(x, 0.4)  # w = 1: only the guided branch
+    CFGVectorField(model, torch.arange(5), 1.0)(x, 0.4)  # w = 1: only the guided branch
     assert model.calls == [5]
 
 
@@ -193,7 +201,7 @@ def test_cfg_field_scalar_and_batched_time_agree():
 
 
 def test_cfg_field_validation():
-    with pytest.raises(ValueError, match="null_label"):
+    with pytest.raises(TypeError, match="no null_label attribute"):
         CFGVectorField(lambda x, t, y: x, torch.arange(3), 2.0)
     with pytest.raises(ValueError, match="integer labels"):
         CFGVectorField(Recorder(), torch.zeros(3), 2.0)
@@ -215,7 +223,7 @@ def test_cfg_on_gaussian_classes_moves_toward_the_requested_mean():
     points further towards the requested class than the guided field does (it extrapolates away from ∅)."""
 
     class Exact(nn.Module):
-        num_classes = 2
+        num_classes = null_label = 2
 
         def forward(self, x, t, y):
             m = torch.tensor([[2.0], [-2.0], [0.0]])[y]  # class means; ∅ → the mixture's mean 0 (a rough stand-in)

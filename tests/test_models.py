@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from labs_lib import MLPField
-from labs_lib.models import FourierTime, batch_times
+from labs_lib.models import FourierTime
+from labs_lib.times import batch_times
 
 # --- FourierTime -----------------------------------------------------------------------------
 

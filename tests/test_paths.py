@@ -16,7 +16,7 @@ import torch
 
 from labs_lib import (AffinePath, CondOTScheduler, CosineScheduler, EulerSimulator, Gaussian, GaussianMixture,
                       GaussianMixturePath, HeunSimulator, Scheduler, SchedulerOutput, SqrtScheduler, VectorFieldODE)
-from labs_lib.paths import check_scheduler
+from labs_lib.paths import validate_scheduler
 
 F64 = torch.float64
 SCHEDULERS = [CondOTScheduler, SqrtScheduler, CosineScheduler]
@@ -58,7 +58,7 @@ def test_scheduler_boundary_conditions(sched_cls):
     # α_0 = 0, β_0 = 1 (pure noise) and α_1 = 1, β_1 = 0 (pure data); cos(π/2) is 6e-17 in float64.
     torch.testing.assert_close(out.alpha_t, torch.tensor([0.0, 1.0], dtype=F64), rtol=0, atol=1e-15)
     torch.testing.assert_close(out.beta_t, torch.tensor([1.0, 0.0], dtype=F64), rtol=0, atol=1e-15)
-    check_scheduler(sched_cls())  # the library's own validator agrees
+    validate_scheduler(sched_cls())  # the library's own validator agrees
 
 
 @sched_param
@@ -120,9 +120,9 @@ def _out(alpha, beta, d_alpha=None, d_beta=None):
     (lambda t: _out(t, torch.full_like(t, float("nan"))), "beta_0 = nan (should be 1.0), beta_1 = nan"),
     (lambda t: _out(t, torch.sqrt(1 - t) + 1e-3), "beta_1 = 0.001 (should be 0.0)"),
 ], ids=["swapped", "beta_1", "alpha_offset", "nan", "beta_1_small"])
-def test_check_scheduler_names_the_wrong_boundary_value(fn, expected):
+def test_validate_scheduler_names_the_wrong_boundary_value(fn, expected):
     with pytest.raises(ValueError, match="must start at noise") as err:
-        check_scheduler(_Lambda(fn))
+        validate_scheduler(_Lambda(fn))
     assert expected in str(err.value)
     with pytest.raises(ValueError, match="must start at noise"):
         AffinePath(_Lambda(fn))  # the path validates its schedule on construction
@@ -134,15 +134,15 @@ def test_check_scheduler_names_the_wrong_boundary_value(fn, expected):
     (lambda t: SchedulerOutput(t, 1 - t, torch.tensor(1.0), torch.tensor(-1.0)), "got shape ()"),
     (lambda t: SchedulerOutput(t, (1 - t).tolist(), torch.ones_like(t), -torch.ones_like(t)), "beta_t must be a tensor"),
 ], ids=["tuple", "float_derivative", "0dim_derivative", "list"])
-def test_check_scheduler_rejects_malformed_outputs(fn, expected):
+def test_validate_scheduler_rejects_malformed_outputs(fn, expected):
     with pytest.raises(TypeError) as err:
-        check_scheduler(_Lambda(fn))
+        validate_scheduler(_Lambda(fn))
     assert expected in str(err.value)
 
 
-def test_check_scheduler_and_path_reject_non_schedulers():
+def test_validate_scheduler_and_path_reject_non_schedulers():
     with pytest.raises(TypeError, match="must be a labs_lib Scheduler, got function"):
-        check_scheduler(lambda t: t)
+        validate_scheduler(lambda t: t)
     with pytest.raises(TypeError, match="must be a labs_lib Scheduler"):
         AffinePath(CondOTScheduler)  # the class, not an instance
 

@@ -120,15 +120,15 @@ def test_loss_functions_match_the_trainers_and_validate(gen):
     beta = path.scheduler(t).beta_t.view(-1, 1, 1, 1)
     x_t = path.sample(eps, z, t).x_t
     plain = (model(x_t, t) + eps / beta).pow(2).flatten(1).sum(1).mean()
-    assert torch.allclose(dsm_loss(model, path, z, eps, t), plain)
+    assert torch.allclose(dsm_loss(model, path, eps, z, t), plain)
     weighted = (beta * model(x_t, t) + eps).pow(2).flatten(1).sum(1).mean()
-    assert torch.allclose(dsm_loss(model, path, z, eps, t, weighting="beta2"), weighted)
-    assert torch.allclose(noise_prediction_loss(model, path, z, eps, t),
+    assert torch.allclose(dsm_loss(model, path, eps, z, t, weighting="beta2"), weighted)
+    assert torch.allclose(noise_prediction_loss(model, path, eps, z, t),
                           (model(x_t, t) - eps).pow(2).flatten(1).sum(1).mean())
     with pytest.raises(ValueError, match="weighting"):
-        dsm_loss(model, path, z, eps, t, weighting="beta")
+        dsm_loss(model, path, eps, z, t, weighting="beta")
     with pytest.raises(ValueError, match="t must"):
-        dsm_loss(model, path, z, eps, torch.rand(3))
+        dsm_loss(model, path, eps, z, torch.rand(3))
 
 
 def test_noise_prediction_is_dsm_with_beta2_weighting():
@@ -294,7 +294,7 @@ def test_training_brings_the_score_closer_to_the_marginal_score(kind):
     model = ll.MLPField(2, (32, 32))
     if kind == "noise":
         trainer = ll.NoisePredictionTrainer(model, path, data)
-        score = lambda x, t: path.noise_to_score(model(x, t), t)  # noqa: E731
+        score = lambda x, t: path.noise_to_score(model(x, t), x, t)  # noqa: E731
     else:
         trainer = ll.DenoisingScoreMatchingTrainer(model, path, data, weighting="none" if kind == "dsm" else "beta2")
         score = model
@@ -327,21 +327,23 @@ def test_noise_to_score_is_the_conditional_score(scheduler, shape, gen):
     for t in (torch.tensor(0.3), torch.rand(shape[0], generator=gen) * 0.95):
         x = path.sample(eps, z, t.expand(shape[0])).x_t
         beta = ll.expand_time(scheduler(t).beta_t, eps)
-        assert torch.allclose(path.noise_to_score(eps, t), -eps / beta)
-        assert torch.allclose(path.noise_to_score(eps, t), path.conditional_score(x, z, t), atol=1e-4)
+        assert torch.allclose(path.noise_to_score(eps, x, t), -eps / beta)
+        assert torch.allclose(path.noise_to_score(eps, x, t), path.conditional_score(x, z, t), atol=1e-4)
 
 
 def test_noise_to_score_stays_finite_at_t_1_and_validates():
     path = ll.AffinePath(ll.CondOTScheduler())
     eps = torch.ones(3, 2)
-    out = path.noise_to_score(eps, torch.tensor(1.0))
+    out = path.noise_to_score(eps, eps, torch.tensor(1.0))
     assert torch.isfinite(out).all() and torch.allclose(out, -eps / (1 - path.t_max), rtol=1e-3)
     with pytest.raises(ValueError, match="t must lie in"):
-        path.noise_to_score(eps, torch.tensor(1.5))
+        path.noise_to_score(eps, eps, torch.tensor(1.5))
     with pytest.raises(ValueError, match="shape"):
-        path.noise_to_score(eps, torch.rand(5))
+        path.noise_to_score(eps, eps, torch.rand(5))
     with pytest.raises(TypeError):
-        path.noise_to_score(eps.numpy(), torch.tensor(0.5))
+        path.noise_to_score(eps.numpy(), eps, torch.tensor(0.5))
+    with pytest.raises(ValueError, match="shape"):
+        path.noise_to_score(eps, torch.ones(3, 3), torch.tensor(0.5))
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS, ids=lambda s: type(s).__name__)

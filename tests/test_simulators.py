@@ -16,7 +16,7 @@ import torch
 
 from labs_lib import (ODE, BrownianMotion, EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, LinearODE,
                       OrnsteinUhlenbeck, time_grid)
-from labs_lib._validation import check_same_device
+from labs_lib._validation import validate_same_device
 from labs_lib.simulators import Trajectory
 
 
@@ -423,9 +423,9 @@ def test_bad_time_grids(euler, ts, exc, pattern):
 
 def test_check_same_device_helper():
     cpu, meta = torch.zeros(2), torch.zeros(2, device="meta")
-    check_same_device(x0=cpu, ts=torch.ones(3))  # same device: fine
+    validate_same_device(x0=cpu, ts=torch.ones(3))  # same device: fine
     with pytest.raises(ValueError, match=r"same device, got x0 on cpu, ts on meta\. Move them with \.to\(device\)"):
-        check_same_device(x0=cpu, ts=meta)
+        validate_same_device(x0=cpu, ts=meta)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device (CUDA)")

@@ -132,6 +132,35 @@ def test_same_seed_gives_identical_losses_and_weights():
     assert not np.array_equal(other.losses, runs[0][0])
 
 
+def test_training_seeds_only_when_asked(monkeypatch):
+    import labs_lib.training as training
+
+    seeded = []
+    monkeypatch.setattr(training, "seed_everything", seeded.append)
+    models = [linear_model(0), linear_model(0)]  # (built first: linear_model seeds its own weights)
+    first, second = (Regression(m).train(5, batch_size=4, progress=False).losses for m in models)
+    assert seeded == [] and not np.array_equal(first, second)  # unseeded runs go on from the current state
+    Regression(linear_model(0)).train(5, batch_size=4, progress=False, seed=3)
+    assert seeded == [3]
+    with pytest.raises(TypeError, match="seed must be an int or None"):
+        Regression(linear_model(0)).train(5, batch_size=4, progress=False, seed=1.5)
+
+
+def test_without_a_device_the_model_trains_where_it_is(monkeypatch):
+    import labs_lib.training as training
+
+    def no_default_device(*args):
+        if not args:
+            raise AssertionError("train() picked a device although none was asked for")
+        return torch.device(args[0])
+
+    monkeypatch.setattr(training, "get_device", no_default_device)
+    model = linear_model(0)
+    trainer = Regression(model)
+    trainer.train(3, batch_size=4, progress=False)
+    assert trainer.device == torch.device("cpu") and next(model.parameters()).device.type == "cpu"
+
+
 def test_loss_decreases_and_history_has_one_loss_per_step():
     model = linear_model(0)
     hist = Regression(model).train(300, batch_size=64, lr=0.1, progress=False)

@@ -150,11 +150,17 @@ def call_step(sim: Simulator, x: Tensor, t: Tensor, h: float) -> Tensor:
     return out
 
 
-def diagnose(out: Tensor, candidates: dict[str, Tensor], fallback: str) -> CheckFailed:
+def named_mistake(out: Tensor, candidates: dict[str, Tensor]) -> str | None:
+    """The hint of the first named mistake (hint → what that mistake returns) that ``out`` matches."""
     for hint, wrong in candidates.items():
         if close(out, wrong):
-            return CheckFailed(hint)
-    return CheckFailed(fallback)
+            return hint
+    return None
+
+
+def diagnose(out: Tensor, candidates: dict[str, Tensor], fallback: str) -> CheckFailed:
+    """The failure to raise for a wrong ``out``: the matching mistake's hint, else ``fallback``."""
+    return CheckFailed(named_mistake(out, candidates) or fallback)
 
 
 def require_subclass(cls: type, base: type, exercise: str) -> None:

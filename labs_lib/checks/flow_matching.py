@@ -20,7 +20,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..dynamics import ODE, VectorFieldODE, expand_time
+from ..dynamics import ODE, VectorFieldODE
+from ..times import expand_time
 from ..models import MLPField
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler
 from ..simulators import EulerSimulator, time_grid

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..guidance import cfg_loss
+from ..losses import cfg_loss
 from ..paths import AffinePath, CosineScheduler
 from ._framework import (CheckFailed, CheckReport, close, diagnose, on_probe_device, require_device_safe,
                          require_same_device, run_check)
@@ -33,7 +33,7 @@ class _CheckModel(nn.Module):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         k = num_classes + 1
-        self.num_classes = num_classes
+        self.num_classes = self.null_label = num_classes
         self.a = nn.Parameter(0.5 + torch.rand(k, generator=gen))
         self.b = nn.Parameter(torch.randn(k, generator=gen) * 2)
         self.c = nn.Parameter(torch.randn(k, generator=gen))
@@ -86,10 +86,10 @@ def _loss_inputs(shape: tuple[int, ...], seed: int):
     drop = torch.zeros(n, dtype=torch.bool)
     drop[torch.randperm(n, generator=gen)[: max(1, (2 * n) // 5)]] = True  # about 40% dropped, never none or all
     drop[0], drop[1] = False, True  # keep a 0 and drop a 1, so that a wrong null label always shows
-    return x_1, y, t, x_0, drop
+    return x_0, x_1, t, y, drop
 
 
-def _loss_variants(model, path, x_1, y, t, x_0, drop, null) -> dict[str, Tensor]:
+def _loss_variants(model, path, x_0, x_1, t, y, drop, null) -> dict[str, Tensor]:
     """What common mistakes would return, with the hint that names each."""
 
     def sq(pred, target):
@@ -133,7 +133,7 @@ def _loss_variants(model, path, x_1, y, t, x_0, drop, null) -> dict[str, Tensor]
 
 
 def check_cfg_loss(fn: Callable) -> CheckReport:
-    """Check ``fn(model, path, x_1, y, t, x_0, drop_mask, null_label)`` against the CFG loss
+    """Check ``fn(model, path, x_0, x_1, t, y, drop_mask, null_label)`` against the CFG loss
     ``mean_i ||model(x_t, t, ỹ) - dx_t||²`` with ``ỹ = null_label`` where ``drop_mask``."""
 
     def body(ok):
@@ -142,11 +142,12 @@ def check_cfg_loss(fn: Callable) -> CheckReport:
         path = AffinePath(CosineScheduler())  # not CondOT: its velocity is not x_1 - x_0
         for k, shape in enumerate(GUIDANCE_SHAPES):
             model = _CheckModel(seed=k)
-            x_1, y, t, x_0, drop = _loss_inputs(shape, 10 + k)
-            saved = [a.clone() for a in (x_1, y, t, x_0, drop)]
+            inputs = _loss_inputs(shape, 10 + k)
+            x_0, x_1, t, y, drop = inputs
+            saved = [a.clone() for a in inputs]
             torch.manual_seed(1)
-            out = fn(model, path, x_1, y, t, x_0, drop, _NUM_CLASSES)
-            for name, before, now in zip(("x_1", "y", "t", "x_0", "drop_mask"), saved, (x_1, y, t, x_0, drop)):
+            out = fn(model, path, *inputs, _NUM_CLASSES)
+            for name, before, now in zip(("x_0", "x_1", "t", "y", "drop_mask"), saved, inputs):
                 if not torch.equal(before, now):
                     raise CheckFailed(f"your loss modified its input {name} in place (e.g. y[drop_mask] = ...). "
                                       "Build a new tensor instead: torch.where(drop_mask, null_label, y).")
@@ -160,14 +161,14 @@ def check_cfg_loss(fn: Callable) -> CheckReport:
                 raise CheckFailed("the loss does not depend on the network's parameters: compute it with "
                                   "model(...) and without torch.no_grad() or .detach(), so that it can be trained.")
             torch.manual_seed(2)
-            again = fn(model, path, x_1, y, t, x_0, drop, _NUM_CLASSES)
+            again = fn(model, path, *inputs, _NUM_CLASSES)
             if not (isinstance(again, Tensor) and close(again.detach(), out.detach(), tol=1e-6)):
                 raise CheckFailed("your loss changed between two calls with the same inputs: use the given x_0, t "
                                   "and drop_mask instead of drawing new random numbers.")
             with torch.no_grad():
-                ref = cfg_loss(model, path, x_1, y, t, x_0, drop, _NUM_CLASSES)
+                ref = cfg_loss(model, path, *inputs, _NUM_CLASSES)
                 if not close(out.detach(), ref, tol=1e-4):
-                    raise diagnose(out.detach(), _loss_variants(model, path, x_1, y, t, x_0, drop, _NUM_CLASSES),
+                    raise diagnose(out.detach(), _loss_variants(model, path, *inputs, _NUM_CLASSES),
                                    f"for x of shape {shape} your loss is {float(out):.5g}, but the CFG loss is "
                                    f"{float(ref):.5g}.")
         probe = on_probe_device(_CheckModel(), *_loss_inputs(GUIDANCE_SHAPES[0], 10))

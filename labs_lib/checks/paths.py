@@ -13,8 +13,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..dynamics import expand_time
-from ..paths import AffinePath, CondOTScheduler, CosineScheduler, Scheduler, SchedulerOutput, SqrtScheduler, check_scheduler
+from ..times import expand_time
+from ..paths import AffinePath, CondOTScheduler, CosineScheduler, Scheduler, SchedulerOutput, SqrtScheduler, validate_scheduler
 from ._framework import SHAPES, CheckFailed, CheckReport, close, diagnose, require_subclass, run_check
 
 _FIELDS = ("alpha_t", "beta_t", "d_alpha_t", "d_beta_t")
@@ -125,7 +125,7 @@ def check_sqrt_scheduler(cls: type) -> CheckReport:
         ok("the derivatives agree with central finite differences of your α_t and β_t (float64)")
 
         try:
-            check_scheduler(sched)
+            validate_scheduler(sched)
         except (TypeError, ValueError) as err:
             raise CheckFailed(str(err)) from None
         ok("the schedule starts at noise (α_0 = 0, β_0 = 1) and ends at data (α_1 = 1, β_1 = 0)")
@@ -176,6 +176,17 @@ def _call_field(fn: Callable, sched: Scheduler, x: Tensor, z: Tensor, t: Tensor,
     return out
 
 
+def _mismatches(fn: Callable, sched: Scheduler, seed: int, what: str, reference: Callable):
+    """``(x, z, t, out, ref)`` for each input of :func:`_field_inputs` where ``fn`` differs from
+    ``reference(path, x, z, t)``, ``fn`` called through :func:`_call_field`."""
+    path = AffinePath(sched)
+    for x, z, t in _field_inputs(seed):
+        out = _call_field(fn, sched, x, z, t, what)
+        ref = reference(path, x, z, t)
+        if not close(out, ref):
+            yield x, z, t, out, ref
+
+
 def check_conditional_vector_field(fn: Callable) -> CheckReport:
     r"""Check ``fn(scheduler, x, z, t)`` against :math:`u_t(x \mid z) = \dot\alpha_t z + \frac{\dot\beta_t}{\beta_t}(x - \alpha_t z)`."""
 
@@ -185,11 +196,7 @@ def check_conditional_vector_field(fn: Callable) -> CheckReport:
                               f"not {fn!r}.")
         for make in _SCHEDULERS:
             sched = make()
-            for x, z, t in _field_inputs(4):
-                out = _call_field(fn, sched, x, z, t, "the vector field")
-                ref = AffinePath(sched).conditional_vector_field(x, z, t)
-                if close(out, ref):
-                    continue
+            for x, z, t, out, ref in _mismatches(fn, sched, 4, "the vector field", AffinePath.conditional_vector_field):
                 s = sched(expand_time(t, x))
                 a, b, da, db = s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t
                 raise diagnose(out, {
@@ -229,11 +236,7 @@ def check_conditional_score(fn: Callable) -> CheckReport:
             raise CheckFailed(f"pass your function itself, check_conditional_score(my_conditional_score), not {fn!r}.")
         for make in _SCHEDULERS:
             sched = make()
-            for x, z, t in _field_inputs(5):
-                out = _call_field(fn, sched, x, z, t, "the score")
-                ref = AffinePath(sched).conditional_score(x, z, t)
-                if close(out, ref):
-                    continue
+            for x, z, t, out, ref in _mismatches(fn, sched, 5, "the score", AffinePath.conditional_score):
                 s = sched(expand_time(t, x))
                 a, b = s.alpha_t, s.beta_t
                 raise diagnose(out, {

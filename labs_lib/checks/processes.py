@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..dynamics import SDE
-from ._framework import SHAPES, CheckFailed, CheckReport, close, require_subclass, run_check
+from ._framework import SHAPES, CheckFailed, CheckReport, close, named_mistake, require_subclass, run_check
 
 # Parameter values are chosen so that every catalogued mistake gives a different number:
 # no θ or σ equals 1 (σ² = √σ = σ there), no θ equals 1/2 (σ/√(2θ) = σ there), θ ≠ σ
@@ -111,13 +111,6 @@ def _require_per_sample(objects: list[object], method: str, x: Tensor, t: Tensor
                                   f"on that particle's own x only.")
 
 
-def _match(value: Tensor, mistakes: Mistakes) -> str | None:
-    for hint, wrong in mistakes.items():
-        if close(value, wrong):
-            return hint
-    return None
-
-
 def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formula: str, how: str,
                  ignores: Callable[[], str | None] = lambda: None) -> None:
     """The drift must be a new tensor equal to ``ref``: same shape and dtype as ``x``.
@@ -132,11 +125,9 @@ def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formul
             raise CheckFailed(f"for x of dtype {x.dtype} drift returned dtype {out.dtype}. Build the drift "
                               f"from x ({how}) so that it keeps x's dtype and device.")
         if not close(out, ref):
-            hint = _match(out, mistakes) or ignores()
-            if hint:
-                raise CheckFailed(hint)
-            raise CheckFailed(f"for x of shape {tuple(x.shape)} the drift differs from {formula} by up to "
-                              f"{float((out - ref).abs().max()):.3g}.")
+            raise CheckFailed(named_mistake(out, mistakes) or ignores()
+                              or f"for x of shape {tuple(x.shape)} the drift differs from {formula} by up to "
+                                 f"{float((out - ref).abs().max()):.3g}.")
         return
     # A number, a 0-dim tensor or a tensor of another shape: say what the values would have
     # been (the mistake may be in the formula too), then ask for x's shape.
@@ -154,7 +145,7 @@ def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formul
         full = value.expand(x.shape)
         if close(full, ref):
             raise CheckFailed(f"the values are right, but {shape_text}")
-        hint = _match(full, mistakes)
+        hint = named_mistake(full, mistakes)
         if hint:
             raise CheckFailed(f"{hint} (Also, {shape_text})")
     raise CheckFailed(shape_text)
@@ -184,11 +175,10 @@ def _check_diffusion(out: object, x: Tensor, sigma: float, mistakes: Mistakes,
     values = _diffusion_values(out, x)
     ref = torch.full_like(x, sigma)
     if not close(values, ref):
-        hint = _match(values, mistakes) or ignores()
-        if hint:
-            raise CheckFailed(hint)
-        raise CheckFailed(f"for σ = {sigma} and x of shape {tuple(x.shape)} the diffusion should be σ = {sigma} "
-                          f"everywhere, but yours ranges from {float(values.min()):.4g} to {float(values.max()):.4g}.")
+        raise CheckFailed(named_mistake(values, mistakes) or ignores()
+                          or f"for σ = {sigma} and x of shape {tuple(x.shape)} the diffusion should be σ = {sigma} "
+                             f"everywhere, but yours ranges from {float(values.min()):.4g} to "
+                             f"{float(values.max()):.4g}.")
 
 
 def _same_for_all(objects: list[object], method: str, x: Tensor, t: Tensor) -> bool:

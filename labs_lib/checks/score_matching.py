@@ -1,8 +1,9 @@
 r"""Checkers for notebook 06: the denoising score matching loss, the score of a Gaussian path
 computed from its vector field, and the Langevin-corrected SDE.
 
-* :func:`check_dsm_loss` compares ``fn(model, path, z, eps, t)`` with
-  :func:`labs_lib.training.dsm_loss` (``weighting="none"``), written out again here from the
+* :func:`check_dsm_loss` compares ``fn(model, path, eps, z, t)`` (the noise first, as the source
+  point ``x_0`` of ``path.sample(x_0, x_1, t)``) with :func:`labs_lib.losses.dsm_loss`
+  (``weighting="none"``), written out again here from the
   schedule's formulas so that the checker cannot share a mistake with the code it checks:
 
   .. math:: \frac1B\sum_{i=1}^B \big\|s^\theta_{t_i}(x_{t_i}) + \varepsilon^{(i)}/\beta_{t_i}\big\|^2,
@@ -29,7 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from ..distributions import GaussianMixture
-from ..dynamics import SDE, expand_time
+from ..dynamics import SDE
+from ..times import expand_time
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, SqrtScheduler
 from ._framework import (SHAPES, CheckFailed, CheckReport, close, diagnose, per_sample_sum, per_sample_time,
                          require_gradient, require_scalar_loss, require_subclass, run_check)
@@ -95,22 +97,31 @@ def _loss_inputs(seed: int = 0):
             yield name, AffinePath(scheduler), z, eps, _times(gen, shape[0])
 
 
-def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, z: Tensor, eps: Tensor, t: Tensor) -> Tensor:
-    inputs = (z.clone(), eps.clone(), t.clone())
+def _call_untouched(fn: Callable, leading: tuple, inputs: dict[str, Tensor], what: str, like: Tensor) -> object:
+    """``fn(*leading, *inputs)`` on copies of ``inputs``; a shape error is explained against ``like``,
+    and a change to any input in place is named."""
+    copies = [value.clone() for value in inputs.values()]
     try:
-        out = fn(model, path, *inputs)
+        out = fn(*leading, *copies)
     except (RuntimeError, ValueError) as err:
-        failure = _shape_error(err, "your loss", z)
+        failure = _shape_error(err, what, like)
         if failure:
             raise failure from None
         raise
-    if not all(torch.equal(a, b) for a, b in zip(inputs, (z, eps, t))):
-        raise CheckFailed("your loss modified z, eps or t in place (e.g. `eps /= beta`): build new tensors instead.")
+    if not all(torch.equal(a, b) for a, b in zip(copies, inputs.values())):
+        names = ", ".join(inputs)
+        raise CheckFailed(f"{what} modified {names} in place (an in-place operation such as `/=` or "
+                          "`x[...] = `): build new tensors instead.")
+    return out
+
+
+def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, z: Tensor, eps: Tensor, t: Tensor) -> Tensor:
+    out = _call_untouched(fn, (model, path), {"eps": eps, "z": z, "t": t}, "your loss", z)
     return require_scalar_loss(out, z, "z")
 
 
 def check_dsm_loss(fn: Callable) -> CheckReport:
-    r"""Check ``fn(model, path, z, eps, t)`` against the (unweighted) denoising score matching loss:
+    r"""Check ``fn(model, path, eps, z, t)`` against the (unweighted) denoising score matching loss:
     value (two schedules, several state shapes) and gradients with respect to the network."""
 
     def body(ok):
@@ -165,6 +176,9 @@ def check_dsm_loss(fn: Callable) -> CheckReport:
                         "over the batch.": (s_t + eps / b).flatten(1).norm(dim=1).mean(),
                         "the residual is not squared at all: square it, (s + ε/β_t)², before summing.":
                             per_sample_sum(s_t + eps / b).mean(),
+                        "the noise and the data are swapped: the loss is called as my_dsm_loss(model, path, "
+                        "eps, z, t), noise first, in the order of path.sample(x_0, x_1, t).":
+                            loss(a * eps + b * z, -z / b),
                     }
                     if name == "cosine":
                         tl = expand_time(t, z)
@@ -194,16 +208,7 @@ def check_dsm_loss(fn: Callable) -> CheckReport:
 
 
 def _call_conversion(fn: Callable, path: AffinePath, u: Tensor, x: Tensor, t: Tensor) -> Tensor:
-    inputs = (u.clone(), x.clone(), t.clone())
-    try:
-        out = fn(path, *inputs)
-    except (RuntimeError, ValueError) as err:
-        failure = _shape_error(err, "your conversion", x)
-        if failure:
-            raise failure from None
-        raise
-    if not all(torch.equal(a, b) for a, b in zip(inputs, (u, x, t))):
-        raise CheckFailed("your function modified u, x or t in place: build a new tensor instead.")
+    out = _call_untouched(fn, (path,), {"u": u, "x": x, "t": t}, "your conversion", x)
     if out is None:
         raise CheckFailed("your function returned None. Did you forget `return`?")
     if not isinstance(out, Tensor):

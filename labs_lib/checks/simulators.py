@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -59,83 +60,100 @@ def _inputs(seed: int = 0):
         yield torch.randn(shape, generator=gen), torch.tensor(0.3 + 0.1 * len(shape)), 0.25
 
 
+def _check_ode_step(cls: type, exercise: str, seed: int, expected: Callable, shown: str, named: str,
+                    ok: Callable[[str], None]) -> None:
+    """The body shared by the one-step ODE checkers: ``cls(ode).step`` against ``expected``.
+
+    ``expected(ode, x, t, h)`` returns the right new state and a function that returns the named
+    mistakes (hint → what that mistake returns; built only on a failure, since some of them call
+    the drift in ways a correct step never does); ``shown`` is the formula the report prints,
+    ``named`` how a failure names it.
+    """
+    require_subclass(cls, ODESimulator, exercise)
+    ode = _CheckODE()
+    sim = cls(ode)
+    for x, t, h in _inputs(seed):
+        out = call_step(sim, x, t, h)
+        ref, mistakes = expected(ode, x, t, h)
+        if not close(out, ref):
+            raise diagnose(out, mistakes(), _collapsed_axis(out, x, ref) or
+                           f"for x of shape {tuple(x.shape)} the result differs from {named} by up to "
+                           f"{float((out - ref).abs().max()):.3g}.")
+    ok(f"matches {shown} for state shapes {', '.join(str(s) for s in SHAPES)}")
+    ok("returns a new tensor of x's shape and leaves x untouched")
+
+
+def _euler_expected(ode: ODE, x: Tensor, t: Tensor, h: float) -> tuple[Tensor, Callable[[], dict[str, Tensor]]]:
+    u = ode.drift(x, t)
+    return x + h * u, lambda: {
+        "the update has the wrong sign: move *along* the vector field, x + h·u_t(x).": x - h * u,
+        "the slope must be multiplied by the step size h: x + h·u_t(x).": x + u,
+        "the step returned only the increment h·u_t(x); add it to the current state x.": h * u,
+        "the drift was evaluated at t + h. Euler uses the slope at the *start* of the step, u_t(x).":
+            x + h * ode.drift(x, t + h),
+        "the increment scales with √h; for an ODE step it is h·u_t(x) (√h belongs to the noise of an SDE).":
+            x + math.sqrt(h) * u,
+        "the step returned x unchanged: return the new state x + h·u_t(x).": x,
+        "the slope was multiplied by h², not h: the Euler step is x + h·u_t(x).": x + h**2 * u,
+        "the arguments of drift are swapped: call drift(x, t), the state first and then the time.":
+            x + h * ode.drift(t, x),
+    }
+
+
 def check_euler_step(cls: type) -> CheckReport:
     """Check an Euler simulator class: ``step`` must return ``x + h·u_t(x)``."""
+    return run_check("Euler step", lambda ok: _check_ode_step(cls, "euler_step", 0, _euler_expected, "x + h·u_t(x)",
+                                                               "x + h·u_t(x)", ok), subject=cls)
 
-    def body(ok):
-        require_subclass(cls, ODESimulator, "euler_step")
-        ode = _CheckODE()
-        sim = cls(ode)
-        for x, t, h in _inputs():
-            out = call_step(sim, x, t, h)
-            u = ode.drift(x, t)
-            ref = x + h * u
-            if not close(out, ref):
-                raise diagnose(out, {
-                    "the update has the wrong sign: move *along* the vector field, x + h·u_t(x).": x - h * u,
-                    "the slope must be multiplied by the step size h: x + h·u_t(x).": x + u,
-                    "the step returned only the increment h·u_t(x); add it to the current state x.": h * u,
-                    "the drift was evaluated at t + h. Euler uses the slope at the *start* of the step, u_t(x).":
-                        x + h * ode.drift(x, t + h),
-                    "the increment scales with √h; for an ODE step it is h·u_t(x) (√h belongs to the noise of an SDE).":
-                        x + math.sqrt(h) * u,
-                    "the step returned x unchanged: return the new state x + h·u_t(x).": x,
-                    "the slope was multiplied by h², not h: the Euler step is x + h·u_t(x).": x + h**2 * u,
-                    "the arguments of drift are swapped: call drift(x, t), the state first and then the time.":
-                        x + h * ode.drift(t, x),
-                }, _collapsed_axis(out, x, ref) or
-                   f"for x of shape {tuple(x.shape)} the result differs from x + h·u_t(x) by up to "
-                   f"{float((out - ref).abs().max()):.3g}.")
-        ok(f"matches x + h·u_t(x) for state shapes {', '.join(str(s) for s in SHAPES)}")
-        ok("returns a new tensor of x's shape and leaves x untouched")
 
-    return run_check("Euler step", body, subject=cls)
+def _heun_expected(ode: ODE, x: Tensor, t: Tensor, h: float) -> tuple[Tensor, Callable[[], dict[str, Tensor]]]:
+    u = ode.drift(x, t)
+    guess = x + h * u
+    u_end = ode.drift(guess, t + h)
+    return x + 0.5 * h * (u + u_end), lambda: {
+        "this is an Euler step. Heun also evaluates the slope at the predicted end point "
+        "x̃ = x + h·u_t(x) and averages the two slopes.": x + h * u,
+        "the two slopes are summed, not averaged (the same as a corrector that takes a full Euler step "
+        "from the predicted point, x̃ + h·u_{t+h}(x̃)): the step is x + (h/2)·[u_t(x) + u_{t+h}(x̃)].":
+            x + h * (u + u_end),
+        "the second slope must be taken at time t + h, the end of the step: u_{t+h}(x̃).":
+            x + 0.5 * h * (u + ode.drift(guess, t)),
+        "the second slope must be taken at the predicted point x̃ = x + h·u_t(x), not at x.":
+            x + 0.5 * h * (u + ode.drift(x, t + h)),
+        "this is the midpoint method (slope at t + h/2). Heun averages the slopes at both "
+        "ends of the step.": x + h * ode.drift(x + 0.5 * h * u, t + 0.5 * h),
+        "the step returned x̃ + (h/2)·(...) instead of x + (h/2)·(...): start from x.":
+            guess + 0.5 * h * (u + u_end),
+        "the step returned only the increment (h/2)·[u_t(x) + u_{t+h}(x̃)]; add it to the current "
+        "state x.": 0.5 * h * (u + u_end),
+        "the update has the wrong sign: move *along* the vector field, x + (h/2)·[...].":
+            x - 0.5 * h * (u + u_end),
+        "the update has the wrong sign: predict x̃ = x + h·u_t(x) and step x + (h/2)·[...], "
+        "both along the vector field.": x - 0.5 * h * (u + ode.drift(x - h * u, t + h)),
+        "the step returned x unchanged: return the new state x + (h/2)·[u_t(x) + u_{t+h}(x̃)].": x,
+        "the corrector uses only the end slope, x + h·u_{t+h}(x̃): average it with the start slope, "
+        "x + (h/2)·[u_t(x) + u_{t+h}(x̃)].": x + h * u_end,
+    }
 
 
 def check_heun_step(cls: type) -> CheckReport:
     """Check a Heun simulator class against ``x + h/2·[u_t(x) + u_{t+h}(x + h·u_t(x))]``."""
+    return run_check("Heun step", lambda ok: _check_ode_step(
+        cls, "heun_step", 1, _heun_expected, "x + (h/2)·[u_t(x) + u_(t+h)(x + h·u_t(x))]", "Heun's step", ok),
+        subject=cls)
 
-    def body(ok):
-        require_subclass(cls, ODESimulator, "heun_step")
-        ode = _CheckODE()
-        sim = cls(ode)
-        for x, t, h in _inputs(1):
-            out = call_step(sim, x, t, h)
-            u = ode.drift(x, t)
-            guess = x + h * u
-            u_end = ode.drift(guess, t + h)
-            ref = x + 0.5 * h * (u + u_end)
-            if not close(out, ref):
-                raise diagnose(out, {
-                    "this is an Euler step. Heun also evaluates the slope at the predicted end point "
-                    "x̃ = x + h·u_t(x) and averages the two slopes.": x + h * u,
-                    "the two slopes are summed, not averaged (the same as a corrector that takes a full Euler step "
-                    "from the predicted point, x̃ + h·u_{t+h}(x̃)): the step is x + (h/2)·[u_t(x) + u_{t+h}(x̃)].":
-                        x + h * (u + u_end),
-                    "the second slope must be taken at time t + h, the end of the step: u_{t+h}(x̃).":
-                        x + 0.5 * h * (u + ode.drift(guess, t)),
-                    "the second slope must be taken at the predicted point x̃ = x + h·u_t(x), not at x.":
-                        x + 0.5 * h * (u + ode.drift(x, t + h)),
-                    "this is the midpoint method (slope at t + h/2). Heun averages the slopes at both "
-                    "ends of the step.": x + h * ode.drift(x + 0.5 * h * u, t + 0.5 * h),
-                    "the step returned x̃ + (h/2)·(...) instead of x + (h/2)·(...): start from x.":
-                        guess + 0.5 * h * (u + u_end),
-                    "the step returned only the increment (h/2)·[u_t(x) + u_{t+h}(x̃)]; add it to the current "
-                    "state x.": 0.5 * h * (u + u_end),
-                    "the update has the wrong sign: move *along* the vector field, x + (h/2)·[...].":
-                        x - 0.5 * h * (u + u_end),
-                    "the update has the wrong sign: predict x̃ = x + h·u_t(x) and step x + (h/2)·[...], "
-                    "both along the vector field.": x - 0.5 * h * (u + ode.drift(x - h * u, t + h)),
-                    "the step returned x unchanged: return the new state x + (h/2)·[u_t(x) + u_{t+h}(x̃)].": x,
-                    "the corrector uses only the end slope, x + h·u_{t+h}(x̃): average it with the start slope, "
-                    "x + (h/2)·[u_t(x) + u_{t+h}(x̃)].": x + h * u_end,
-                }, _collapsed_axis(out, x, ref) or
-                   f"for x of shape {tuple(x.shape)} the result differs from Heun's step by up to "
-                   f"{float((out - ref).abs().max()):.3g}.")
-        ok(f"matches x + (h/2)·[u_t(x) + u_(t+h)(x + h·u_t(x))] for state shapes {', '.join(str(s) for s in SHAPES)}")
-        ok("returns a new tensor of x's shape and leaves x untouched")
 
-    return run_check("Heun step", body, subject=cls)
+def _rounded(values: Tensor) -> list[float]:
+    return [round(v, 4) for v in values.tolist()]
+
+
+def _moment_failure(value: Tensor, mistakes: dict[str, Tensor], near: Callable[[Tensor, Tensor], bool],
+                    fallback: str) -> CheckFailed:
+    """Like :func:`diagnose`, for a moment estimated from samples: ``near`` allows for its sampling error."""
+    for hint, wrong in mistakes.items():
+        if near(value, wrong):
+            return CheckFailed(hint)
+    return CheckFailed(fallback)
 
 
 # For the Euler–Maruyama check: N copies of one state, so that the increments' moments can be read
@@ -216,11 +234,9 @@ def check_euler_maruyama_step(cls: type) -> CheckReport:
                 "the noise does not average 0: torch.rand/rand_like draw uniform numbers in [0, 1). Use "
                 "standard normal noise, ε = torch.randn_like(x).": h * u + 0.5 * sig * math.sqrt(h),
             }
-            for hint, wrong in mean_mistakes.items():
-                if near_mean(mean, wrong):
-                    raise CheckFailed(hint)
-            raise CheckFailed(f"the average increment should be h·u_t(x) = {[round(v, 4) for v in exp_mean.tolist()]}, "
-                              f"but yours averages {[round(v, 4) for v in mean.tolist()]}.")
+            raise _moment_failure(mean, mean_mistakes, near_mean,
+                                  f"the average increment should be h·u_t(x) = {_rounded(exp_mean)}, but yours "
+                                  f"averages {_rounded(mean)}.")
         verified.append("the increments average h·u_t(x) (the drift term is right)")
 
         if not near_var(var, exp_var):
@@ -236,11 +252,9 @@ def check_euler_maruyama_step(cls: type) -> CheckReport:
                 "the noise is uniform: torch.rand draws from [0, 1), whose variance is 1/12. Use standard "
                 "normal noise, ε = torch.randn_like(x).": sig**2 * h / 12,
             }
-            for hint, wrong in var_mistakes.items():
-                if near_var(var, wrong):
-                    raise CheckFailed(hint)
-            raise CheckFailed(f"the increments' variance should be σ_t(x)²·h = {[round(v, 4) for v in exp_var.tolist()]}, "
-                              f"but yours is {[round(v, 4) for v in var.tolist()]}.")
+            raise _moment_failure(var, var_mistakes, near_var,
+                                  f"the increments' variance should be σ_t(x)²·h = {_rounded(exp_var)}, but yours "
+                                  f"is {_rounded(var)}.")
         verified.append("the increments' variance is σ_t(x)²·h (the noise scales with √h)")
 
         # Standard normal noise has kurtosis E[ε⁴]/E[ε²]² = 3; its standard error here is √(24/N).
