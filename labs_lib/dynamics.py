@@ -29,7 +29,6 @@ from torch import Tensor
 
 from ._validation import as_tensor, validate_batch, validate_positive
 from .distributions import Density, Gaussian
-from .times import expand_time
 
 
 class ODE(ABC):

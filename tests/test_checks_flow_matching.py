@@ -137,7 +137,7 @@ WRONG_CFM = {
     "returns .item()": (_item, "Python number"),
     "linear-path formulas for every path": (_linear_only, "uses the formulas of the linear path"),
     "schedule not reshaped": (_broadcast_wrong, "reshape them to (batch, 1, ...)"),
-    "modifies x_1 in place": (_in_place, "modified x_0, x_1 or t in place"),
+    "modifies x_1 in place": (_in_place, "modified its input x_1 in place"),
     "no return": (_no_return, "Did you forget `return`?"),
 }
 

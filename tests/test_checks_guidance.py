@@ -203,9 +203,9 @@ LOSS_MISTAKES = [
     (loss_mean_over_pixels, "averaged over every coordinate"),
     (loss_sum_over_batch, "summed over the batch"),
     (loss_not_squared, "not squared"),
-    (loss_per_sample, "0-dim tensor"),
-    (loss_item, "Do not call .item()"),
-    (loss_detached, "does not depend on the network's parameters"),
+    (loss_per_sample, "one value per sample"),
+    (loss_item, "after .item() or float()"),
+    (loss_detached, "carries no gradient"),
     (loss_in_place, "in place"),
     (loss_fresh_mask, "drawing new random numbers"),
 ]

@@ -203,7 +203,7 @@ FIELD_MISTAKES = {
     "no_broadcast": (_field_no_broadcast, "a shape error for x of shape (6, 2) and t of shape (6,)"),
     "two_d_only": (_field_2d_only, "ll.expand_time(t, x)"),
     "forgot_return": (_field_forgot_return, "Did you forget `return`?"),
-    "in_place": (_field_in_place, "changed x or z in place"),
+    "in_place": (_field_in_place, "modified its input x in place"),
     "sums_over_batch": (_field_sums_over_batch, "must have x's shape"),
     "not_callable": (None, "pass your function itself"),
 }

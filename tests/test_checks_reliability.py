@@ -230,3 +230,20 @@ def test_a_mistake_in_the_score_is_not_blamed_on_the_constructor():
     report = ll.checks.check_langevin_sde(MyLangevinSDE)
     assert report.passed is False
     assert "__init__" not in report.message, report.message
+
+
+# --- every function checker refuses a class or a non-callable, the same way -------------------
+
+FUNCTION_CHECKERS = ["check_cfm_loss", "check_cfg_loss", "check_cfg_field", "check_autograd_score",
+                     "check_conditional_vector_field", "check_conditional_score", "check_dsm_loss",
+                     "check_score_from_velocity"]
+
+
+@pytest.mark.parametrize("checker", FUNCTION_CHECKERS)
+@pytest.mark.parametrize("given", [ll.MLPField, None, "my_function"], ids=["a class", "None", "a string"])
+def test_function_checkers_ask_for_the_function_itself(checker, given):
+    from labs_lib import checks
+
+    report = getattr(checks, checker)(given)
+    assert report.passed is False
+    assert f"pass your function itself, e.g. {checker}(" in report.message, report.message

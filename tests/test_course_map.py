@@ -20,7 +20,7 @@ from nbformat.v4 import new_markdown_cell, new_notebook, new_output
 
 from benchmarks import course
 from benchmarks.__main__ import GUIDE, MAP_BEGIN, MAP_END, TIMES_BEGIN, TIMES_END, _update_course_map, update_guide
-from course_files import PNG_A, PNG_B, figure_cell, image_output, png
+from course_files import PNG_A, PNG_B, figure_cell, image_output
 from labs_lib.authoring.cli import main
 from labs_lib.authoring.course_map import TAG, CourseMapError, stale_figures, tagged_png, write_figures
 

@@ -16,12 +16,10 @@ the cells that it records in the notebook's metadata.)
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -6,6 +6,24 @@ property failed with a hint. An unfinished exercise gets a one-line reminder.
 
 One module per chapter: ``simulators`` (01), ``processes`` (02), ``langevin`` (03),
 ``paths`` (04), ``flow_matching`` (05), ``score_matching`` (06), ``guidance`` (07).
+
+**The reference policy**, for every checker:
+
+* Where ``labs_lib`` implements what the exercise asks for (a loss, a conditional field, a
+  conversion), the reference *is* that implementation: ``tests/`` verifies it against
+  mathematics (closed forms, hand computations, autograd), and the checker can then never
+  disagree with the code the course trains and samples with.
+* Where it does not (a simulator step, a process's coefficients), the reference is the
+  exercise's formula, written out in the checker.
+* Anything a student computes *by autograd* is compared with analytic values (closed-form
+  scores), never with autograd itself.
+* The named mistakes are always written out in the checker: each is what one specific wrong
+  line of code would return, with the hint that names it.
+
+Each checker reads as inputs → reference → named mistakes → report, on the shared machinery
+of :mod:`labs_lib.checks._framework`: the guarded call (:func:`~._framework.call_guarded`),
+the function and class requirements, the scalar-loss and gradient checks, the device probe,
+and :func:`~._framework.run_check`, which turns what happened into the report.
 """
 
 from ._framework import SHAPES, CheckFailed, CheckReport, run_check

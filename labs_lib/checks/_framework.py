@@ -135,15 +135,41 @@ def close(a: Tensor, b: Tensor, tol: float = 1e-5) -> bool:
     return bool(torch.allclose(a.to(common), b.to(common), rtol=tol, atol=tol))
 
 
+def is_shape_mismatch(err: BaseException) -> bool:
+    """Whether ``err`` is PyTorch's complaint that two tensors do not broadcast."""
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("size of tensor" in text or "must match" in text)
+
+
+def call_guarded(call: Callable[[], object], inputs: dict[str, Tensor], what: str, fix: str,
+                 shape_hint: Callable[[str], str] | None = None) -> object:
+    """Run the student's code, ``call()``, on ``inputs`` with the guard every checker needs.
+
+    A shape mismatch raised inside it becomes ``shape_hint(error text)`` (when given), and any of
+    ``inputs`` changed in place is named: "``what`` modified its input x in place", then ``fix``.
+    Returns what ``call()`` returned, unchecked.
+    """
+    before = {name: value.detach().clone() for name, value in inputs.items()}
+    try:
+        out = call()
+    except RuntimeError as err:
+        if shape_hint is not None and is_shape_mismatch(err):
+            raise CheckFailed(shape_hint(str(err))) from None
+        raise
+    changed = [name for name, value in inputs.items() if not torch.equal(value.detach(), before[name])]
+    if changed:
+        raise CheckFailed(f"{what} modified its input{'s' if len(changed) > 1 else ''} {' and '.join(changed)} "
+                          f"in place. {fix}")
+    return out
+
+
 def call_step(sim: Simulator, x: Tensor, t: Tensor, h: float) -> Tensor:
     """Call ``sim.step`` and check the properties every step must have."""
-    x_before = x.clone()
-    out = sim.step(x, t, h)
+    out = call_guarded(lambda: sim.step(x, t, h), {"x": x}, "step",
+                       "Build a new tensor instead (`x = x + ...`, not `x += ...`): the simulator may have stored "
+                       "the old x in a trajectory.")
     if not isinstance(out, Tensor):
         raise CheckFailed(f"step must return a torch.Tensor, got {type(out).__name__}. Did you forget `return`?")
-    if not torch.equal(x, x_before):
-        raise CheckFailed("step modified its input x in place (e.g. `x += ...`). Build a new tensor "
-                          "instead (`x = x + ...`): the simulator may have stored the old x in a trajectory.")
     if out.shape != x.shape:
         raise CheckFailed(f"for x of shape {tuple(x.shape)} step returned shape {tuple(out.shape)}. "
                           "Every term must keep x's shape: check for a sum, a slice or a stray broadcast.")
@@ -161,6 +187,12 @@ def named_mistake(out: Tensor, candidates: dict[str, Tensor]) -> str | None:
 def diagnose(out: Tensor, candidates: dict[str, Tensor], fallback: str) -> CheckFailed:
     """The failure to raise for a wrong ``out``: the matching mistake's hint, else ``fallback``."""
     return CheckFailed(named_mistake(out, candidates) or fallback)
+
+
+def require_function(fn: object, checker: str, example: str) -> None:
+    """``fn`` must be a function (any callable but a class): the exercise asks for one."""
+    if isinstance(fn, type) or not callable(fn):
+        raise CheckFailed(f"pass your function itself, e.g. {checker}({example}), not {fn!r}.")
 
 
 def require_subclass(cls: type, base: type, exercise: str) -> None:
@@ -268,6 +300,26 @@ def require_same_device(*tensors: Tensor) -> None:
     devices = {t.device for t in tensors if isinstance(t, Tensor)}
     if len(devices) > 1:
         raise RuntimeError(f"Expected all tensors to be on the same device, but found {sorted(map(str, devices))}")
+
+
+def broadcast_values(out: object, x: Tensor, method: str, example: str = "a number",
+                     fix: str = "") -> Tensor:
+    """What ``method`` returned (a number, or a tensor broadcasting against ``x``) expanded to ``x``'s
+    shape; anything else fails, saying what was expected, with ``fix`` appended to a shape failure."""
+    if out is None:
+        raise CheckFailed(f"{method} returned None. Did you forget `return`?")
+    if isinstance(out, bool) or not isinstance(out, (int, float, Tensor)):
+        raise CheckFailed(f"{method} must return {example} or a tensor that broadcasts against x, "
+                          f"got {type(out).__name__}.")
+    value = torch.as_tensor(out, dtype=x.dtype)
+    try:
+        shape = torch.broadcast_shapes(value.shape, x.shape)
+    except RuntimeError:
+        shape = None
+    if shape != x.shape:
+        raise CheckFailed(f"for x of shape {tuple(x.shape)} {method} returned a tensor of shape "
+                          f"{tuple(value.shape)}, which does not broadcast to x's shape.{' ' + fix if fix else ''}")
+    return value.expand(x.shape)
 
 
 def require_scalar_loss(out: object, x: Tensor, name: str = "x") -> Tensor:

@@ -1,8 +1,7 @@
 r"""Checkers for notebook 05: the conditional flow matching loss, and the ODE of a learned field.
 
-The loss is compared with the definition the course trains with
-(:func:`labs_lib.training.cfm_loss`), written out here again from the schedule's formulas so
-that the checker cannot share a mistake with the code it checks:
+The loss is compared with the definition the course trains with, :func:`labs_lib.losses.cfm_loss`
+(the reference policy is stated in :mod:`labs_lib.checks`):
 
 .. math:: \frac1B\sum_{i=1}^B \big\|u^\theta_{t_i}(x_{t_i}) - (\dot\alpha_{t_i}x_1^{(i)} + \dot\beta_{t_i}x_0^{(i)})\big\|^2,
           \qquad x_t = \alpha_t x_1 + \beta_t x_0,
@@ -21,12 +20,13 @@ import torch
 from torch import Tensor, nn
 
 from ..dynamics import ODE, VectorFieldODE
+from ..losses import cfm_loss
 from ..times import expand_time
 from ..models import MLPField
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler
 from ..simulators import EulerSimulator, time_grid
-from ._framework import (CheckFailed, CheckReport, close, diagnose, per_sample_sum, per_sample_time,
-                         require_gradient, require_scalar_loss, require_subclass, run_check)
+from ._framework import (CheckFailed, CheckReport, call_guarded, close, diagnose, per_sample_sum, per_sample_time,
+                         require_function, require_gradient, require_scalar_loss, require_subclass, run_check)
 
 # (6, 2) first: a schedule of shape (batch,) that is not reshaped fails loudly there; (3, 3)
 # has batch == dimension, where the same mistake broadcasts silently along the wrong axis.
@@ -67,18 +67,11 @@ def _loss_inputs(seed: int = 0):
 
 
 def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> Tensor:
-    inputs = (x_0.clone(), x_1.clone(), t.clone())
-    try:
-        out = fn(model, path, *inputs)
-    except RuntimeError as err:
-        if "size of tensor" in str(err) or "must match" in str(err):
-            raise CheckFailed(
-                f"a shape mismatch for x of shape {tuple(x_0.shape)} ({err}). The schedule values "
-                "path.scheduler(t).alpha_t etc. have shape (batch,): reshape them to (batch, 1, ...) "
-                "before multiplying with x, e.g. ll.expand_time(alpha, x_0).") from None
-        raise
-    if not all(torch.equal(a, b) for a, b in zip(inputs, (x_0, x_1, t))):
-        raise CheckFailed("your loss modified x_0, x_1 or t in place (e.g. `x_0 *= ...`): build new tensors instead.")
+    out = call_guarded(lambda: fn(model, path, x_0, x_1, t), {"x_0": x_0, "x_1": x_1, "t": t}, "your loss",
+                       "Build new tensors instead (`x = x * ...`, not `x *= ...`).",
+                       lambda err: f"a shape mismatch for x of shape {tuple(x_0.shape)} ({err}). The schedule "
+                                   "values path.scheduler(t).alpha_t etc. have shape (batch,): reshape them to "
+                                   "(batch, 1, ...) before multiplying with x, e.g. ll.expand_time(alpha, x_0).")
     return require_scalar_loss(out, x_0, "x_0")
 
 
@@ -87,8 +80,7 @@ def check_cfm_loss(fn: Callable) -> CheckReport:
     value (two schedules, several state shapes) and gradients with respect to the network."""
 
     def body(ok):
-        if isinstance(fn, type) or not callable(fn):
-            raise CheckFailed(f"pass your function itself, e.g. check_cfm_loss(my_cfm_loss), not {fn!r}.")
+        require_function(fn, "check_cfm_loss", "my_cfm_loss")
         for name, path, x_0, x_1, t in _loss_inputs():
             model = _CheckField()
             out = _call_loss(fn, model, path, x_0, x_1, t)
@@ -99,8 +91,7 @@ def check_cfm_loss(fn: Callable) -> CheckReport:
             target = da * x_1 + db * x_0
             with torch.no_grad():
                 u = model(x_t, t)
-                ref_each = per_sample_sum((u - target) ** 2)
-                ref = ref_each.mean()
+                ref = cfm_loss(model, path, x_0, x_1, t)
                 if not close(out.detach(), ref, _TOL):
                     d, batch = x_0[0].numel(), x_0.shape[0]
 

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 from ..losses import cfg_loss
 from ..paths import AffinePath, CosineScheduler
 from ._framework import (CheckFailed, CheckReport, close, diagnose, on_probe_device, require_device_safe,
-                         require_same_device, run_check)
+                         require_function, require_gradient,
+                         require_same_device, require_scalar_loss, run_check)
 
 # (batch, *state) shapes tried by both checkers: points, vectors, small and digit-sized images
 GUIDANCE_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (4, 1, 3, 3), (8, 1, 8, 8))
@@ -137,8 +138,7 @@ def check_cfg_loss(fn: Callable) -> CheckReport:
     ``mean_i ||model(x_t, t, ỹ) - dx_t||²`` with ``ỹ = null_label`` where ``drop_mask``."""
 
     def body(ok):
-        if not callable(fn):
-            raise CheckFailed(f"pass your function itself, e.g. check_cfg_loss(my_cfg_loss), not {fn!r}.")
+        require_function(fn, "check_cfg_loss", "my_cfg_loss")
         path = AffinePath(CosineScheduler())  # not CondOT: its velocity is not x_1 - x_0
         for k, shape in enumerate(GUIDANCE_SHAPES):
             model = _CheckModel(seed=k)
@@ -151,15 +151,7 @@ def check_cfg_loss(fn: Callable) -> CheckReport:
                 if not torch.equal(before, now):
                     raise CheckFailed(f"your loss modified its input {name} in place (e.g. y[drop_mask] = ...). "
                                       "Build a new tensor instead: torch.where(drop_mask, null_label, y).")
-            if not isinstance(out, Tensor):
-                raise CheckFailed(f"the loss must be a torch.Tensor, got {type(out).__name__}. Do not call "
-                                  ".item(): the trainer needs the tensor to backpropagate through it.")
-            if out.ndim != 0:
-                raise CheckFailed(f"the loss must be a single number (a 0-dim tensor), got shape {tuple(out.shape)}: "
-                                  "sum over each sample's coordinates, then average over the batch.")
-            if not out.requires_grad:
-                raise CheckFailed("the loss does not depend on the network's parameters: compute it with "
-                                  "model(...) and without torch.no_grad() or .detach(), so that it can be trained.")
+            require_scalar_loss(out, x_1, "x_1")
             torch.manual_seed(2)
             again = fn(model, path, *inputs, _NUM_CLASSES)
             if not (isinstance(again, Tensor) and close(again.detach(), out.detach(), tol=1e-6)):
@@ -171,6 +163,7 @@ def check_cfg_loss(fn: Callable) -> CheckReport:
                     raise diagnose(out.detach(), _loss_variants(model, path, *inputs, _NUM_CLASSES),
                                    f"for x of shape {shape} your loss is {float(out):.5g}, but the CFG loss is "
                                    f"{float(ref):.5g}.")
+            require_gradient(out, model, lambda m: cfg_loss(m, path, *inputs, _NUM_CLASSES))
         probe = on_probe_device(_CheckModel(), *_loss_inputs(GUIDANCE_SHAPES[0], 10))
         require_device_safe(lambda: fn(probe[0], path, *probe[1:], _NUM_CLASSES))
         ok(f"matches mean ‖u(x_t | ỹ) − dx_t‖² for shapes {_shape_list()} (a cosine path, so the "
@@ -200,8 +193,7 @@ def check_cfg_field(fn: Callable) -> CheckReport:
     computed with one batched call of the model."""
 
     def body(ok):
-        if not callable(fn):
-            raise CheckFailed(f"pass your function itself, e.g. check_cfg_field(my_cfg_field), not {fn!r}.")
+        require_function(fn, "check_cfg_field", "my_cfg_field")
         null = _NUM_CLASSES
         for k, (shape, w) in enumerate(zip(GUIDANCE_SHAPES, _GUIDANCE_SCALES)):
             model = _CheckModel(seed=20 + k)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..distributions import Density, Gaussian, GaussianMixture
 from ..dynamics import SDE
-from ._framework import CheckFailed, CheckReport, close, diagnose, require_subclass, run_check
+from ._framework import CheckFailed, CheckReport, close, diagnose, require_function, require_subclass, run_check
 
 _TOL = 1e-4  # float32 autograd against a float64 formula: agreement to ~1e-6 is typical
 
@@ -189,8 +189,7 @@ def check_autograd_score(fn: Callable) -> CheckReport:
     untouched, and work inside ``torch.no_grad()``."""
 
     def body(ok):
-        if not callable(fn) or isinstance(fn, type):
-            raise CheckFailed(f"pass your function itself, check_autograd_score(autograd_score), not {fn!r}.")
+        require_function(fn, "check_autograd_score", "autograd_score")
         cases = _cases(0)
         for case in cases:
             x = case.x.clone()

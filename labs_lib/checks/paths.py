@@ -15,7 +15,8 @@ from torch import Tensor
 
 from ..times import expand_time
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler, Scheduler, SchedulerOutput, SqrtScheduler, validate_scheduler
-from ._framework import SHAPES, CheckFailed, CheckReport, close, diagnose, require_subclass, run_check
+from ._framework import (SHAPES, CheckFailed, CheckReport, call_guarded, close, diagnose, require_function,
+                         require_subclass, run_check)
 
 _FIELDS = ("alpha_t", "beta_t", "d_alpha_t", "d_beta_t")
 
@@ -158,18 +159,12 @@ def _broadcast_hint(x: Tensor, t: Tensor) -> str:
 
 
 def _call_field(fn: Callable, sched: Scheduler, x: Tensor, z: Tensor, t: Tensor, what: str) -> Tensor:
-    x_before, z_before = x.clone(), z.clone()
-    try:
-        out = fn(sched, x, z, t)
-    except RuntimeError as err:
-        if "size of tensor" in str(err) or "must match" in str(err):
-            raise CheckFailed("a shape error " + _broadcast_hint(x, t)) from None
-        raise
+    out = call_guarded(lambda: fn(sched, x, z, t), {"x": x, "z": z}, "your function",
+                       "Build new tensors instead (`x = x - ...`, not `x -= ...`).",
+                       lambda err: "a shape error " + _broadcast_hint(x, t))
     if not isinstance(out, Tensor):
         raise CheckFailed(f"your function must return a torch.Tensor, got {type(out).__name__}."
                           + (" Did you forget `return`?" if out is None else ""))
-    if not (torch.equal(x, x_before) and torch.equal(z, z_before)):
-        raise CheckFailed("your function changed x or z in place (e.g. `x -= ...`): build new tensors instead.")
     if out.shape != x.shape:
         raise CheckFailed(f"{what} must have x's shape {_fmt(x.shape)}, got {_fmt(out.shape)} "
                           f"{_broadcast_hint(x, t)} Keep every term elementwise, with no sum or slice over an axis.")
@@ -191,9 +186,7 @@ def check_conditional_vector_field(fn: Callable) -> CheckReport:
     r"""Check ``fn(scheduler, x, z, t)`` against :math:`u_t(x \mid z) = \dot\alpha_t z + \frac{\dot\beta_t}{\beta_t}(x - \alpha_t z)`."""
 
     def body(ok):
-        if not callable(fn):
-            raise CheckFailed(f"pass your function itself, check_conditional_vector_field(my_conditional_vector_field), "
-                              f"not {fn!r}.")
+        require_function(fn, "check_conditional_vector_field", "my_conditional_vector_field")
         for make in _SCHEDULERS:
             sched = make()
             for x, z, t, out, ref in _mismatches(fn, sched, 4, "the vector field", AffinePath.conditional_vector_field):
@@ -232,8 +225,7 @@ def check_conditional_score(fn: Callable) -> CheckReport:
     r"""Check ``fn(scheduler, x, z, t)`` against :math:`\nabla_x \log \mathcal N(x; \alpha_t z, \beta_t^2 I) = -(x - \alpha_t z)/\beta_t^2`."""
 
     def body(ok):
-        if not callable(fn):
-            raise CheckFailed(f"pass your function itself, check_conditional_score(my_conditional_score), not {fn!r}.")
+        require_function(fn, "check_conditional_score", "my_conditional_score")
         for make in _SCHEDULERS:
             sched = make()
             for x, z, t, out, ref in _mismatches(fn, sched, 5, "the score", AffinePath.conditional_score):

@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 
 from ..dynamics import SDE
-from ._framework import SHAPES, CheckFailed, CheckReport, close, named_mistake, require_subclass, run_check
+from ._framework import (SHAPES, CheckFailed, CheckReport, broadcast_values, call_guarded, close, named_mistake, require_subclass,
+                         run_check)
 
 # Parameter values are chosen so that every catalogued mistake gives a different number:
 # no θ or σ equals 1 (σ² = √σ = σ there), no θ equals 1/2 (σ/√(2θ) = σ there), θ ≠ σ
@@ -72,13 +73,10 @@ def _construct(cls: type, args: Sequence[float], signature: str) -> object:
 
 def _call(obj: object, method: str, x: Tensor, t: Tensor) -> object:
     """Call ``obj.<method>(x, t)`` and make sure ``x`` was not modified."""
-    x_before = x.clone()
-    out = getattr(obj, method)(x, t)
-    if not torch.equal(x, x_before):
-        raise CheckFailed(f"{method} modified its input x in place (e.g. `x *= ...` or `x.mul_(...)`). "
-                          "Return a new tensor (`-self.theta * x`, `torch.zeros_like(x)`): the simulator "
-                          "still needs the current state after asking for the coefficients.")
-    return out
+    return call_guarded(lambda: getattr(obj, method)(x, t), {"x": x}, method,
+                        "Return a new tensor (`-self.theta * x`, `torch.zeros_like(x)`, not `x *= ...` or "
+                        "`x.mul_(...)`): the simulator still needs the current state after asking for the "
+                        "coefficients.")
 
 
 def _require_deterministic(objects: list[object], method: str, x: Tensor, t: Tensor) -> None:
@@ -151,28 +149,10 @@ def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formul
     raise CheckFailed(shape_text)
 
 
-def _diffusion_values(out: object, x: Tensor) -> Tensor:
-    """The diffusion broadcast to ``x``'s shape, or a failure saying why it cannot be."""
-    if out is None:
-        raise CheckFailed("diffusion returned None. Did you forget `return`?")
-    if isinstance(out, bool) or not isinstance(out, (int, float, Tensor)):
-        raise CheckFailed(f"diffusion must return a number (such as self.sigma) or a tensor that "
-                          f"broadcasts against x, got {_describe(out)}.")
-    value = torch.as_tensor(out, dtype=x.dtype)
-    try:
-        shape = torch.broadcast_shapes(value.shape, x.shape)
-    except RuntimeError:
-        shape = None
-    if shape != x.shape:
-        raise CheckFailed(f"for x of shape {tuple(x.shape)} diffusion returned a tensor of shape "
-                          f"{tuple(value.shape)}, which does not broadcast to x's shape. Return a number "
-                          "(self.sigma) or a tensor of x's shape (self.sigma * torch.ones_like(x)).")
-    return value.expand(x.shape)
-
-
 def _check_diffusion(out: object, x: Tensor, sigma: float, mistakes: Mistakes,
                      ignores: Callable[[], str | None] = lambda: None) -> None:
-    values = _diffusion_values(out, x)
+    values = broadcast_values(out, x, "diffusion", "a number (such as self.sigma)",
+                              "Return a number (self.sigma) or a tensor of x's shape (self.sigma * torch.ones_like(x)).")
     ref = torch.full_like(x, sigma)
     if not close(values, ref):
         raise CheckFailed(named_mistake(values, mistakes) or ignores()

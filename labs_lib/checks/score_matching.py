@@ -3,8 +3,7 @@ computed from its vector field, and the Langevin-corrected SDE.
 
 * :func:`check_dsm_loss` compares ``fn(model, path, eps, z, t)`` (the noise first, as the source
   point ``x_0`` of ``path.sample(x_0, x_1, t)``) with :func:`labs_lib.losses.dsm_loss`
-  (``weighting="none"``), written out again here from the
-  schedule's formulas so that the checker cannot share a mistake with the code it checks:
+  (``weighting="none"``):
 
   .. math:: \frac1B\sum_{i=1}^B \big\|s^\theta_{t_i}(x_{t_i}) + \varepsilon^{(i)}/\beta_{t_i}\big\|^2,
             \qquad x_t = \alpha_t z + \beta_t\varepsilon .
@@ -31,10 +30,12 @@ from torch import Tensor, nn
 
 from ..distributions import GaussianMixture
 from ..dynamics import SDE
+from ..losses import dsm_loss
 from ..times import expand_time
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, SqrtScheduler
-from ._framework import (SHAPES, CheckFailed, CheckReport, close, diagnose, per_sample_sum, per_sample_time,
-                         require_gradient, require_scalar_loss, require_subclass, run_check)
+from ._framework import (SHAPES, CheckFailed, CheckReport, broadcast_values, call_guarded, close, diagnose, per_sample_sum,
+                         per_sample_time, require_function, require_gradient, require_scalar_loss, require_subclass,
+                         run_check)
 
 # (6, 2) first: schedule values of shape (batch,) that are not reshaped fail loudly there;
 # (3, 3) has batch == dimension, where the same mistake broadcasts silently along the wrong axis.
@@ -51,20 +52,6 @@ _BROADCAST_HINT = ("the schedule values path.scheduler(t).alpha_t, .beta_t, ... 
 def _times(gen: torch.Generator, batch: int) -> Tensor:
     """Times in [0.1, 0.85], away from 1 (where the library clamps) and from 0 (α = 0)."""
     return 0.1 + 0.75 * torch.rand(batch, generator=gen)
-
-
-def _shape_error(err: Exception, what: str, x: Tensor) -> CheckFailed | None:
-    text = str(err)
-    if isinstance(err, RuntimeError) and ("size of tensor" in text or "must match" in text):
-        return CheckFailed(f"{what} failed with a shape mismatch for states of shape {tuple(x.shape)} "
-                           f"({text}). Hint: {_BROADCAST_HINT}")
-    return None
-
-
-def _as_function(fn: object, name: str, example: str) -> Callable:
-    if isinstance(fn, type) or not callable(fn):
-        raise CheckFailed(f"pass your function itself, e.g. {name}({example}), not {fn!r}.")
-    return fn
 
 
 # --- exercise 1: the denoising score matching loss ------------------------------------------------
@@ -98,21 +85,11 @@ def _loss_inputs(seed: int = 0):
 
 
 def _call_untouched(fn: Callable, leading: tuple, inputs: dict[str, Tensor], what: str, like: Tensor) -> object:
-    """``fn(*leading, *inputs)`` on copies of ``inputs``; a shape error is explained against ``like``,
-    and a change to any input in place is named."""
-    copies = [value.clone() for value in inputs.values()]
-    try:
-        out = fn(*leading, *copies)
-    except (RuntimeError, ValueError) as err:
-        failure = _shape_error(err, what, like)
-        if failure:
-            raise failure from None
-        raise
-    if not all(torch.equal(a, b) for a, b in zip(copies, inputs.values())):
-        names = ", ".join(inputs)
-        raise CheckFailed(f"{what} modified {names} in place (an in-place operation such as `/=` or "
-                          "`x[...] = `): build new tensors instead.")
-    return out
+    """``fn(*leading, *inputs)`` through :func:`call_guarded`, shape errors explained against ``like``."""
+    return call_guarded(lambda: fn(*leading, *inputs.values()), inputs, what,
+                        "Build new tensors instead (`eps = eps / beta`, not `eps /= beta`).",
+                        lambda err: f"{what} failed with a shape mismatch for states of shape {tuple(like.shape)} "
+                                    f"({err}). Hint: {_BROADCAST_HINT}")
 
 
 def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, z: Tensor, eps: Tensor, t: Tensor) -> Tensor:
@@ -125,7 +102,7 @@ def check_dsm_loss(fn: Callable) -> CheckReport:
     value (two schedules, several state shapes) and gradients with respect to the network."""
 
     def body(ok):
-        _as_function(fn, "check_dsm_loss", "my_dsm_loss")
+        require_function(fn, "check_dsm_loss", "my_dsm_loss")
         for name, path, z, eps, t in _loss_inputs():
             model = _CheckScore()
             out = _call_loss(fn, model, path, z, eps, t)
@@ -134,7 +111,7 @@ def check_dsm_loss(fn: Callable) -> CheckReport:
             a, b = expand_time(s.alpha_t, z), expand_time(s.beta_t, z)
             x_t = a * z + b * eps
             with torch.no_grad():
-                ref = per_sample_sum((model(x_t, t) + eps / b) ** 2).mean()
+                ref = dsm_loss(model, path, eps, z, t)
                 if not close(out.detach(), ref, _TOL):
                     d, batch = z[0].numel(), z.shape[0]
 
@@ -259,7 +236,7 @@ def check_score_from_velocity(fn: Callable) -> CheckReport:
     r"""Check ``fn(path, u, x, t)``: the score of a Gaussian path from its vector field ``u`` at ``x``."""
 
     def body(ok):
-        _as_function(fn, "check_score_from_velocity", "my_score_from_velocity")
+        require_function(fn, "check_score_from_velocity", "my_score_from_velocity")
         gen = torch.Generator().manual_seed(1)
         schedules = (*_SCHEDULES, ("square-root", SqrtScheduler()))
         for name, scheduler in schedules:
@@ -338,28 +315,8 @@ def _construct_sde(cls: type, sigma: float) -> SDE:
 
 
 def _call_method(obj: SDE, method: str, x: Tensor, t: Tensor) -> object:
-    x_before = x.clone()
-    out = getattr(obj, method)(x, t)
-    if not torch.equal(x, x_before):
-        raise CheckFailed(f"{method} modified its input x in place: return a new tensor (the simulator still "
-                          "needs the current state).")
-    return out
-
-
-def _as_values(out: object, x: Tensor, method: str) -> Tensor:
-    if out is None:
-        raise CheckFailed(f"{method} returned None. Did you forget `return`?")
-    if isinstance(out, bool) or not isinstance(out, (int, float, Tensor)):
-        raise CheckFailed(f"{method} must return a number or a tensor that broadcasts against x, "
-                          f"got {type(out).__name__}.")
-    value = torch.as_tensor(out, dtype=x.dtype)
-    try:
-        if torch.broadcast_shapes(value.shape, x.shape) == x.shape:
-            return value.expand(x.shape)
-    except RuntimeError:
-        pass
-    raise CheckFailed(f"for x of shape {tuple(x.shape)} {method} returned shape {tuple(value.shape)}, which does "
-                      "not broadcast to x's shape.")
+    return call_guarded(lambda: getattr(obj, method)(x, t), {"x": x}, method,
+                        "Return a new tensor: the simulator still needs the current state.")
 
 
 def check_langevin_corrected_sde(cls: type) -> CheckReport:
@@ -407,7 +364,7 @@ def check_langevin_corrected_sde(cls: type) -> CheckReport:
         for sigma in LANGEVIN_SIGMAS:
             sde = _construct_sde(cls, sigma)
             for x, t in _sde_inputs(1):
-                values = _as_values(_call_method(sde, "diffusion", x, t), x, "diffusion")
+                values = broadcast_values(_call_method(sde, "diffusion", x, t), x, "diffusion")
                 if not close(values, torch.full_like(x, sigma), _TOL):
                     raise diagnose(values, {
                         "diffusion returned σ², the variance. The coefficient of dW is σ itself.":
