@@ -9,7 +9,7 @@ r"""How good are generated digits? Three measurements against held-out real digi
   It drops only when the samples cover the real digits' variety *and* look like them. Two sets of
   real digits are not at distance 0 either, so it is read beside its **floor**
   (:func:`digit_w2_floor`): the same distance between real training digits and the test digits.
-* **Memorization** (:func:`memorization_check`): how far each generated image is from its nearest
+* **Memorization** (:func:`memorization_report`): how far each generated image is from its nearest
   training image, compared with the same distance for held-out real digits. A model that copies its
   training set sits much closer than real unseen digits do.
 """
@@ -123,7 +123,7 @@ def nearest_training_distance(images: Tensor) -> Tensor:
 
 
 @dataclass
-class MemorizationCheck:
+class MemorizationReport:
     """Nearest-training-digit distances of generated digits and of held-out real digits.
 
     Attributes:
@@ -145,15 +145,15 @@ class MemorizationCheck:
         return float((self.generated < np.quantile(self.held_out, 0.01)).mean())
 
     def __repr__(self) -> str:
-        return (f"MemorizationCheck(median distance to the nearest training digit: generated "
+        return (f"MemorizationReport(median distance to the nearest training digit: generated "
                 f"{np.median(self.generated):.2f}, held-out real {np.median(self.held_out):.2f}; "
                 f"ratio {self.ratio:.2f}; near-copies {100 * self.copy_fraction:.1f}%)")
 
 
-def memorization_check(images: Tensor) -> MemorizationCheck:
-    """Compare the generated ``images`` ``(n, 1, 8, 8)`` with held-out real digits (see :class:`MemorizationCheck`)."""
+def memorization_report(images: Tensor) -> MemorizationReport:
+    """Compare the generated ``images`` ``(n, 1, 8, 8)`` with held-out real digits (see :class:`MemorizationReport`)."""
     held_out = load_digits_split(seed=0).test_images
-    return MemorizationCheck(generated=nearest_training_distance(images).numpy(),
+    return MemorizationReport(generated=nearest_training_distance(images).numpy(),
                              held_out=nearest_training_distance(held_out).numpy())
 
 

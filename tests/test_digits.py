@@ -150,10 +150,10 @@ def test_w2_floor_and_distances(split):
         dm.digit_w2(torch.zeros(451, 1, 8, 8))
 
 
-def test_memorization_check_separates_copies_from_new_digits(split):
-    copies = dm.memorization_check(split.train_images[:200])
+def test_memorization_report_separates_copies_from_new_digits(split):
+    copies = dm.memorization_report(split.train_images[:200])
     assert copies.ratio == 0.0 and copies.copy_fraction == 1.0
-    fresh = dm.memorization_check(split.test_images)
+    fresh = dm.memorization_report(split.test_images)
     assert fresh.ratio == pytest.approx(1.0) and fresh.copy_fraction < 0.02
     assert "ratio 1.00" in repr(fresh)
 

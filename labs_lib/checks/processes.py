@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 
 from ..dynamics import SDE
-from ._framework import (SHAPES, CheckFailed, CheckReport, broadcast_values, call_guarded, close, named_mistake, require_subclass,
-                         run_check)
+from ._framework import (SHAPES, CheckFailed, CheckReport, broadcast_values, call_guarded, close, named_mistake,
+                         on_probe_device, require_device_safe, require_subclass, run_check)
 
 # Parameter values are chosen so that every catalogued mistake gives a different number:
 # no θ or σ equals 1 (σ² = √σ = σ there), no θ equals 1/2 (σ/√(2θ) = σ there), θ ≠ σ
@@ -107,6 +107,19 @@ def _require_per_sample(objects: list[object], method: str, x: Tensor, t: Tensor
                                   f"same state it gives a different value alone than inside a batch (a mean, sum "
                                   f"or std over axis 0, e.g. x.mean(0)?). Each particle's {method} must depend "
                                   f"on that particle's own x only.")
+
+
+def _require_device_safe(objects: list[object], x: Tensor, t: Tensor) -> None:
+    """drift and diffusion must build their tensors on x's device (probed on the meta device).
+
+    A 0-dim tensor is let through: PyTorch treats it as a number next to a tensor on any device.
+    """
+    x_probe, t_probe = on_probe_device(x, t)
+    for method in ("drift", "diffusion"):
+        def probe(method: str = method) -> object:
+            out = getattr(objects[0], method)(x_probe, t_probe)
+            return None if isinstance(out, Tensor) and out.ndim == 0 else out
+        require_device_safe(probe)
 
 
 def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formula: str, how: str,
@@ -239,7 +252,8 @@ def check_brownian_motion(cls: type) -> CheckReport:
                                                  "`self.sigma = sigma`) and return self.sigma"))
         ok(f"diffusion is σ (broadcasting against x) for σ = {', '.join(map(str, BROWNIAN_SIGMAS))}")
         _check_attributes(objects, [{"sigma": s} for s in BROWNIAN_SIGMAS])
-        ok("stores the constructor's σ as self.sigma and leaves x untouched")
+        _require_device_safe(objects, x_batch, t_batch)
+        ok("stores the constructor's σ as self.sigma, leaves x untouched and creates its tensors on x's device")
 
     return run_check("Brownian motion", body, subject=cls)
 
@@ -308,6 +322,8 @@ def check_ou_process(cls: type) -> CheckReport:
         ok("diffusion is σ (broadcasting against x) for (θ, σ) = "
            + ", ".join(f"({a}, {b})" for a, b in OU_PARAMETERS))
         _check_attributes(objects, [{"theta": a, "sigma": b} for a, b in OU_PARAMETERS])
-        ok("stores the constructor's θ and σ as self.theta and self.sigma, and leaves x untouched")
+        _require_device_safe(objects, x_batch, t_batch)
+        ok("stores the constructor's θ and σ as self.theta and self.sigma, leaves x untouched and creates its "
+           "tensors on x's device")
 
     return run_check("Ornstein–Uhlenbeck process", body, subject=cls)
