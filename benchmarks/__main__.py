@@ -2,8 +2,9 @@
 
 ``--write-readme`` writes what was measured where it is shown: the full report into README.md's
 benchmark section (only when every part ran, so that ``--only course`` cannot wipe the simulator
-and sampler tables), and the notebooks' run times into the course map's last column and into the
-run-time table of docs/INSTRUCTOR_GUIDE.md. ``--only course`` only reads the timestamps stored in
+and sampler tables), and, with the course part, the notebooks' run times into the course map and
+the instructor guide (:mod:`labs_lib.authoring.run_times`, which ``python -m labs_lib.authoring
+--run-times`` runs alone). ``--only course`` only reads the timestamps stored in
 the solution notebooks, so it takes a second; ``make solutions`` runs it after re-executing them.
 """
 
@@ -11,19 +12,16 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import time
 from pathlib import Path
 
 import torch
 
+from labs_lib.authoring.run_times import README, replace_block, write_run_times
+
 from . import course, samplers, seeds, simulators
 
-README = Path("README.md")
 BEGIN, END = "<!-- BEGIN BENCHMARKS -->", "<!-- END BENCHMARKS -->"
-MAP_BEGIN, MAP_END = "<!-- BEGIN COURSE MAP -->", "<!-- END COURSE MAP -->"
-GUIDE = Path("docs/INSTRUCTOR_GUIDE.md")
-TIMES_BEGIN, TIMES_END = "<!-- BEGIN RUN TIMES -->", "<!-- END RUN TIMES -->"
 PARTS = ("simulators", "samplers", "seeds", "course")
 
 
@@ -31,50 +29,6 @@ def _machine() -> str:
     threads = torch.get_num_threads()
     return (f"{platform.machine()}, {threads} PyTorch thread{'' if threads == 1 else 's'}, "
             f"torch {torch.__version__}, Python {platform.python_version()}")
-
-
-def _update_course_map(text: str, times: dict[str, float]) -> str:
-    """Rewrite the last column (run time) of each course-map row that links a solution notebook."""
-    if MAP_BEGIN not in text:
-        return text
-    head, rest = text.split(MAP_BEGIN, 1)
-    body, tail = rest.split(MAP_END, 1)
-    lines = []
-    for line in body.splitlines():
-        m = re.search(r"solutions/(\d\d_[\w-]+\.ipynb)", line)
-        if m and m.group(1) in times and line.rstrip().endswith("|"):
-            cells = line.rstrip().rstrip("|").split("|")
-            cells[-1] = f" {times[m.group(1)]:.0f} s "
-            line = "|".join(cells) + "|"
-        lines.append(line)
-    # splitlines() drops the newline before the end marker: put it back, or the marker joins the last row
-    return head + MAP_BEGIN + "\n".join(lines) + ("\n" if body.endswith("\n") else "") + MAP_END + tail
-
-
-def run_times_block(times: dict[str, float]) -> str:
-    """The instructor guide's run-time table: one row per solution notebook, then the total.
-
-    ``times`` maps notebook file names to seconds, as :func:`benchmarks.course.run` returns them.
-    """
-    rows = ["| lab | solution notebook | run time |", "|---|---|---:|"]
-    for name, seconds in sorted(times.items()):
-        rows.append(f"| {name[:2]} | [{name[:-6]}](../solutions/{name}) | {seconds:.0f} s |")
-    total = sum(times.values())
-    rows.append(f"| | **all labs** | **{total:.0f} s** ({total / 60:.1f} min) |")
-    return "\n".join(rows)
-
-
-def _replace_block(text: str, begin: str, end: str, content: str, where: Path) -> str:
-    """Replace what lies between the markers ``begin`` and ``end`` of ``text`` by ``content``."""
-    if begin not in text or end not in text:
-        raise SystemExit(f"{where} has no {begin} ... {end} block to replace.")
-    head, rest = text.split(begin, 1)
-    return head + begin + "\n" + content + "\n" + end + rest.split(end, 1)[1]
-
-
-def update_guide(text: str, times: dict[str, float], where: Path = GUIDE) -> str:
-    """The instructor guide with its run-time block rewritten from ``times``."""
-    return _replace_block(text, TIMES_BEGIN, TIMES_END, run_times_block(times), where)
 
 
 def replace_course_section(text: str, course_text: str) -> str:
@@ -124,7 +78,7 @@ def main() -> None:
     if args.write_readme:
         text = README.read_text(encoding="utf-8")
         if parts.issuperset(PARTS):
-            text = _replace_block(text, BEGIN, END, report, README)
+            text = replace_block(text, BEGIN, END, report, README)
         elif "course" in parts:
             # The notebooks were re-executed (make solutions): their times and printed figures change,
             # the measured simulator, sampler and seed tables do not.
@@ -132,11 +86,10 @@ def main() -> None:
             print("\nREADME.md's benchmark section: the notebooks' times and figures replaced, the rest kept.")
         else:
             print(f"\nREADME.md's benchmark section left as it is: it holds the report of all of {', '.join(PARTS)}.")
-        README.write_text(_update_course_map(text, times), encoding="utf-8")
-        print("\nREADME.md updated." if parts.issuperset(PARTS) else "README.md's course map updated.")
-        if times:
-            GUIDE.write_text(update_guide(GUIDE.read_text(encoding="utf-8"), times), encoding="utf-8")
-            print(f"{GUIDE}: run times updated.")
+        README.write_text(text, encoding="utf-8")
+        if "course" in parts:
+            for path in write_run_times(Path("solutions")):
+                print(f"{path}: run times updated.")
 
 
 if __name__ == "__main__":

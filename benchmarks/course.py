@@ -1,38 +1,23 @@
 """The course itself: each solution notebook's run time and every quality figure it prints.
 
 Both are read from the committed solution notebooks: run times from the execution timestamps
-that nbclient stores in each cell's metadata when the notebook is executed (``make solutions``
-re-executes them on this machine), quality figures from the printed lines of the form
+that nbclient stores in each cell's metadata (:mod:`labs_lib.authoring.run_times`), quality figures from the printed lines of the form
 ``W2 = … (noise floor …, ratio …)``. Nothing is re-run and nothing is typed by hand.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from pathlib import Path
 
 import nbformat
+
+from labs_lib.authoring.run_times import notebook_seconds
 
 QUALITY = re.compile(r"noise floor|real-vs-real|floor\b|accura|trained in|off-support|yardstick", re.IGNORECASE)
 # A row of a printed table (it starts with a number), kept when it follows a quality header such
 # as "w   accuracy   W2   W2/floor": the guidance sweep prints one row per scale.
 TABLE_ROW = re.compile(r"^\s*[-+]?\d")
-
-
-def _stamp(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def notebook_seconds(path: Path) -> float | None:
-    """Wall time from the first cell's start to the last cell's reply, or None if not recorded."""
-    nb = nbformat.read(path, as_version=4)
-    spans = [c.metadata.get("execution", {}) for c in nb.cells if c.cell_type == "code"]
-    starts = [_stamp(s["iopub.execute_input"]) for s in spans if "iopub.execute_input" in s]
-    ends = [_stamp(s["shell.execute_reply"]) for s in spans if "shell.execute_reply" in s]
-    if not starts or not ends:
-        return None
-    return (max(ends) - min(starts)).total_seconds()
 
 
 def quality_lines(path: Path) -> list[str]:
@@ -61,7 +46,7 @@ def run(solutions: Path = Path("solutions")) -> tuple[str, dict[str, float]]:
     quality = ["| notebook | measured quality (as printed by the notebook) |", "|---|---|"]
     times = {}
     for path in sorted(solutions.glob("*.ipynb")):
-        seconds = notebook_seconds(path)
+        seconds = notebook_seconds(nbformat.read(path, as_version=4))
         if seconds is not None:
             times[path.name] = seconds
         rows.append(f"| {path.stem} | {'not recorded' if seconds is None else f'{seconds:.0f} s'} |")

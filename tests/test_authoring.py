@@ -414,3 +414,19 @@ def test_check_fails_on_a_missing_slide_type_or_a_stale_figure(course, capsys):
     assert check(sol, nbs) == 1
     out = capsys.readouterr().out
     assert "figures: " in out and "02_more-stuff.png is missing" in out and "--figures" in out
+
+
+def test_check_fails_on_stale_run_times_and_run_times_writes_them(course, capsys):
+    sol, nbs = course
+    generate(sol, nbs)
+    root = sol.parent
+    (root / "README.md").write_text("# Course\n", encoding="utf-8")
+    (root / "docs").mkdir(exist_ok=True)
+    guide = root / "docs" / "INSTRUCTOR_GUIDE.md"
+    guide.write_text("# Guide\n<!-- BEGIN RUN TIMES -->\nan old table\n<!-- END RUN TIMES -->\n", encoding="utf-8")
+    assert check(sol, nbs) == 1
+    out = capsys.readouterr().out
+    assert f"run times: {guide}'s run times differ" in out and "--run-times" in out
+    assert main(["--run-times", "--solutions", str(sol)]) == 0
+    assert "an old table" not in guide.read_text(encoding="utf-8")
+    assert check(sol, nbs) == 0

@@ -5,7 +5,7 @@ notebooks' stored timestamps.
 The synthetic tests build small notebooks in a temporary folder. The real-repository tests fail
 when a figure in docs/figures is stale (run `make figures`), when the README's course map does
 not show a lab's figure, or when the guide's run times differ from what `make bench` would
-write (run `python -m benchmarks --only course --write-readme`).
+write (run `python -m labs_lib.authoring --run-times`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_markdown_cell, new_notebook, new_output
 
-from benchmarks import course
-from benchmarks.__main__ import GUIDE, MAP_BEGIN, MAP_END, TIMES_BEGIN, TIMES_END, _update_course_map, update_guide
 from course_files import PNG_A, PNG_B, figure_cell, image_output
 from labs_lib.authoring.cli import main
 from labs_lib.authoring.course_map import TAG, CourseMapError, stale_figures, tagged_png, write_figures
+from labs_lib.authoring.notebooks import AuthoringError
+from labs_lib.authoring.run_times import (GUIDE, MAP_BEGIN, MAP_END, TIMES_BEGIN, TIMES_END, solution_run_times,
+                                         stale_run_times, update_course_map, update_guide)
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -129,7 +130,7 @@ def test_run_time_column_is_rewritten_in_rows_with_a_figure():
     readme = (f"x\n{MAP_BEGIN}\n| # | lab | figure | you learn | run time* |\n|---|---|---|---|---|\n"
               "| 01 | [A](solutions/01_demo.ipynb) | <img src=\"docs/figures/01_demo.png\" width=\"200\"> | odes | – |\n"
               f"{MAP_END}\ny")
-    out = _update_course_map(readme, {"01_demo.ipynb": 12.5})
+    out = update_course_map(readme, {"01_demo.ipynb": 12.5})
     assert ("| 01 | [A](solutions/01_demo.ipynb) | <img src=\"docs/figures/01_demo.png\" width=\"200\"> | odes | 12 s |"
             in out)
     assert out.startswith("x\n") and out.endswith("y")
@@ -138,7 +139,7 @@ def test_run_time_column_is_rewritten_in_rows_with_a_figure():
 def test_real_course_map_keeps_its_figures_when_run_times_are_written():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     times = {p.name: 1000.0 + i for i, p in enumerate(SOLUTIONS)}
-    out = _update_course_map(text, times)
+    out = update_course_map(text, times)
     rows = _map_rows(out)
     for i, path in enumerate(SOLUTIONS):
         cells = [c.strip() for c in rows[path.name].strip().strip("|").split("|")]
@@ -147,7 +148,7 @@ def test_real_course_map_keeps_its_figures_when_run_times_are_written():
     assert out.replace(MAP_BEGIN, "").count("|") == text.replace(MAP_BEGIN, "").count("|")
     # the markers keep lines of their own (a marker glued to the last row breaks the table)
     assert f"\n{MAP_END}" in out and f"{MAP_BEGIN}\n" in out
-    assert _update_course_map(out, times) == out
+    assert update_course_map(out, times) == out
 
 
 # --- the real repository ---------------------------------------------------------------------
@@ -182,11 +183,12 @@ def test_readme_course_map_shows_every_figure():
 def test_instructor_guide_run_times_are_what_make_bench_writes():
     guide = (ROOT / GUIDE).read_text(encoding="utf-8")
     assert guide.count(TIMES_BEGIN) == 1 and guide.count(TIMES_END) == 1
-    _, times = course.run(ROOT / "solutions")
+    times = solution_run_times(ROOT / "solutions")
     assert set(times) == {p.name for p in SOLUTIONS}, "a solution notebook has no stored execution timestamps"
     assert update_guide(guide, times) == guide, (
         "docs/INSTRUCTOR_GUIDE.md's run times differ from the solution notebooks' stored timestamps: run "
-        "`python -m benchmarks --only course --write-readme` (make solutions does).")
+        "`python -m labs_lib.authoring --run-times` (make solutions does).")
+    assert stale_run_times(ROOT / "solutions", ROOT / "README.md", ROOT / GUIDE) == []
 
 
 def test_guide_block_is_rewritten_between_its_markers_only():
@@ -199,5 +201,5 @@ def test_guide_block_is_rewritten_between_its_markers_only():
                         "| 02 | [02_b](../solutions/02_b.ipynb) | 61 s |",
                         "| | **all labs** | **66 s** (1.1 min) |"]
     assert update_guide(out, {"02_b.ipynb": 61.2, "01_a.ipynb": 4.6}) == out
-    with pytest.raises(SystemExit, match="no <!-- BEGIN RUN TIMES --> ... <!-- END RUN TIMES --> block"):
+    with pytest.raises(AuthoringError, match="no <!-- BEGIN RUN TIMES --> ... <!-- END RUN TIMES --> block"):
         update_guide("# Guide without markers\n", {"01_a.ipynb": 1.0})

@@ -19,6 +19,8 @@ cells alone.
 changes a slide type already set. Both then regenerate ``notebooks/``.
 ``--figures`` writes each lab's course-map picture, ``docs/figures/NN_topic.png``, from the
 solution's cell tagged ``course-map`` (see :mod:`labs_lib.authoring.course_map`).
+``--run-times`` writes the solutions' run times, read from their stored execution timestamps, into
+the README's course map and the instructor guide's table (see :mod:`labs_lib.authoring.run_times`).
 """
 
 from __future__ import annotations
@@ -31,12 +33,20 @@ from .course_map import FIGURES, stale_figures, write_figures
 from .front_matter import FRONT_MATTER_FIX
 from .generator import generate, plan, stale
 from .notebooks import AuthoringError
+from .run_times import GUIDE, README, stale_run_times, write_run_times
 from .solutions import execute_solutions, front_matter_report, slides_report, update_solutions
+
+
+def _run_time_files(solutions: Path) -> tuple[Path, Path] | None:
+    """The README and instructor guide of the course whose solutions are in ``solutions``, if it has both."""
+    readme, guide = solutions.parent / README, solutions.parent / GUIDE
+    return (readme, guide) if readme.is_file() and guide.is_file() else None
 
 
 def report_stale(solutions: Path, notebooks: Path, figures: Path = FIGURES) -> int:
     """Print everything out of date and how to fix it; 0 when all is current, else 1."""
     found = False
+    documents = _run_time_files(solutions)
     for title, problems, fix in (
             ("stale", stale(plan(solutions, notebooks)),
              "Run `python -m labs_lib.authoring` to regenerate the student notebooks."),
@@ -44,14 +54,16 @@ def report_stale(solutions: Path, notebooks: Path, figures: Path = FIGURES) -> i
             ("slides", slides_report(solutions),
              "Run `python -m labs_lib.authoring --slides` to give every cell a slide type, or fix the one named."),
             ("figures", stale_figures(solutions, figures),
-             "Run `python -m labs_lib.authoring --figures` (`make solutions` if the outputs are not stored).")):
+             "Run `python -m labs_lib.authoring --figures` (`make solutions` if the outputs are not stored)."),
+            ("run times", stale_run_times(solutions, *documents) if documents else [],
+             "Run `python -m labs_lib.authoring --run-times` (`make solutions` does).")):
         for problem in problems:
             print(f"{title}: {problem}")
         if problems:
             print(fix)
             found = True
     if not found:
-        print(f"student notebooks, front matter, slide types and figures are up to date with {solutions}/")
+        print(f"student notebooks, front matter, slide types, figures and run times are up to date with {solutions}/")
     return int(found)
 
 
@@ -72,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-run the solution notebooks and store their outputs (no regeneration)")
     parser.add_argument("--figures", action="store_true",
                         help="write docs/figures/NN_topic.png from each solution's cell tagged course-map")
+    parser.add_argument("--run-times", action="store_true",
+                        help="write the solutions' stored run times into README.md's course map and the guide")
     parser.add_argument("--front-matter", action="store_true",
                         help="insert or refresh the Colab badge and setup cells at the top of every solution "
                              "notebook, then regenerate notebooks/")
@@ -89,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.figures:
             figures = write_figures(args.solutions, args.figures_dir)
             print("\n".join(f"wrote {f}" for f in figures) or f"nothing to do: {args.figures_dir}/ is up to date")
+            return 0
+        if args.run_times:
+            documents = _run_time_files(args.solutions)
+            if documents is None:
+                raise AuthoringError(f"no {README} and {GUIDE} beside {args.solutions} to write run times into.")
+            written = write_run_times(args.solutions, *documents)
+            print("\n".join(f"wrote {f}" for f in written) or "nothing to do: the run times are up to date")
             return 0
         if args.front_matter or args.slides:
             for line in update_solutions(args.solutions, front_matter=args.front_matter, slides=args.slides):
