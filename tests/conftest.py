@@ -1,5 +1,13 @@
 """Shared fixtures for the labs_lib test suite.
 
+Layout: ``test_<module>.py`` tests the library module of that name (``test_metrics.py`` holds every
+metric, autocorrelation and the multi-set sample quality included); ``test_checks_<module>.py``
+tests the checkers of ``labs_lib/checks/<module>.py``, and ``test_checks_framework.py`` what they
+share (dtype, device, the student's own errors, refusals); the tooling of ``labs_lib/authoring``
+is tested in ``test_authoring.py`` (generator and command line), ``test_front_matter.py`` (front
+matter and slides), ``test_course_map.py`` (figures and run times) and ``test_execution.py``;
+``test_notebooks.py`` runs every student notebook; ``course_files.py`` builds small courses.
+
 Every test is seeded (a ``torch.Generator`` or ``torch.manual_seed``), so that a statistical
 tolerance, once justified by its standard error, can never flake.
 """

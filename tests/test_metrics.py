@@ -11,8 +11,10 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from labs_lib import Gaussian, GaussianMixture, energy_distance, mmd_rbf, noise_floor, sample_quality, wasserstein2
+from labs_lib import (Gaussian, GaussianMixture, Moons, OrnsteinUhlenbeck, autocorrelation, energy_distance, mmd_rbf,
+                      noise_floor, sample_quality, wasserstein2)
 from labs_lib.metrics import NoiseFloor, SampleQuality
+from labs_lib.simulators import EulerMaruyamaSimulator, time_grid
 
 # --- W2: exact identities ---------------------------------------------------------------------
 
@@ -249,3 +251,143 @@ def test_metrics_accept_tensors_that_require_grad(gen):
     y = torch.randn(20, 2, generator=gen)
     for distance in (wasserstein2, energy_distance, mmd_rbf):
         assert isinstance(distance(x, y), float)
+
+
+# --- autocorrelation ---------------------------------------------------------------------------------
+
+# labs_lib.metrics.autocorrelation: the FFT sums against the direct definition, an AR(1)
+# process against its exact autocorrelation φ^ℓ, the OU process against e^{-θ s}, and input checks.
+def direct(paths: torch.Tensor, max_lag: int) -> torch.Tensor:
+    """The estimator written out as a loop over lags: the definition, without the FFT."""
+    x = paths.double()
+    c = x - x.mean()
+    var = c.pow(2).mean()
+    k, b = x.shape
+    return torch.stack([(c[: k - lag] * c[lag:]).sum() / (b * (k - lag)) / var for lag in range(max_lag + 1)])
+
+
+@pytest.mark.parametrize("k,batch,max_lag", [(2, 1, 1), (17, 3, 16), (64, 5, 10), (100, 1, 0)])
+def test_matches_the_direct_sums(k, batch, max_lag, gen):
+    paths = torch.randn(k, batch, generator=gen).cumsum(0)
+    out = autocorrelation(paths, max_lag)
+    assert out.shape == (max_lag + 1,) and out.dtype == torch.float64
+    torch.testing.assert_close(out, direct(paths, max_lag), rtol=1e-10, atol=1e-12)
+    assert out[0].item() == pytest.approx(1.0)
+
+
+def test_accepts_trajectory_shaped_paths(gen):
+    paths = torch.randn(30, 4, 1, generator=gen)
+    torch.testing.assert_close(autocorrelation(paths, 5), autocorrelation(paths[..., 0], 5))
+
+
+def test_ar1_matches_phi_to_the_lag(gen):
+    # x_{j+1} = φ x_j + √(1-φ²) ε, started in its stationary law N(0, 1): ρ(ℓ) = φ^ℓ exactly.
+    phi, k, b = 0.8, 400, 500
+    x = torch.empty(k, b, dtype=torch.float64)
+    x[0] = torch.randn(b, generator=gen, dtype=torch.float64)
+    for j in range(1, k):
+        x[j] = phi * x[j - 1] + math.sqrt(1 - phi**2) * torch.randn(b, generator=gen, dtype=torch.float64)
+    rho = autocorrelation(x, 10)
+    # 200,000 pairs per lag, strongly correlated in time: the standard error is about 0.005.
+    torch.testing.assert_close(rho, phi ** torch.arange(11, dtype=torch.float64), rtol=0, atol=0.03)
+
+
+def test_stationary_ou_decays_like_exp_minus_theta_s():
+    torch.manual_seed(3)
+    theta, sigma, h = 2.0, 1.0, 0.01
+    ou = OrnsteinUhlenbeck(theta, sigma)
+    x0 = math.sqrt(ou.stationary_variance) * torch.randn(1000, 1)
+    states = EulerMaruyamaSimulator(ou).simulate_with_trajectory(x0, time_grid(400, 0.0, 4.0)).states
+    rho = autocorrelation(states, 50)
+    lags = h * torch.arange(51, dtype=torch.float64)
+    torch.testing.assert_close(rho, torch.exp(-theta * lags), rtol=0, atol=0.04)
+
+
+@pytest.mark.parametrize("paths,max_lag,error,match", [
+    ([[1.0, 2.0]], 0, TypeError, "torch.Tensor"),
+    (torch.randn(5), 1, ValueError, "at least 2 axes"),
+    (torch.randn(5, 2, 2), 1, ValueError, "1-D paths"),
+    (torch.arange(10).view(5, 2), 1, TypeError, "floating-point"),
+    (torch.randn(5, 2), 5, ValueError, "max_lag"),
+    (torch.randn(5, 2), -1, ValueError, "max_lag"),
+    (torch.randn(5, 2), 1.0, ValueError, "max_lag"),
+    (torch.ones(5, 2), 1, ValueError, "constant"),
+    (torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), 1, ValueError, "NaN"),
+])
+def test_bad_input_is_explained(paths, max_lag, error, match):
+    with pytest.raises(error, match=match):
+        autocorrelation(paths, max_lag)
+
+
+# --- sample_quality over several sets ----------------------------------------------------------------
+
+# ``sample_quality`` over several independent sample sets (median of their distances) and
+# ``SampleQuality.verdict``: the single-set behaviour is unchanged, the median is what it says,
+# and the verdict's mark follows the ratio.
+TARGET = GaussianMixture.symmetric_2d(3, radius=2.0, std=0.5)
+
+
+def sets(k: int, n: int = 200, seed: int = 5, shift: float = 0.0):
+    gen = torch.Generator().manual_seed(seed)
+    return [TARGET.sample(n, generator=gen) + shift for _ in range(k)]
+
+
+def test_one_set_in_a_list_is_the_single_set_case():
+    (x,) = sets(1)
+    a, b = sample_quality(x, TARGET, repeats=4, seed=2), sample_quality([x], TARGET, repeats=4, seed=2)
+    assert a.value == b.value and np.array_equal(a.floor.values, b.floor.values)
+    assert repr(a) == repr(b) and a.sets == b.sets == 1
+    assert "median of" not in repr(a)
+
+
+@pytest.mark.parametrize("container", [list, tuple])
+def test_median_over_sets_with_fresh_references(container):
+    xs = sets(3)
+    q = sample_quality(container(xs), TARGET, repeats=4, seed=7)
+    gen = torch.Generator().manual_seed(7)  # the references are drawn one after the other
+    expected = np.median([wasserstein2(x, TARGET.sample(200, generator=gen)) for x in xs])
+    assert q.value == pytest.approx(expected)
+    assert q.sets == 3 and q.floor.n == 200
+    # the floor is the same as for a single set of that size
+    assert np.array_equal(q.floor.values, noise_floor(TARGET, wasserstein2, 200, 4, seed=8).values)
+    assert repr(q) == (f"W2 = {q.value:.3f} (median of 3 sets of 200; noise floor {q.floor.median:.3f}, "
+                       f"ratio {q.ratio:.2f})")
+
+
+def test_tensor_split_is_accepted_and_other_distances_work():
+    x = torch.cat(sets(3))
+    q = sample_quality(x.split(200), TARGET, distance=energy_distance, name="energy", repeats=3)
+    assert q.sets == 3 and repr(q).startswith("energy = ")
+
+
+def test_median_of_sets_scatters_less_than_one_set():
+    # Moons at n = 500: the two moons' proportions fluctuate, so single-set W2 ratios of a
+    # perfect sampler spread widely. The median of 3 sets must spread less (seeded: no flake).
+    moons = Moons()
+    gen = torch.Generator().manual_seed(0)
+    draws = [moons.sample(500, generator=gen) for _ in range(18)]
+    singles = [sample_quality(x, moons, repeats=1, seed=100 + i).value for i, x in enumerate(draws)]
+    triples = [sample_quality(draws[i:i + 3], moons, repeats=1, seed=200 + i).value for i in range(0, 18, 3)]
+    assert np.std(triples) < np.std(singles)
+
+
+def test_sets_must_share_a_shape_and_exist():
+    with pytest.raises(ValueError, match="every sample set must have the same shape"):
+        sample_quality([torch.zeros(10, 2), torch.zeros(12, 2)], TARGET)
+    with pytest.raises(ValueError, match="non-empty list"):
+        sample_quality([], TARGET)
+    with pytest.raises(ValueError, match=r"samples must have 2 axes"):
+        sample_quality([torch.zeros(10)], TARGET)
+
+
+def test_sample_quality_gives_a_figure_not_a_verdict():
+    # Verdicts come from the calibrated yardstick; W2 at these sizes cannot see errors inside modes.
+    floor = NoiseFloor(values=np.array([1.0, 2.0, 3.0]), n=50)  # median 2
+    q = SampleQuality("W2", 2.4, floor)
+    assert q.ratio == pytest.approx(1.2) and not hasattr(q, "verdict")
+    assert "✓" not in repr(q) and "ratio 1.20" in repr(q)
+
+
+def test_shifted_samples_are_far_from_the_floor():
+    q = sample_quality(sets(3, shift=1.5), TARGET, repeats=4)
+    assert q.ratio > 1.5

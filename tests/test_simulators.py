@@ -17,6 +17,7 @@ import torch
 from labs_lib import (ODE, BrownianMotion, EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, LinearODE,
                       OrnsteinUhlenbeck, time_grid)
 from labs_lib._validation import validate_same_device
+from labs_lib.metrics import loglog_slope
 from labs_lib.simulators import Trajectory
 
 
@@ -33,10 +34,6 @@ class ElementwiseDecay(ODE):
 def grid64(n: int, t0: float = 0.0, t1: float = 1.0) -> torch.Tensor:
     """A uniform float64 grid (a float32 grid cast to float64 carries ~1e-8 relative step errors)."""
     return torch.linspace(t0, t1, n + 1, dtype=torch.float64)
-
-
-def loglog_slope(hs, errs) -> float:
-    return float(np.polyfit(np.log(np.asarray(hs)), np.log(np.asarray(errs)), 1)[0])
 
 
 def slope_se(hs, rel_errs) -> float:
