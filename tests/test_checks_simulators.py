@@ -512,3 +512,26 @@ def test_the_device_probe_runs_the_em_reference_to_the_end():
 
     x, t = on_probe_device(torch.randn(6, 2), torch.tensor(0.4))
     assert EulerMaruyamaSimulator(_CheckSDE()).step(x, t, 0.25).device == PROBE_DEVICE
+
+
+# --- a step that asks the simulator itself for the drift -----------------------------------------
+
+
+class EulerOwnDrift(EulerSimulator):
+    def step(self, x, t, h):
+        return x + h * self.drift(x, t)  # the drift belongs to self.ode
+
+
+class EulerMaruyamaOwnDiffusion(EulerMaruyamaSimulator):
+    def step(self, x, t, h):
+        return x + h * self.sde.drift(x, t) + self.diffusion(x, t) * math.sqrt(h) * torch.randn_like(x)
+
+
+@pytest.mark.parametrize("checker, cls, holder", [
+    (check_euler_step, EulerOwnDrift, "self.ode.drift(x, t)"),
+    (check_euler_maruyama_step, EulerMaruyamaOwnDiffusion, "self.sde.diffusion(x, t)"),
+])
+def test_self_drift_gets_a_hint_towards_the_equation(checker, cls, holder):
+    report = checker(cls)
+    assert report.passed is False
+    assert "has no attribute" in report.message and f"call {holder}" in report.message, report.message

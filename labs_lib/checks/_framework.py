@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ..simulators import Simulator
+from ..simulators import SDESimulator, Simulator
 
 # State shapes every checker tries: a single point, a batch in the plane, 3-D states and
 # image-shaped states (batch, channels, height, width).
@@ -123,6 +123,11 @@ def _hint_for_error(err: Exception) -> str:
         return "h is a Python float: take its square root with math.sqrt(h) or h ** 0.5."
     if isinstance(err, RuntimeError) and "size of tensor" in text:
         return "a shape mismatch: keep every term the same shape as x (no sums or slices over axes)."
+    if isinstance(err, AttributeError) and err.name in ("drift", "diffusion") and isinstance(err.obj, Simulator):
+        # The simulator holds the equation it simulates (self.ode or self.sde); it has no drift itself.
+        holder = "self.sde" if isinstance(err.obj, SDESimulator) else "self.ode"
+        return (f"a simulator has no {err.name} of its own: the equation it simulates is {holder}, so call "
+                f"{holder}.{err.name}(x, t).")
     return ""
 
 
