@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from checker_cases import assert_named
 import labs_lib as ll
 from labs_lib.checks import check_cfm_loss, check_learned_ode
 from labs_lib.training import cfm_loss
@@ -146,8 +147,7 @@ WRONG_CFM = {
 def test_cfm_loss_wrong_answers_are_caught(name):
     fn, hint = WRONG_CFM[name]
     report = check_cfm_loss(fn)
-    assert report.passed is False, report.message
-    assert hint in report.message, report.message
+    assert_named(report, hint)
 
 
 def test_cfm_loss_only_condot_is_caught_on_the_cosine_schedule():
@@ -272,8 +272,7 @@ WRONG_ODE = {
 def test_learned_ode_wrong_answers_are_caught(name):
     cls, hint = WRONG_ODE[name]
     report = check_learned_ode(cls)
-    assert report.passed is False, report.message
-    assert hint in report.message, report.message
+    assert_named(report, hint)
 
 
 def test_learned_ode_in_place_modification_is_caught():

@@ -9,6 +9,7 @@ import functools
 import pytest
 import torch
 
+from checker_cases import assert_named
 import labs_lib as ll
 from labs_lib import ODESimulator, SDE
 from labs_lib.checks import (check_brownian_motion, check_cfm_loss, check_conditional_score,
@@ -212,8 +213,7 @@ def _cfg_difference_reversed(model, x, t, y, w, null_label):
         "cfm_target_x1_minus_xt", "cfm_one_time", "field_without_data_term", "cfg_difference_reversed"])
 def test_common_mistakes_are_named(check, answer, named):
     report = check(answer)
-    assert report.passed is False, report.message
-    assert named in report.message, report.message
+    assert_named(report, named)
 
 
 def test_a_mistake_in_the_score_is_not_blamed_on_the_constructor():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from checker_cases import assert_named
 from labs_lib import cfg_loss
 from labs_lib.checks import check_cfg_field, check_cfg_loss
 
@@ -214,8 +215,7 @@ LOSS_MISTAKES = [
 @pytest.mark.parametrize("fn, hint", LOSS_MISTAKES, ids=[f.__name__ for f, _ in LOSS_MISTAKES])
 def test_loss_mistakes_are_named(fn, hint):
     report = check_cfg_loss(fn)
-    assert report.passed is False, report.message
-    assert hint in report.message, report.message
+    assert_named(report, hint)
 
 
 # --- the CFG field: a catalogue of mistakes -------------------------------------------------
@@ -332,8 +332,7 @@ FIELD_MISTAKES = [
 @pytest.mark.parametrize("fn, hint", FIELD_MISTAKES, ids=[f.__name__ for f, _ in FIELD_MISTAKES])
 def test_field_mistakes_are_named(fn, hint):
     report = check_cfg_field(fn)
-    assert report.passed is False, report.message
-    assert hint in report.message, report.message
+    assert_named(report, hint)
 
 
 def test_the_device_probe_runs_the_references_to_the_end():

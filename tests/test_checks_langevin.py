@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 
+from checker_cases import assert_named
 from labs_lib import SDE, Gaussian, LangevinSDE
 from labs_lib.checks import check_autograd_score, check_langevin_sde
 
@@ -190,8 +191,7 @@ SCORE_MISTAKES = [
 @pytest.mark.parametrize("fn, expected", SCORE_MISTAKES, ids=[f.__name__ for f, _ in SCORE_MISTAKES])
 def test_autograd_score_mistakes_are_recognised(fn, expected):
     report = check_autograd_score(fn)
-    assert report.passed is False, report.message
-    assert expected in report.message, report.message
+    assert_named(report, expected)
     assert "Traceback" not in report.message
 
 
@@ -338,8 +338,7 @@ LANGEVIN_MISTAKES = [
 @pytest.mark.parametrize("cls, expected", LANGEVIN_MISTAKES, ids=[c.__name__ for c, _ in LANGEVIN_MISTAKES])
 def test_langevin_mistakes_are_recognised(cls, expected):
     report = check_langevin_sde(cls)
-    assert report.passed is False, report.message
-    assert expected in report.message, report.message
+    assert_named(report, expected)
 
 
 def test_langevin_rejects_a_non_sde():

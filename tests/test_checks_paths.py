@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from checker_cases import assert_named
 import labs_lib as ll
 from labs_lib import Scheduler, SchedulerOutput, SqrtScheduler, expand_time
 from labs_lib.checks import check_conditional_score, check_conditional_vector_field, check_sqrt_scheduler
@@ -96,8 +97,7 @@ SCHEDULER_MISTAKES = {
 def test_sqrt_scheduler_mistakes_are_rejected_with_a_hint(name):
     cls, expected = SCHEDULER_MISTAKES[name]
     report = check_sqrt_scheduler(cls)
-    assert report.passed is False, report.message
-    assert expected in report.message, report.message
+    assert_named(report, expected)
     assert "✗ square-root schedule" in report.message
 
 
@@ -213,8 +213,7 @@ FIELD_MISTAKES = {
 def test_conditional_vector_field_mistakes_are_rejected_with_a_hint(name):
     fn, expected = FIELD_MISTAKES[name]
     report = check_conditional_vector_field(fn)
-    assert report.passed is False, report.message
-    assert expected in report.message, report.message
+    assert_named(report, expected)
     assert "✗ conditional vector field" in report.message
 
 
@@ -241,8 +240,7 @@ SCORE_MISTAKES = {
 def test_conditional_score_mistakes_are_rejected_with_a_hint(name):
     fn, expected = SCORE_MISTAKES[name]
     report = check_conditional_score(fn)
-    assert report.passed is False, report.message
-    assert expected in report.message, report.message
+    assert_named(report, expected)
     assert "✗ conditional score" in report.message
 
 

@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from checker_cases import assert_named
 from labs_lib import SDE, BrownianMotion, OrnsteinUhlenbeck
 from labs_lib.checks import check_brownian_motion, check_ou_process
 
@@ -158,8 +159,7 @@ BROWNIAN_MISTAKES = {
 def test_brownian_mistakes_are_caught(name):
     cls, expected = BROWNIAN_MISTAKES[name]
     report = check_brownian_motion(cls)
-    assert report.passed is False, report.message
-    assert expected in report.message, report.message
+    assert_named(report, expected)
 
 
 def test_brownian_rejects_non_sde_and_wrong_constructor():
@@ -259,8 +259,7 @@ OU_MISTAKES = {
 def test_ou_mistakes_are_caught(name):
     cls, expected = OU_MISTAKES[name]
     report = check_ou_process(cls)
-    assert report.passed is False, report.message
-    assert expected in report.message, report.message
+    assert_named(report, expected)
 
 
 def test_ou_requires_stored_parameters():

@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 
+from checker_cases import assert_named
 import labs_lib as ll
 from labs_lib.checks import check_dsm_loss, check_langevin_corrected_sde, check_score_from_velocity
 from labs_lib.training import dsm_loss
@@ -128,8 +129,7 @@ DSM_MISTAKES = [
 @pytest.mark.parametrize("fn, expected", DSM_MISTAKES, ids=[f"{i}" for i in range(len(DSM_MISTAKES))])
 def test_dsm_mistakes_are_caught(fn, expected):
     report = check_dsm_loss(fn)
-    assert report.passed is False, report.message
-    assert expected in report.message, report.message
+    assert_named(report, expected)
 
 
 def test_dsm_beta2_weighting_is_recognised():
@@ -235,8 +235,7 @@ SCORE_MISTAKES = [
 @pytest.mark.parametrize("fn, expected", SCORE_MISTAKES, ids=[f"{i}" for i in range(len(SCORE_MISTAKES))])
 def test_score_from_velocity_mistakes_are_caught(fn, expected):
     report = check_score_from_velocity(fn)
-    assert report.passed is False, report.message
-    assert expected in report.message, report.message
+    assert_named(report, expected)
 
 
 def test_score_from_velocity_not_implemented():
@@ -326,8 +325,7 @@ SDE_MISTAKES = [
 @pytest.mark.parametrize("cls, expected", SDE_MISTAKES, ids=[f"{i}" for i in range(len(SDE_MISTAKES))])
 def test_langevin_corrected_mistakes_are_caught(cls, expected):
     report = check_langevin_corrected_sde(cls)
-    assert report.passed is False, report.message
-    assert expected in report.message, report.message
+    assert_named(report, expected)
 
 
 def test_langevin_corrected_not_implemented_and_not_a_class():
