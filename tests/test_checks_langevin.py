@@ -314,6 +314,11 @@ class LangevinInPlace(_Langevin):
         return 0.5 * self.sigma**2 * score
 
 
+class LangevinDriftOnTheCPU(_Langevin):
+    def drift(self, x, t):
+        return 0.5 * self.sigma**2 * self.density.score(x) + torch.zeros(x.shape, dtype=x.dtype)  # a CPU tensor
+
+
 LANGEVIN_MISTAKES = [
     (_variant("NoHalf", scale=lambda s: s**2), "missing the factor ½"),
     (_variant("SigmaNotSquared", scale=lambda s: 0.5 * s), "uses σ where it needs σ²"),
@@ -332,6 +337,7 @@ LANGEVIN_MISTAKES = [
     (LangevinNoReturn, "Did you forget `return`?"),
     (LangevinArgsSwapped, "store its arguments in that order"),
     (LangevinInPlace, "changed its input x in place"),
+    (LangevinDriftOnTheCPU, "Create it on x.device"),
 ]
 
 

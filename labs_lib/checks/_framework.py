@@ -295,7 +295,8 @@ def require_device_safe(call: Callable[[], object]) -> None:
         return
     except Exception:
         return
-    if isinstance(out, Tensor) and out.device != PROBE_DEVICE:
+    # A 0-dim tensor on the CPU is let through: PyTorch uses it as a number next to any device.
+    if isinstance(out, Tensor) and out.device != PROBE_DEVICE and out.ndim > 0:
         raise CheckFailed(DEVICE_HINT)
 
 

@@ -15,7 +15,8 @@ from torch import Tensor
 
 from ..distributions import Density, Gaussian, GaussianMixture
 from ..dynamics import SDE
-from ._framework import CheckFailed, CheckReport, close, diagnose, require_function, require_subclass, run_check
+from ._framework import (CheckFailed, CheckReport, close, diagnose, on_probe_device, require_device_safe,
+                         require_function, require_subclass, run_check)
 
 _TOL = 1e-4  # float32 autograd against a float64 formula: agreement to ~1e-6 is typical
 
@@ -56,6 +57,16 @@ class _ImageGaussian(Density):
     def analytic_score(self, x: Tensor) -> Tensor:
         g = self.gaussian
         return _gaussian_score(x.reshape(x.shape[0], 9), g.mean, g.cov).reshape(x.shape)
+
+
+class _ProbeDensity(Density):
+    """The standard Gaussian on the plane, written with operations the meta device can run (the
+    library's Gaussian validates its covariance with values the meta device does not have)."""
+
+    shape = (2,)
+
+    def log_density(self, x: Tensor) -> Tensor:
+        return -0.5 * x.pow(2).flatten(1).sum(1)
 
 
 class _Case:
@@ -330,6 +341,11 @@ def check_langevin_sde(cls: type) -> CheckReport:
                        "it must be σ.")
         shapes = ", ".join(str(c.shape) for c in cases)
         ok(f"drift = ½σ²∇log p(x) for σ in {sigmas}, Gaussians and a Gaussian mixture, x of shapes {shapes}")
-        ok("diffusion = σ, and drift works inside torch.no_grad() without changing x")
+        probe = cls(_ProbeDensity(), 1.5)
+        x_probe, t_probe = on_probe_device(torch.randn(6, 2), torch.tensor(0.3))
+        for method in ("drift", "diffusion"):
+            require_device_safe(lambda method=method: getattr(probe, method)(x_probe, t_probe))
+        ok("diffusion = σ, drift works inside torch.no_grad() without changing x, and both create their "
+           "tensors on x's device")
 
     return run_check("Langevin SDE", body, subject=cls)

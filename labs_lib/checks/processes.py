@@ -110,16 +110,10 @@ def _require_per_sample(objects: list[object], method: str, x: Tensor, t: Tensor
 
 
 def _require_device_safe(objects: list[object], x: Tensor, t: Tensor) -> None:
-    """drift and diffusion must build their tensors on x's device (probed on the meta device).
-
-    A 0-dim tensor is let through: PyTorch treats it as a number next to a tensor on any device.
-    """
+    """drift and diffusion must build their tensors on x's device (probed on the meta device)."""
     x_probe, t_probe = on_probe_device(x, t)
     for method in ("drift", "diffusion"):
-        def probe(method: str = method) -> object:
-            out = getattr(objects[0], method)(x_probe, t_probe)
-            return None if isinstance(out, Tensor) and out.ndim == 0 else out
-        require_device_safe(probe)
+        require_device_safe(lambda method=method: getattr(objects[0], method)(x_probe, t_probe))
 
 
 def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formula: str, how: str,
