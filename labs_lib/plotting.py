@@ -7,6 +7,7 @@ so that notebooks compose panels freely. Animations are embedded as JavaScript/H
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -205,7 +206,36 @@ def animate_particles(states: Tensor, times: Tensor | None = None, bounds: Seque
     anim = animation.FuncAnimation(fig, update, frames=len(s_np), interval=interval, blit=False)
     html = anim.to_jshtml(default_mode="once")
     plt.close(fig)
-    return html
+    return _robust_jshtml(html)
+
+
+_JSHTML_FIRST_FRAME = re.compile(r'frames\[0\] = "(data:image/[a-z]+;base64,[^"]*)"')
+_JSHTML_IMG = re.compile(r'<img id="(_anim_img\w+)">')
+_JSHTML_INIT = re.compile(r"setTimeout\(function\(\) \{\s*(\w+ = new Animation\([^;]*\);)\s*\}, 0\);")
+
+
+def _robust_jshtml(html: str) -> str:
+    """matplotlib's JavaScript animation, made to show in every JupyterLab windowing mode.
+
+    As matplotlib writes it, the frame ``<img>`` has no picture until a script sets it one tick after
+    the output is inserted; JupyterLab's default windowing can insert the output before it is in the
+    page, and the student then sees the controls and no figure. Here the first frame is written into
+    the ``<img>`` itself, and the player starts only once its elements are in the page.
+    """
+    first, img, init = _JSHTML_FIRST_FRAME.search(html), _JSHTML_IMG.search(html), _JSHTML_INIT.search(html)
+    if not (first and img and init):  # another matplotlib template: leave it as matplotlib wrote it
+        return html
+    frame0 = first.group(1).replace("\\\n", "")  # the JS string continues its lines with a backslash
+    html = html.replace(img.group(0), f'<img id="{img.group(1)}" src="{frame0}" alt="animation, frame 1">', 1)
+    start = ("(function start(wait) {\n"
+             "        if (!document.getElementById(img_id) || !document.getElementById(slider_id)) {\n"
+             "            // not in the page yet (a cell JupyterLab has not attached): look again, less and less often\n"
+             "            setTimeout(function() { start(Math.min(2 * wait, 1000)); }, wait);\n"
+             "            return;\n"
+             "        }\n"
+             f"        {init.group(1)}\n"
+             "    })(25);")
+    return html.replace(init.group(0), start, 1)
 
 
 def plot_histogram_1d(samples: Tensor, ax: Axes | None = None, density: Density | None = None,

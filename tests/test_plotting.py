@@ -248,3 +248,16 @@ def test_a_single_value_still_plots():
 def test_bad_input_is_explained(kwargs, error, match):
     with pytest.raises(error, match=match):
         plot_histogram_1d(**kwargs)
+
+
+def test_animation_shows_its_first_frame_before_any_script_runs():
+    import base64
+    import re
+
+    html = animate_particles(torch.randn(4, 30, 2, generator=torch.Generator().manual_seed(0)))
+    img = re.search(r'<img id="(_anim_img\w+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert img, "the frame <img> carries no picture of its own"
+    assert base64.b64decode(img.group(2)).startswith(b"\x89PNG\r\n\x1a\n")
+    # the player starts only once its elements are in the page, not one tick after insertion
+    assert "}, 0);" not in html and "(function start(wait)" in html and "new Animation(frames, img_id" in html
+    assert html.count(img.group(1)) >= 2  # the <img> and the script still refer to the same element
