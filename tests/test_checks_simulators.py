@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from checker_cases import assert_named
 from labs_lib import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, LinearODE, ODESimulator, OrnsteinUhlenbeck,
                       SDESimulator)
 from labs_lib.checks import CheckReport, check_euler_maruyama_step, check_euler_step, check_heun_step
@@ -194,15 +195,6 @@ EULER_MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize("step, expected", [(s, e) for _, s, e in EULER_MISTAKES], ids=[i for i, _, _ in EULER_MISTAKES])
-def test_euler_mistakes_are_named(step, expected):
-    report = check_euler_step(ode_sim(step))
-    assert report.passed is False, report.message
-    assert "✗ Euler step: " in report.message
-    assert expected in report.message, report.message
-    assert "all checks passed" not in report.message
-
-
 # --- Heun: a catalogue of mistakes ----------------------------------------------------------------
 
 
@@ -295,14 +287,6 @@ HEUN_MISTAKES = [
     ("returns_x", h_returns_x, "the step returned x unchanged"),
     ("forgot_return", h_no_return, "Did you forget `return`?"),
 ]
-
-
-@pytest.mark.parametrize("step, expected", [(s, e) for _, s, e in HEUN_MISTAKES], ids=[i for i, _, _ in HEUN_MISTAKES])
-def test_heun_mistakes_are_named(step, expected):
-    report = check_heun_step(ode_sim(step))
-    assert report.passed is False, report.message
-    assert "✗ Heun step: " in report.message
-    assert expected in report.message, report.message
 
 
 # --- Euler–Maruyama: a catalogue of mistakes --------------------------------------------------------
@@ -447,12 +431,20 @@ EM_MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize("step, expected", [(s, e) for _, s, e in EM_MISTAKES], ids=[i for i, _, _ in EM_MISTAKES])
-def test_euler_maruyama_mistakes_are_named(step, expected):
-    report = check_euler_maruyama_step(sde_sim(step))
-    assert report.passed is False, report.message
-    assert "✗ Euler–Maruyama step: " in report.message
-    assert expected in report.message, report.message
+# (checker, how a step becomes a simulator class, catalogue) for each one-step exercise
+STEP_CATALOGUES = {"Euler step": (check_euler_step, ode_sim, EULER_MISTAKES),
+                   "Heun step": (check_heun_step, ode_sim, HEUN_MISTAKES),
+                   "Euler–Maruyama step": (check_euler_maruyama_step, sde_sim, EM_MISTAKES)}
+STEP_CASES = [(exercise, step, hint, f"{exercise}: {name}") for exercise, (_, _, catalogue) in STEP_CATALOGUES.items()
+              for name, step, hint in catalogue]
+
+
+@pytest.mark.parametrize("exercise, step, expected", [c[:3] for c in STEP_CASES], ids=[c[3] for c in STEP_CASES])
+def test_step_mistakes_are_named(exercise, step, expected):
+    checker, as_class, _ = STEP_CATALOGUES[exercise]
+    report = checker(as_class(step))
+    assert_named(report, expected)
+    assert f"✗ {exercise}: " in report.message
 
 
 def test_catalogues_are_large_enough():
