@@ -3,7 +3,7 @@
 A single training run is one draw. For every model a notebook presents, this trains it again with
 ``n_seeds`` seeds (network initialisation and minibatches), with the notebook's own recipe, and
 reports for each figure of its verdict the median and the worst over the seeds, and on how many
-seeds the verdict passes. The recipes mirror the notebooks' training cells (Lab 05 sections 3, 7
+seeds the verdict passes. The recipes mirror the notebooks' training cells (Lab 05 sections 3, 6, 7
 and 8; Lab 06 sections 3, 4 and 9; Lab 07 section 6); change both together.
 """
 
@@ -35,23 +35,28 @@ def _plane(report: ll.QualityReport) -> dict[str, float]:
     return {"levels": report["levels"], "off-support": 100 * report["off-support"], "regions": report["regions"]}
 
 
-def _ode_samples(model, source: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return ll.EulerSimulator(ll.VectorFieldODE(model)).simulate(source, ll.time_grid(100))
+def _flow(data, hidden, steps, lr, yardstick, source=None, batch_size=256, retrained=False):
+    """Lab 05's recipes: an MLP trained by CFM, sampled with 100 network evaluations.
 
-
-def _flow(data, hidden, steps, lr, yardstick, source=None):
-    """Lab 05's recipe: an MLP trained by CFM (batches of 256), sampled by 100 Euler steps."""
+    The first recipe (sections 3, 7, 8): uniform times, the linear learning-rate schedule, 100 Euler
+    steps. ``retrained=True`` is section 6's retraining: logit-normal times, the cosine schedule,
+    50 Heun steps.
+    """
     path = ll.AffinePath(ll.CondOTScheduler())
+    sampler = ll.logit_normal_times if retrained else ll.uniform_times
+    simulator, n_steps = (ll.HeunSimulator, 50) if retrained else (ll.EulerSimulator, 100)
 
     def run(seed: int) -> Outcome:
         ll.seed_everything(seed)
         model = ll.MLPField(2, hidden=hidden)
-        hist = ll.ConditionalFlowMatchingTrainer(model, path, data=data, source=source).train(
-            n_steps=steps, batch_size=256, lr=lr, seed=seed, device="cpu", progress=False)
+        hist = ll.ConditionalFlowMatchingTrainer(model, path, data=data, source=source, time_sampler=sampler).train(
+            n_steps=steps, batch_size=batch_size, lr=lr, seed=seed, device="cpu", progress=False,
+            lr_schedule="cosine" if retrained else "linear")
         gen = torch.Generator().manual_seed(1000 + seed)
         start = source.sample(N_JUDGE, generator=gen) if source is not None else torch.randn(N_JUDGE, 2, generator=gen)
-        report = yardstick(_ode_samples(model, start))
+        with torch.no_grad():
+            samples = simulator(ll.VectorFieldODE(model)).simulate(start, ll.time_grid(n_steps))
+        report = yardstick(samples)
         return Outcome(_plane(report), report.passed, hist.seconds)
 
     return run
@@ -128,6 +133,8 @@ def models() -> list[tuple[str, Callable[[int], Outcome]]]:
     y_gmm, y_board, y_moons = ll.Yardstick(gmm), ll.Yardstick(board), ll.Yardstick(moons)
     return [
         ("05 mixture (MLP 3×128, 2,000 steps)", _flow(gmm, (128,) * 3, 2000, 5e-3, y_gmm)),
+        ("05 mixture retrained (8,000 × 512, logit-normal t, cosine lr, Heun)",
+         _flow(gmm, (128,) * 3, 8000, 5e-3, y_gmm, batch_size=512, retrained=True)),
         ("05 moons (MLP 4×128, 3,000 steps)", _flow(moons, (128,) * 4, 3000, 3e-3, y_moons)),
         ("05 checkerboard (MLP 4×128, 2,000 steps)", _flow(board, (128,) * 4, 2000, 5e-3, y_board)),
         ("05 circles → checkerboard (MLP 4×128, 3,000 steps)", _flow(board, (128,) * 4, 3000, 3e-3, y_board,

@@ -36,7 +36,7 @@ from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinS
                        VectorFieldODE)
 from .losses import cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
 from .training import (CFGTrainer, ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer, NoisePredictionTrainer,
-                       Trainer, TrainingHistory)
+                       Trainer, TrainingHistory, logit_normal_times, uniform_times)
 from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_slope, mmd_rbf, noise_floor,
                       sample_quality, wasserstein2)
 from .yardstick import QualityReport, Yardstick
@@ -56,7 +56,8 @@ __all__ = [
     "Sampleable", "Density", "Gaussian", "GaussianMixture", "Moons", "Circles", "Checkerboard",
     "ODE", "SDE", "LinearODE", "BrownianMotion", "OrnsteinUhlenbeck", "LangevinSDE", "VectorFieldODE", "expand_time", "batch_times",
     "Scheduler", "SchedulerOutput", "CondOTScheduler", "SqrtScheduler", "CosineScheduler", "AffinePath",
-    "PathSample", "GaussianMixturePath", "MLPField", "null_label_of", "Trainer", "TrainingHistory", "ConditionalFlowMatchingTrainer",
+    "PathSample", "GaussianMixturePath", "MLPField", "null_label_of", "Trainer", "TrainingHistory", "uniform_times", "logit_normal_times",
+    "ConditionalFlowMatchingTrainer",
     "DenoisingScoreMatchingTrainer", "NoisePredictionTrainer", "CFGTrainer", "LangevinCorrectedSDE",
     "cfm_loss", "dsm_loss", "noise_prediction_loss", "cfg_loss",
     "Simulator", "ODESimulator", "SDESimulator", "EulerSimulator", "HeunSimulator",

@@ -16,9 +16,11 @@ denoising score matching, ε-prediction and classifier-free guidance sit side by
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -61,6 +63,31 @@ class TrainingHistory:
         return float(self.losses[-k:].mean())
 
 
+#: The learning-rate schedules of :meth:`Trainer.train`: the factor on ``lr`` after ``i`` of ``n`` steps.
+LR_SCHEDULES: dict[str, Callable[[int, int], float]] = {
+    "linear": lambda i, n: 1 - 0.9 * i / n,  # down to a tenth of lr
+    "cosine": lambda i, n: 0.5 * (1 + math.cos(math.pi * i / n)),  # down to zero
+}
+
+
+def uniform_times(n: int, device: torch.device | str | None = None) -> Tensor:
+    """``n`` training times :math:`t \\sim U[0, 1)`, shape ``(n,)``: every time weighted alike."""
+    return torch.rand(n, device=device)
+
+
+def logit_normal_times(n: int, device: torch.device | str | None = None, mean: float = 0.0,
+                       std: float = 1.0) -> Tensor:
+    r"""``n`` training times :math:`t = \sigma(m + s\,\xi)`, :math:`\xi \sim \mathcal N(0, 1)`, shape ``(n,)``.
+
+    The logit-normal law puts more of the batch in the middle of the path, where :math:`p_t`
+    splits into modes and the marginal field changes fastest, and fewer times near 0 and 1, where
+    the field is nearly linear. Its density is
+    :math:`\frac{1}{s\sqrt{2\pi}\, t(1-t)} \exp\!\big(-\frac{(\operatorname{logit} t - m)^2}{2 s^2}\big)`.
+    """
+    validate_positive(std, "std")
+    return torch.sigmoid(mean + std * torch.randn(n, device=device))
+
+
 class Trainer(ABC):
     """Trains ``model`` by minimising :meth:`loss` with Adam."""
 
@@ -79,11 +106,14 @@ class Trainer(ABC):
 
     def train(self, n_steps: int, batch_size: int = 256, lr: float = 1e-3, seed: int | None = None,
               device: torch.device | str | None = None, progress: bool = True,
-              description: str = "training", ema: float | None = None) -> TrainingHistory:
+              description: str = "training", ema: float | None = None,
+              lr_schedule: str = "linear") -> TrainingHistory:
         r"""Run ``n_steps`` Adam steps; returns the :class:`TrainingHistory`.
 
-        The learning rate decays linearly to a tenth of ``lr`` over the run, which lowers the
-        final loss noise at no cost. The model is left in ``eval()`` mode.
+        The learning rate decays over the run, which lowers the noise of the last steps at no
+        cost: ``lr_schedule="linear"`` takes it down linearly to a tenth of ``lr``, ``"cosine"``
+        along half a cosine, :math:`\tfrac12(1 + \cos(\pi i / n))`, to zero, so that the last
+        steps barely move the weights (see :data:`LR_SCHEDULES`). The model is left in ``eval()`` mode.
 
         Nothing global changes unless asked: with ``seed`` given, Python, NumPy and torch are
         seeded with it first (:func:`~labs_lib.config.seed_everything`), so that a run repeats
@@ -101,6 +131,8 @@ class Trainer(ABC):
         validate_positive(lr, "lr")
         if ema is not None and not (isinstance(ema, float) and 0 < ema < 1):
             raise ValueError(f"ema must be a decay strictly between 0 and 1 (e.g. 0.999) or None, got {ema!r}.")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(map(repr, LR_SCHEDULES))}, got {lr_schedule!r}.")
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int):
                 raise TypeError(f"seed must be an int or None, got {type(seed).__name__}.")
@@ -113,7 +145,8 @@ class Trainer(ABC):
             self.device = next(self.model.parameters()).device
         self.model.train()
         opt = torch.optim.Adam(self.model.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - 0.9 * i / n_steps)
+        factor = LR_SCHEDULES[lr_schedule]
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: factor(i, n_steps))
         averaged = (torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema))
                     if ema is not None else None)
         # Losses stay on the device until a progress update: a .item() per step would force a
@@ -154,10 +187,17 @@ class ConditionalFlowMatchingTrainer(Trainer):
         path: the probability path (e.g. ``AffinePath(CondOTScheduler())``).
         data: the data distribution :math:`p_{\\rm data}` (sampled at every step).
         source: :math:`p_{\\rm init}`; a standard Gaussian of the data's shape when ``None``.
+        time_sampler: draws the batch's times, ``time_sampler(n, device)`` → shape ``(n,)`` in
+            ``[0, 1]``: :func:`uniform_times` (the default) or :func:`logit_normal_times`, which
+            spends more of the training on the middle of the path.
     """
 
-    def __init__(self, model: nn.Module, path: AffinePath, data: Sampleable, source: Sampleable | None = None):
+    def __init__(self, model: nn.Module, path: AffinePath, data: Sampleable, source: Sampleable | None = None,
+                 time_sampler: Callable[[int, torch.device], Tensor] = uniform_times):
         super().__init__(model)
+        if not callable(time_sampler):
+            raise TypeError(f"time_sampler must be a function (n, device) -> times of shape (n,), e.g. "
+                            f"ll.logit_normal_times; got {type(time_sampler).__name__}.")
         if not isinstance(path, AffinePath):
             raise TypeError(f"path must be an AffinePath, got {type(path).__name__}.")
         for name, dist in (("data", data), ("source", source)):
@@ -165,12 +205,16 @@ class ConditionalFlowMatchingTrainer(Trainer):
                 raise TypeError(f"{name} must be a labs_lib Sampleable, got {type(dist).__name__}.")
         if source is not None and tuple(source.shape) != tuple(data.shape):
             raise ValueError(f"source samples have shape {source.shape} but data samples have shape {data.shape}.")
-        self.path, self.data, self.source = path, data, source
+        self.path, self.data, self.source, self.time_sampler = path, data, source, time_sampler
 
     def loss(self, batch_size: int) -> Tensor:
         x_1 = self.data.sample(batch_size).to(self.device)
         x_0 = torch.randn_like(x_1) if self.source is None else self.source.sample(batch_size).to(self.device)
-        t = torch.rand(batch_size, device=self.device)
+        t = self.time_sampler(batch_size, self.device)
+        if not isinstance(t, Tensor) or t.shape != (batch_size,) or not bool(((t >= 0) & (t <= 1)).all()):
+            raise ValueError(f"time_sampler({batch_size}, device) must return {batch_size} times in [0, 1] as a "
+                             f"tensor of shape ({batch_size},), got "
+                             f"{tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}.")
         return cfm_loss(self.model, self.path, x_0, x_1, t)
 
 

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from labs_lib import (AffinePath, Circles, CondOTScheduler, ConditionalFlowMatchingTrainer, CosineScheduler,
                       EulerSimulator, Gaussian, GaussianMixture, GaussianMixturePath, MLPField, Moons, Sampleable,
-                      SqrtScheduler, Trainer, TrainingHistory, VectorFieldODE, noise_floor, time_grid, wasserstein2)
+                      SqrtScheduler, Trainer, TrainingHistory, VectorFieldODE, logit_normal_times, noise_floor, time_grid,
+                      uniform_times, wasserstein2)
 from labs_lib.training import cfm_loss
 
 # --- small helpers -----------------------------------------------------------------------------
@@ -172,14 +173,25 @@ def test_loss_decreases_and_history_has_one_loss_per_step():
     assert float(model.bias.detach()) == pytest.approx(-1.0, abs=0.05)
 
 
-def test_learning_rate_decays_linearly_to_a_tenth():
+@pytest.mark.parametrize("schedule, moved", [
+    # Σ_{i<n} (1 - 0.9 i/n) = n - 0.45 (n - 1): linearly down to a tenth
+    ("linear", lambda n: n - 0.45 * (n - 1)),
+    # Σ_{i<n} ½(1 + cos(π i/n)) = n/2 + ½ (the cosines cancel in pairs, except cos 0 = 1): down to zero
+    ("cosine", lambda n: n / 2 + 0.5),
+])
+def test_learning_rate_follows_its_schedule(schedule, moved):
     # With a constant gradient Adam's normalised step is the learning rate itself (up to
-    # eps/|g| = 1e-8), so the parameter moves by the sum of the scheduled rates:
-    # Σ_{i<n} lr·(1 - 0.9 i/n) = lr·(n - 0.45 (n - 1)).
+    # eps/|g| = 1e-8), so the parameter moves by lr times the sum of the scheduled factors.
     n, lr = 40, 1e-2
     model = OneParameter()
-    LinearInP(model).train(n, batch_size=1, lr=lr, progress=False)
-    assert float(model.p.detach()) == pytest.approx(-lr * (n - 0.45 * (n - 1)), rel=1e-5)
+    kwargs = {} if schedule == "linear" else {"lr_schedule": schedule}  # linear is the default
+    LinearInP(model).train(n, batch_size=1, lr=lr, progress=False, **kwargs)
+    assert float(model.p.detach()) == pytest.approx(-lr * moved(n), rel=1e-5)
+
+
+def test_unknown_learning_rate_schedules_are_named():
+    with pytest.raises(ValueError, match="lr_schedule must be one of 'linear', 'cosine', got 'step'"):
+        LinearInP(OneParameter()).train(3, batch_size=1, progress=False, lr_schedule="step")
 
 
 def test_ema_leaves_the_exponential_moving_average_of_the_weights():
@@ -346,6 +358,48 @@ def test_trainer_loss_draws_data_source_and_uniform_times(with_source, gen):
     t = torch.rand(16)
     assert bool((t >= 0).all() and (t < 1).all())
     assert float(loss) == pytest.approx(hand_cfm(model, *SCHEDULE_FORMULAS["condot"][1:], x_0, x_1, t), rel=1e-5)
+
+
+def test_trainer_uses_its_time_sampler(gen):
+    # A sampler that returns one fixed time makes the trainer's loss cfm_loss at that time.
+    x_1 = torch.randn(16, 2, generator=gen) + 3
+    x_0 = torch.randn(16, 2, generator=gen)
+    model = seeded_field()
+    trainer = ConditionalFlowMatchingTrainer(model, PATH, Fixed(x_1), Fixed(x_0),
+                                             time_sampler=lambda n, device: torch.full((n,), 0.3, device=device))
+    expected = hand_cfm(model, *SCHEDULE_FORMULAS["condot"][1:], x_0, x_1, torch.full((16,), 0.3))
+    assert float(trainer.loss(16)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("sampler, pattern", [
+    (lambda n, device: torch.rand(n + 1), r"must return 16 times in \[0, 1\] as a tensor of shape \(16,\), got \(17,\)"),
+    (lambda n, device: 2 * torch.ones(n), r"must return 16 times in \[0, 1\].*got \(16,\)"),
+    (lambda n, device: [0.5] * n, r"must return 16 times.*got list"),
+])
+def test_bad_time_samplers_are_named(sampler, pattern):
+    trainer = ConditionalFlowMatchingTrainer(seeded_field(), PATH, Moons(), time_sampler=sampler)
+    with pytest.raises(ValueError, match=pattern):
+        trainer.loss(16)
+
+
+def test_time_sampler_must_be_callable():
+    with pytest.raises(TypeError, match="time_sampler must be a function.*got float"):
+        ConditionalFlowMatchingTrainer(seeded_field(), PATH, Moons(), time_sampler=0.5)
+
+
+def test_time_samplers_follow_their_laws():
+    # uniform: U[0, 1); logit-normal: logit t ~ N(mean, std²). Kolmogorov-Smirnov against the exact laws.
+    from scipy import stats
+    torch.manual_seed(0)
+    t = uniform_times(20_000)
+    assert t.shape == (20_000,) and stats.kstest(t.numpy(), "uniform").pvalue > 1e-3
+    t = logit_normal_times(20_000, mean=0.5, std=0.7)
+    assert t.shape == (20_000,) and bool(((t > 0) & (t < 1)).all())
+    assert stats.kstest(torch.logit(t.double()).numpy(), "norm", args=(0.5, 0.7)).pvalue > 1e-3
+    # the KS test can fail: the wrong law is rejected
+    assert stats.kstest(torch.logit(t.double()).numpy(), "norm", args=(0.0, 1.0)).pvalue < 1e-6
+    with pytest.raises(ValueError, match="std"):
+        logit_normal_times(4, std=0.0)
 
 
 # --- the conditional flow matching loss: against the theory ------------------------------------
