@@ -295,7 +295,8 @@ def plot_image_grid(images: Tensor, n_cols: int, ax: Axes | None = None, row_lab
         row_labels, col_labels: written beside the rows and above the columns.
         vmin, vmax: the pixel values shown as white and black (with ``cmap="gray_r"``); values
             outside are clipped. The digits of Lab 07 live in ``[-1, 1]``.
-        gap: blank pixels between neighbouring images.
+        gap: pixels of light grey between neighbouring images, so that each image's white
+            background is seen to end.
     """
     images = as_tensor(images, "images")
     if images.ndim == 4 and images.shape[1] == 1:
@@ -316,7 +317,7 @@ def plot_image_grid(images: Tensor, n_cols: int, ax: Axes | None = None, row_lab
         r, c = divmod(k, n_cols)
         canvas[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = pix[k]
     ax = _ax(ax)
-    colormap = plt.get_cmap(cmap).with_extremes(bad="white")  # the gaps between images
+    colormap = plt.get_cmap(cmap).with_extremes(bad="0.82")  # the gaps between images: light grey
     ax.imshow(canvas, cmap=colormap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_xticks([c * (w + gap) + (w - 1) / 2 for c in range(n_cols)] if col_labels is not None else [])
     ax.set_yticks([r * (h + gap) + (h - 1) / 2 for r in range(n_rows)] if row_labels is not None else [])

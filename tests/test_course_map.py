@@ -180,6 +180,18 @@ def test_readme_course_map_shows_every_figure():
             f"README's course-map row of {path.name} does not show docs/figures/{path.stem}.png"
 
 
+def test_course_map_names_lead_to_the_student_notebooks():
+    # A student following the map lands in notebooks/ (exercises to fill in); the solution is the
+    # second link of the row.
+    rows = _map_rows((ROOT / "README.md").read_text(encoding="utf-8"))
+    for path in SOLUTIONS:
+        lab_cell = rows[path.name].split("|")[2]
+        links = re.findall(r"\]\(([^)]+)\)", lab_cell)
+        assert links == [f"notebooks/{path.name}", f"solutions/{path.name}"], \
+            f"the course-map row of {path.name} should link notebooks/{path.name}, then its solution: {links}"
+        assert (ROOT / links[0]).exists()
+
+
 def test_instructor_guide_run_times_are_what_make_bench_writes():
     guide = (ROOT / GUIDE).read_text(encoding="utf-8")
     assert guide.count(TIMES_BEGIN) == 1 and guide.count(TIMES_END) == 1

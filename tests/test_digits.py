@@ -187,6 +187,11 @@ def test_plot_image_grid_tiles_images(split):
     assert canvas.shape == (4 * 9 - 1, 5 * 9 - 1)  # 8-pixel images with one-pixel gaps
     np.testing.assert_allclose(np.asarray(canvas[:8, :8]), split.test_images[0, 0].numpy())
     assert [t.get_text() for t in ax.get_yticklabels()] == list("abcd")
+    # the gaps are drawn light grey, unlike the white (-1) background of a digit
+    assert np.isnan(np.asarray(canvas.filled(np.nan) if np.ma.isMaskedArray(canvas) else canvas)[8, 0])
+    gap_rgba = ax.images[0].cmap(np.ma.masked_invalid([np.nan]))[0]
+    white = ax.images[0].cmap(ax.images[0].norm(-1.0))
+    assert abs(gap_rgba[0] - 0.82) < 0.01 and white[0] > 0.99
     plotting.plot_image_grid(split.test_images[:3, 0], n_cols=3)  # (n, h, w) works too
     with pytest.raises(ValueError, match="multiple"):
         plotting.plot_image_grid(split.test_images[:7], n_cols=5)
