@@ -430,3 +430,22 @@ def test_check_fails_on_stale_run_times_and_run_times_writes_them(course, capsys
     assert main(["--run-times", "--solutions", str(sol)]) == 0
     assert "an old table" not in guide.read_text(encoding="utf-8")
     assert check(sol, nbs) == 0
+
+
+# --- executed notebooks are stored as JupyterLab saves them ----------------------------------------
+
+
+def test_widget_state_whole_numbers_become_ints():
+    from labs_lib.authoring.notebooks import WIDGET_STATE, store_widget_state_as_jupyterlab_does
+
+    nb = new_notebook()
+    nb.metadata["widgets"] = {WIDGET_STATE: {"version_major": 2, "version_minor": 0, "state": {
+        "a": {"state": {"max": 3000.0, "value": 0.0, "step": 0.5, "bar_style": "", "visible": True,
+                        "ticks": [1.0, 2.5, {"deep": 4.0}]}}}}}
+    assert store_widget_state_as_jupyterlab_does(nb) == 4  # 3000.0, 0.0, 1.0 and 4.0
+    state = nb.metadata["widgets"][WIDGET_STATE]["state"]["a"]["state"]
+    assert state == {"max": 3000, "value": 0, "step": 0.5, "bar_style": "", "visible": True,
+                     "ticks": [1, 2.5, {"deep": 4}]}
+    assert type(state["max"]) is int and state["visible"] is True  # a bool stays a bool
+    assert store_widget_state_as_jupyterlab_does(nb) == 0  # already as JupyterLab writes it
+    assert store_widget_state_as_jupyterlab_does(new_notebook()) == 0  # no widgets, nothing to do

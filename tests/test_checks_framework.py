@@ -247,3 +247,75 @@ def test_function_checkers_ask_for_the_function_itself(checker, given):
     report = getattr(checks, checker)(given)
     assert report.passed is False
     assert f"pass your function itself, e.g. {checker}(" in report.message, report.message
+
+
+# --- how a report looks in a notebook --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("passed, status, colour", [(True, "passed", "46, 125, 50"), (False, "failed", "198, 40, 40"),
+                                                    (None, "todo", "191, 128, 0")])
+def test_report_html_is_coloured_by_outcome_and_escapes_the_text(passed, status, colour):
+    from labs_lib.checks import CheckReport
+
+    report = CheckReport("demo", passed, ["✓ x <= 2 & y", "✗ demo: a <script> in a message"])
+    shown = report._repr_html_()
+    assert f'class="labs-check labs-check-{status}"' in shown and f"rgb({colour})" in shown
+    assert "<script>" not in shown and "&lt;script&gt;" in shown and "x &lt;= 2 &amp; y" in shown
+    assert shown.endswith("<b>✗ demo: a &lt;script&gt; in a message</b></div>")  # the verdict is bold
+    assert "word-break: normal" in shown  # wraps between words, not inside them
+    assert repr(report) == "✓ x <= 2 & y\n✗ demo: a <script> in a message"  # the plain text is unchanged
+
+
+def test_a_real_report_shows_as_html():
+    report = check_euler_step(lambda *args: None)
+    assert report._repr_html_().startswith('<div class="labs-check labs-check-failed"')
+
+
+# --- Run All at an unfinished exercise: one short message --------------------------------------
+
+
+class RecordingShell:
+    """What explain_unfinished_exercises needs of IPython's shell, recording what it is asked to show."""
+
+    def __init__(self):
+        self.handler, self.shown = None, []
+
+    def set_custom_exc(self, exc_tuple, handler):
+        assert exc_tuple == (NotImplementedError,)
+        self.handler = handler
+
+    def showtraceback(self, exc_tuple=None, tb_offset=None, exception_only=False):
+        self.shown.append((exc_tuple, exception_only))
+
+
+def test_an_unfinished_exercise_is_shown_as_one_message():
+    from labs_lib.checks import explain_unfinished_exercises
+
+    shell = RecordingShell()
+    assert explain_unfinished_exercises(shell) is True
+    stub = NotImplementedError("Exercise: MyEulerSimulator.step")
+    shell.handler(shell, NotImplementedError, stub, None)
+    (etype, value, tb), exception_only = shell.shown[-1]
+    assert exception_only and etype is NotImplementedError and tb is None
+    # the student-notebook test and the checkers still recognise it as the exercise's stub
+    assert str(value).startswith("Exercise: MyEulerSimulator.step is not written yet, and this cell needs it.")
+    assert "run that cell, then run this one again" in str(value)
+
+
+def test_other_errors_keep_their_traceback():
+    from labs_lib.checks import explain_unfinished_exercises
+
+    shell = RecordingShell()
+    explain_unfinished_exercises(shell)
+    other = NotImplementedError("a method of some library")
+    shell.handler(shell, NotImplementedError, other, "tb", tb_offset=1)
+    assert shell.shown[-1] == ((NotImplementedError, other, "tb"), False)
+
+
+def test_outside_ipython_nothing_is_installed(monkeypatch):
+    import IPython
+
+    from labs_lib.checks import explain_unfinished_exercises
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
+    assert explain_unfinished_exercises() is False

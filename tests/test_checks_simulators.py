@@ -187,7 +187,7 @@ EULER_MISTAKES = [
     ("sqrt_h", e_sqrt_h, "the increment scales with √h"),
     ("returns_x", e_returns_x, "the step returned x unchanged"),
     ("swapped_drift_args", e_swapped_args, "the arguments of drift are swapped"),
-    ("forgot_return", e_no_return, "step must return a torch.Tensor, got NoneType. Did you forget `return`?"),
+    ("forgot_return", e_no_return, "step returned None. Did you forget `return`?"),
     ("returns_numpy", e_numpy, "step must return a torch.Tensor, got ndarray"),
     ("flattens_images", e_flattened, "for x of shape (4, 1, 3, 3) step returned shape (4, 9)"),
     ("attribute_error", e_attribute_error, "your code raised AttributeError"),

@@ -95,6 +95,23 @@ def test_an_execution_records_every_cell(tmp_path):
     assert run.cells[1].latest.startswith(("shell ", "iopub "))
 
 
+def test_an_unfinished_exercise_stops_run_all_with_one_short_message(tmp_path):
+    # In a real kernel: the cell that reaches the stub fails (Run All stops there) with a short error
+    # that names the exercise, instead of the traceback through every frame that led to it.
+    setup = ("from labs_lib.checks import explain_unfinished_exercises\nexplain_unfinished_exercises()\n"
+             "def step(x):\n    raise NotImplementedError('Exercise: MyEulerSimulator.step')")
+    nb = _notebook(setup, "def simulate(x):\n    return step(x)\n\nsimulate(1)", "raise NotImplementedError('other')")
+    execute_notebook(nb, "x.ipynb", tmp_path, allow_errors=True)
+    (stub_error,), (other_error,) = nb.cells[2].outputs, nb.cells[3].outputs
+    assert stub_error.ename == "NotImplementedError"
+    assert stub_error.evalue.startswith("Exercise: MyEulerSimulator.step is not written yet")
+    assert len(stub_error.traceback) <= 2 and "simulate" not in "".join(stub_error.traceback)
+    other_text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(other_error.traceback))  # without the colour codes
+    assert "Traceback (most recent call last)" in other_text and "----> 1 raise" in other_text, other_text
+    with pytest.raises(Exception, match="MyEulerSimulator.step is not written yet"):
+        execute_notebook(_notebook(setup, "step(1)", "print('not reached')"), "y.ipynb", tmp_path)
+
+
 def test_the_managers_hand_out_their_channels():
     assert isinstance(execution.PollingKernelManager().client().shell_channel, PollingChannel)
     assert isinstance(execution.PollingKernelManager().client().iopub_channel, PollingChannel)

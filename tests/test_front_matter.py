@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 STUDENT = sorted((ROOT / "notebooks").glob("*.ipynb"))
 COURSE_MAP_TAG = "course-map"
-BADGE_LINK = re.compile(r"\[!\[Open In Colab\]\((?P<image>[^)]+)\)\]\((?P<url>[^)]+)\)")
+BADGE_LINK = re.compile(r"\[Open this lab in Google Colab ↗\]\((?P<url>[^)]+)\)")
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -51,12 +51,13 @@ def test_front_matter_is_present_and_current(path: Path):
         f"{path.parent.name}/{path.name}: {fm.front_matter_problems(nb, path.name)}. {fm.FRONT_MATTER_FIX}")
     badge, setup = nb.cells[0], nb.cells[1]
     link = BADGE_LINK.search(badge.source)
-    assert link, f"{path.name}: no Colab badge link in the first cell"
-    assert link["image"] == "https://colab.research.google.com/assets/colab-badge.svg"
+    assert link, f"{path.name}: no Colab link in the first cell"
+    assert "![" not in badge.source, "no image: an external badge image is broken offline"
     # Students open the student version of the notebook they are reading, from the main branch.
     assert link["url"] == (f"https://colab.research.google.com/github/{fm.COURSE_REPOSITORY}/blob/main/"
                            f"notebooks/{path.name}")
     assert setup.cell_type == "code" and "nbval-skip" in setup.metadata.tags
+    assert setup.metadata.jupyter == {"source_hidden": True}, "the setup cell's code is collapsed in JupyterLab"
     assert "!" not in "".join(line.split("#")[0] for line in setup.source.splitlines()), "no shell magics"
     compile(setup.source, f"{path.name}, setup cell", "exec")  # plain Python
 
@@ -231,6 +232,19 @@ def test_a_changed_slide_type_or_tag_makes_the_front_matter_outdated():
     problems = fm.front_matter_problems(nb, "01_t.ipynb")
     assert any("setup cell is out of date: its slide type is not 'skip'" in p for p in problems)
     assert any("badge cell is out of date: its tags are" in p for p in problems)
+
+
+def test_an_expanded_setup_cell_or_a_collapsed_badge_is_outdated():
+    # The setup cell's code is collapsed in JupyterLab; expanding it for good (saved) is a change.
+    nb = new_notebook(cells=[new_markdown_cell("# T")])
+    fm.refresh_front_matter(nb, "01_t.ipynb")
+    del nb.cells[1].metadata["jupyter"]
+    nb.cells[0].metadata["jupyter"] = {"source_hidden": True}
+    problems = fm.front_matter_problems(nb, "01_t.ipynb")
+    assert any("setup cell is out of date: its input is not collapsed" in p for p in problems), problems
+    assert any("badge cell is out of date: its input is collapsed" in p for p in problems), problems
+    assert fm.refresh_front_matter(nb, "01_t.ipynb") is True
+    assert fm.front_matter_problems(nb, "01_t.ipynb") == []
 
 
 def test_an_executed_setup_cell_is_current_and_kept_as_it_is():

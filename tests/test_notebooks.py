@@ -51,6 +51,18 @@ def test_solutions_are_committed_executed_without_errors(path: Path):
     assert not errors, f"{path.name} stores errors: {[e.ename for e in errors]}"
 
 
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solutions_store_widget_state_as_jupyterlab_saves_it(path: Path):
+    # A whole number written as 3000.0 comes back from JupyterLab's save as 3000: opening and saving
+    # a solution would show as a change in git (re-execute with the tooling, which stores ints).
+    from labs_lib.authoring.notebooks import WIDGET_STATE
+
+    state = nbformat.read(path, as_version=4).metadata.get("widgets", {}).get(WIDGET_STATE, {})
+    whole_floats = [f"{key}={value!r}" for model in state.get("state", {}).values()
+                    for key, value in model.get("state", {}).items() if isinstance(value, float) and value.is_integer()]
+    assert not whole_floats, f"{path.name} stores whole numbers as floats in its widget state: {whole_floats[:5]}"
+
+
 @pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.name)
 def test_student_notebook_fails_only_with_not_implemented(path: Path):
     nb = nbformat.read(path, as_version=4)

@@ -40,7 +40,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 from traitlets import DottedObjectName, Type
 
-from .notebooks import course_notebooks, read_notebook
+from .notebooks import course_notebooks, read_notebook, store_widget_state_as_jupyterlab_does
 
 # The longest cell of the course runs 47 s on the 2-core CPU (Lab 07's training); 120 s leaves room
 # for a loaded machine and still fails a hanging cell within two minutes.
@@ -219,10 +219,17 @@ def execute_notebook(nb: nbformat.NotebookNode, name: str, cwd: Path, *, cell_ti
 
 
 def execute_file(path: Path, **kwargs: Any) -> tuple[nbformat.NotebookNode, Execution]:
-    """Read the notebook at ``path`` and execute it in its own folder (see :func:`execute_notebook`)."""
+    """Read the notebook at ``path`` and execute it in its own folder (see :func:`execute_notebook`).
+
+    The notebook comes back with its widget state stored as JupyterLab would save it
+    (:func:`~.notebooks.store_widget_state_as_jupyterlab_does`), so that opening and saving the
+    written file changes nothing.
+    """
     nb = read_notebook(path)
     name = f"{path.parent.name}/{path.name}"
-    return nb, execute_notebook(nb, name, path.parent, **kwargs)
+    execution = execute_notebook(nb, name, path.parent, **kwargs)
+    store_widget_state_as_jupyterlab_does(nb)
+    return nb, execution
 
 
 # --- the stress run: every notebook, N times --------------------------------------------------------

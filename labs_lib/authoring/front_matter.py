@@ -3,11 +3,14 @@
 Every solution notebook, and so every student notebook generated from it, starts with two cells
 written from the templates below (edit the templates, never the cells):
 
-1. a markdown cell tagged ``colab-badge``: a badge that opens the *student* version of the same
-   notebook, ``notebooks/NN_topic.ipynb``, on Google Colab, from the course's GitHub repository;
+1. a markdown cell tagged ``colab-badge``: a one-line link that opens the *student* version of
+   the same notebook, ``notebooks/NN_topic.ipynb``, on Google Colab, from the course's GitHub
+   repository. It is plain text, not Colab's badge image, which shows as a broken image offline;
 2. a code cell tagged ``colab-setup`` and ``nbval-skip``: on Colab it installs ``labs_lib`` from
    that repository and switches on Colab's widget manager (for the sliders); anywhere else it does
-   nothing. The tests skip it (nbval honours ``nbval-skip``; the student-notebook test drops it).
+   nothing. Its code is collapsed in JupyterLab (one click shows it), so that the first screen of a
+   lab shows the lab's title rather than 20 lines of plumbing. The tests skip it (nbval honours
+   ``nbval-skip``; the student-notebook test drops it).
 
 Both cells have the slide type ``skip``: they are plumbing, not part of a lecture.
 
@@ -36,7 +39,6 @@ BADGE_TAG = "colab-badge"
 SETUP_TAG = "colab-setup"
 SKIP_TESTS_TAG = "nbval-skip"
 FRONT_MATTER_TAGS = (BADGE_TAG, SETUP_TAG)
-COLAB_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 FRONT_MATTER_FIX = ("Run `python -m labs_lib.authoring --front-matter` to add or refresh the Colab "
                     "front matter, then commit the updated notebooks.")
 
@@ -85,8 +87,8 @@ def install_requirement(repository: str | None = None) -> str:
 
 def badge_source(name: str, repository: str | None = None) -> str:
     """The markdown of the badge cell for the notebook file ``name``."""
-    return (f"[![Open In Colab]({COLAB_BADGE_IMAGE})]({colab_url(name, repository)})\n\n"
-            "*On Colab, run the setup cell below first; on your own machine it does nothing.*")
+    return (f"[Open this lab in Google Colab ↗]({colab_url(name, repository)}) · *on Colab, run the "
+            "(collapsed) setup cell below first; on your own machine it does nothing.*")
 
 
 def setup_source(repository: str | None = None) -> str:
@@ -94,14 +96,17 @@ def setup_source(repository: str | None = None) -> str:
     return _SETUP_TEMPLATE.replace("{requirement}", install_requirement(repository))
 
 
-def _metadata(*tags: str) -> dict:
-    return {"slideshow": {"slide_type": "skip"}, "tags": list(tags)}
+def _metadata(*tags: str, hidden: bool = False) -> dict:
+    metadata: dict = {"slideshow": {"slide_type": "skip"}, "tags": list(tags)}
+    if hidden:
+        metadata["jupyter"] = {"source_hidden": True}  # JupyterLab shows a collapsed input
+    return metadata
 
 
 def front_matter(name: str, repository: str | None = None) -> list[nbformat.NotebookNode]:
     """Fresh copies of the two front-matter cells, in order, for the notebook file ``name``."""
     badge = new_markdown_cell(badge_source(name, repository), metadata=_metadata(BADGE_TAG))
-    setup = new_code_cell(setup_source(repository), metadata=_metadata(SKIP_TESTS_TAG, SETUP_TAG))
+    setup = new_code_cell(setup_source(repository), metadata=_metadata(SKIP_TESTS_TAG, SETUP_TAG, hidden=True))
     # Stable, readable ids where the notebook format has them (4.5 and later); they are only
     # used for cells inserted fresh, a refreshed cell keeps its own id.
     badge.id, setup.id = BADGE_TAG, SETUP_TAG
@@ -128,6 +133,9 @@ def _differences(cell: nbformat.NotebookNode, template: nbformat.NotebookNode) -
         out.append(f"its tags are {_tags(cell)}, not {_tags(template)}")
     if cell.get("metadata", {}).get("slideshow") != template.metadata.slideshow:
         out.append("its slide type is not 'skip'")
+    if cell.get("metadata", {}).get("jupyter") != template.metadata.get("jupyter"):
+        out.append("its input is not collapsed as the template's is" if template.metadata.get("jupyter")
+                   else "its input is collapsed")
     return out
 
 

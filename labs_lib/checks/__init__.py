@@ -26,7 +26,7 @@ the function and class requirements, the scalar-loss and gradient checks, the de
 and :func:`~._framework.run_check`, which turns what happened into the report.
 """
 
-from ._framework import SHAPES, CheckFailed, CheckReport, run_check
+from ._framework import SHAPES, CheckFailed, CheckReport, explain_unfinished_exercises, run_check
 from .simulators import check_euler_maruyama_step, check_euler_step, check_heun_step
 from .processes import check_brownian_motion, check_ou_process
 from .langevin import check_autograd_score, check_langevin_sde
@@ -35,7 +35,7 @@ from .paths import check_conditional_score, check_conditional_vector_field, chec
 from .flow_matching import check_cfm_loss, check_learned_ode
 from .score_matching import check_dsm_loss, check_langevin_corrected_sde, check_score_from_velocity
 
-__all__ = ["CheckReport", "CheckFailed", "run_check", "SHAPES",
+__all__ = ["CheckReport", "CheckFailed", "run_check", "SHAPES", "explain_unfinished_exercises",
            "check_euler_step", "check_heun_step", "check_euler_maruyama_step",
            "check_brownian_motion", "check_ou_process",
            "check_autograd_score", "check_langevin_sde",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import html
 import inspect
 import re
 import traceback
@@ -28,6 +29,12 @@ from ..simulators import SDESimulator, Simulator
 # State shapes every checker tries: a single point, a batch in the plane, 3-D states and
 # image-shaped states (batch, channels, height, width).
 SHAPES: tuple[tuple[int, ...], ...] = ((1, 2), (6, 2), (5, 3), (4, 1, 3, 3))
+# The state shapes of the loss checkers. (6, 2) first: schedule values of shape (batch,) that are
+# not reshaped fail loudly there; (3, 3) has batch == dimension, where the same mistake broadcasts
+# silently along the wrong axis.
+LOSS_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (3, 3), (4, 1, 3, 3), (1, 2))
+# float32 values against a reference computed the same way: agreement to ~1e-6 is typical
+LOSS_TOL = 1e-4
 
 
 class CheckFailed(Exception):
@@ -51,6 +58,27 @@ class CheckReport:
 
     def __repr__(self) -> str:
         return self.message
+
+    def _repr_html_(self) -> str:
+        """The report as a notebook shows it: a box coloured by the outcome (green passed, red failed,
+        amber not done yet) whose last line, the verdict, is bold.
+
+        The text wraps between words at any width (a plain-text output may break a word in two).
+        The colours are translucent, so that they read on light and dark themes alike.
+        """
+        status, colour = _STATUS[self.passed]
+        lines = [html.escape(line) for line in self.lines]
+        if lines:
+            lines[-1] = f"<b>{lines[-1]}</b>"
+        return (f'<div class="labs-check labs-check-{status}" style="border-left: 4px solid rgb({colour}); '
+                f'background: rgba({colour}, 0.10); padding: 4px 10px; margin: 2px 0; white-space: pre-wrap; '
+                'overflow-wrap: break-word; word-break: normal; font-family: var(--jp-code-font-family, monospace); '
+                'font-size: var(--jp-code-font-size, 13px); line-height: 1.45">' + "\n".join(lines) + "</div>")
+
+
+# A report's CSS class suffix and colour (R, G, B), by ``CheckReport.passed``.
+_STATUS: dict[bool | None, tuple[str, str]] = {True: ("passed", "46, 125, 50"), False: ("failed", "198, 40, 40"),
+                                                None: ("todo", "191, 128, 0")}
 
 
 def run_check(exercise: str, body: Callable[[Callable[[str], None]], None], subject: object = None) -> CheckReport:
@@ -117,6 +145,44 @@ def _not_implemented(exercise: str, err: NotImplementedError, subject: object) -
             "cell above with your code, run that cell, then run this check again.")
 
 
+def _unfinished_exercise_message(exercise: str) -> str:
+    return (f"Exercise: {exercise} is not written yet, and this cell needs it. Write it in its exercise cell "
+            "(where it says `raise NotImplementedError`), run that cell, then run this one again. "
+            "(Run All stops at the first such cell; the cells above it have run.)")
+
+
+def explain_unfinished_exercises(shell: Any = None) -> bool:
+    """In a notebook, show a cell that reaches an unfinished exercise as one short message.
+
+    Without this, such a cell (a simulation that calls your ``step``, say) fails with the whole
+    traceback through ``labs_lib``, 20 or 30 red lines that look like a crash, and Run All stops
+    there. With it, the error says which exercise is missing and what to do; Run All still stops
+    (the cell did fail), and any other error keeps its full traceback.
+
+    ``shell`` is the IPython shell (the running one by default). Returns whether the handler was
+    installed: False outside IPython, where there is nothing to do.
+    """
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None:
+        return False
+
+    def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> None:
+        stub = _STUB.match(str(value))
+        if stub is None:
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)  # not a stub: the usual traceback
+        else:
+            shell.showtraceback((etype, NotImplementedError(_unfinished_exercise_message(stub.group(1))), None),
+                                exception_only=True)
+
+    shell.set_custom_exc((NotImplementedError,), handler)
+    return True
+
+
 def _hint_for_error(err: Exception) -> str:
     text = str(err)
     if isinstance(err, TypeError) and "sqrt" in text:
@@ -168,17 +234,25 @@ def call_guarded(call: Callable[[], object], inputs: dict[str, Tensor], what: st
     return out
 
 
+def require_state_shaped(out: object, x: Tensor, what: str, fix: str) -> Tensor:
+    """``out``, returned by the student's ``what`` (``"step"``, ``"drift"``, ...) for states ``x``, must be
+    a tensor of ``x``'s shape; the failure says what came back, and ends a shape failure with ``fix``."""
+    if out is None:
+        raise CheckFailed(f"{what} returned None. Did you forget `return`?")
+    if not isinstance(out, Tensor):
+        raise CheckFailed(f"{what} must return a torch.Tensor, got {type(out).__name__}.")
+    if out.shape != x.shape:
+        raise CheckFailed(f"for x of shape {tuple(x.shape)} {what} returned shape {tuple(out.shape)}. {fix}")
+    return out
+
+
 def call_step(sim: Simulator, x: Tensor, t: Tensor, h: float) -> Tensor:
     """Call ``sim.step`` and check the properties every step must have."""
     out = call_guarded(lambda: sim.step(x, t, h), {"x": x}, "step",
                        "Build a new tensor instead (`x = x + ...`, not `x += ...`): the simulator may have stored "
                        "the old x in a trajectory.")
-    if not isinstance(out, Tensor):
-        raise CheckFailed(f"step must return a torch.Tensor, got {type(out).__name__}. Did you forget `return`?")
-    if out.shape != x.shape:
-        raise CheckFailed(f"for x of shape {tuple(x.shape)} step returned shape {tuple(out.shape)}. "
-                          "Every term must keep x's shape: check for a sum, a slice or a stray broadcast.")
-    return out
+    return require_state_shaped(out, x, "step", "Every term must keep x's shape: check for a sum, a slice or a "
+                                "stray broadcast.")
 
 
 def named_mistake(out: Tensor, candidates: dict[str, Tensor]) -> str | None:

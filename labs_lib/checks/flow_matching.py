@@ -25,13 +25,10 @@ from ..times import expand_time
 from ..models import MLPField
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler
 from ..simulators import EulerSimulator, time_grid
-from ._framework import (CheckFailed, CheckReport, call_guarded, close, diagnose, per_sample_sum, per_sample_time,
-                         require_function, require_gradient, require_scalar_loss, require_subclass, run_check)
+from ._framework import (LOSS_SHAPES, LOSS_TOL, CheckFailed, CheckReport, call_guarded, close, diagnose,
+                         per_sample_sum, per_sample_time, require_function, require_gradient, require_scalar_loss,
+                         require_state_shaped, require_subclass, run_check)
 
-# (6, 2) first: a schedule of shape (batch,) that is not reshaped fails loudly there; (3, 3)
-# has batch == dimension, where the same mistake broadcasts silently along the wrong axis.
-_LOSS_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (3, 3), (4, 1, 3, 3), (1, 2))
-_TOL = 1e-4
 
 
 class _CheckField(nn.Module):
@@ -58,7 +55,7 @@ def _loss_inputs(seed: int = 0):
     """(scheduler name, path, x_0, x_1, t) for both schedules and every test shape."""
     gen = torch.Generator().manual_seed(seed)
     for name, scheduler in (("CondOT", CondOTScheduler()), ("cosine", CosineScheduler())):
-        for shape in _LOSS_SHAPES:
+        for shape in LOSS_SHAPES:
             x_0 = torch.randn(shape, generator=gen)
             x_1 = 2.0 + 0.5 * torch.randn(shape, generator=gen)
             # t away from 1, where the library clamps the time of singular formulas
@@ -75,6 +72,75 @@ def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, x_0: Tensor, x_
     return require_scalar_loss(out, x_0, "x_0")
 
 
+def _path_point(path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """``(x_t, its velocity)`` with the schedule values reshaped to broadcast against the states."""
+    s = path.scheduler(t)
+    a, b, da, db = (expand_time(v, x_0) for v in (s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t))
+    return a * x_1 + b * x_0, da * x_1 + db * x_0
+
+
+def _cfm_mistakes(schedule: str, path: AffinePath, model: nn.Module, x_0: Tensor, x_1: Tensor,
+                  t: Tensor) -> dict[str, Tensor]:
+    """The named mistakes of exercise 1: hint → the loss that wrong line of code returns on this input."""
+
+    def loss(x: Tensor, time: Tensor, target: Tensor) -> Tensor:
+        return per_sample_sum((model(x, time) - target) ** 2).mean()
+
+    x_t, target = _path_point(path, x_0, x_1, t)
+    swapped_x_t, swapped_target = _path_point(path, x_1, x_0, t)
+    ref, u = loss(x_t, t, target), model(x_t, t)
+    d, batch = x_0[0].numel(), x_0.shape[0]
+    mistakes = {
+        "the target has the wrong sign: the velocity of x_t = α_t x_1 + β_t x_0 is "
+        "α̇_t x_1 + β̇_t x_0 (for the linear path x_1 − x_0, not x_0 − x_1).": loss(x_t, t, -target),
+        "the network was evaluated at the data x_1. Evaluate it at the point on the path, "
+        "x_t = α_t x_1 + β_t x_0.": loss(x_1, t, target),
+        "the network was evaluated at the noise x_0. Evaluate it at the point on the path, "
+        "x_t = α_t x_1 + β_t x_0.": loss(x_0, t, target),
+        "the network was evaluated at time 1 − t; call it at the time t of the path point: "
+        "model(x_t, t).": loss(x_t, 1 - t, target),
+        "x_0 and x_1 are swapped: x_t = α_t x_1 + β_t x_0, so that x_t is noise at t = 0 "
+        "and data at t = 1.": loss(swapped_x_t, t, target),
+        "x_0 and x_1 are swapped (in x_t and in the target): x_t = α_t x_1 + β_t x_0 is "
+        "noise at t = 0 and data at t = 1.": loss(swapped_x_t, t, swapped_target),
+        "the target must be the velocity α̇_t x_1 + β̇_t x_0 (the time derivative of x_t), "
+        "not the point x_t itself.": loss(x_t, t, x_t),
+        "the target must be the velocity α̇_t x_1 + β̇_t x_0, not the data x_1.": loss(x_t, t, x_1),
+        "the target x_1 − x_t points from x_t to the data, but it is not the path's velocity: use "
+        "α̇_t x_1 + β̇_t x_0 (the time derivative of x_t).": loss(x_t, t, x_1 - x_t),
+        f"the loss is {d}× too small: it averages over the {d} coordinates of a sample (a .mean() over "
+        "everything?). Sum the squared error over a sample's coordinates, average only over the batch.": ref / d,
+        f"the loss is {batch}× too large: it sums over the batch. Average over the batch "
+        "(.mean()) after summing over each sample's coordinates.": ref * batch,
+        "the error is not squared: use the squared norm ‖u − target‖², a sum of squares "
+        "(not absolute values).": per_sample_sum((u - target).abs()).mean(),
+        "the norm is not squared: the loss is the *squared* norm ‖u − target‖², averaged "
+        "over the batch.": (u - target).flatten(1).norm(dim=1).mean(),
+    }
+    if t.numel() > 1:
+        t_0 = t[:1].expand_as(t)
+        x_t0, target_0 = _path_point(path, x_0, x_1, t_0)
+        mistakes["one time was used for the whole batch (t[0], or a single torch.rand(1)): every sample "
+                 "has its own time t[i]; use the tensor t of shape (batch,) as given."] = loss(x_t0, t_0, target_0)
+    if schedule == "cosine":
+        linear_x_t = expand_time(t, x_0) * x_1 + (1 - expand_time(t, x_0)) * x_0
+        hint = ("uses the formulas of the linear path (x_t = t x_1 + (1 − t) x_0, target "
+                "x_1 − x_0) for every path. Take α_t, β_t, α̇_t, β̇_t from "
+                "path.scheduler(t): the check also uses the cosine schedule.")
+        mistakes.update({
+            f"the target {hint}": loss(x_t, t, x_1 - x_0),
+            f"x_t {hint}": loss(linear_x_t, t, target),
+            f"your loss {hint}": loss(linear_x_t, t, x_1 - x_0),
+        })
+    if x_0.ndim == 2 and x_0.shape[0] == x_0.shape[1]:
+        # (batch,)-shaped schedule values broadcast along the coordinates instead of the batch
+        s = path.scheduler(t)
+        mistakes["the schedule values (shape (batch,)) were broadcast along the coordinates instead "
+                 "of the batch: reshape them to (batch, 1, ...), e.g. ll.expand_time(alpha, x_0)."] = loss(
+            s.alpha_t * x_1 + s.beta_t * x_0, t, s.d_alpha_t * x_1 + s.d_beta_t * x_0)
+    return {hint: value.reshape(()) for hint, value in mistakes.items()}
+
+
 def check_cfm_loss(fn: Callable) -> CheckReport:
     r"""Check ``fn(model, path, x_0, x_1, t)`` against the conditional flow matching loss:
     value (two schedules, several state shapes) and gradients with respect to the network."""
@@ -84,82 +150,17 @@ def check_cfm_loss(fn: Callable) -> CheckReport:
         for name, path, x_0, x_1, t in _loss_inputs():
             model = _CheckField()
             out = _call_loss(fn, model, path, x_0, x_1, t)
-
-            s = path.scheduler(t)
-            a, b, da, db = (expand_time(v, x_0) for v in (s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t))
-            x_t = a * x_1 + b * x_0
-            target = da * x_1 + db * x_0
             with torch.no_grad():
-                u = model(x_t, t)
                 ref = cfm_loss(model, path, x_0, x_1, t)
-                if not close(out.detach(), ref, _TOL):
-                    d, batch = x_0[0].numel(), x_0.shape[0]
-
-                    def loss(x, time, tgt):
-                        return per_sample_sum((model(x, time) - tgt) ** 2).mean()
-
-                    mistakes = {
-                        "the target has the wrong sign: the velocity of x_t = α_t x_1 + β_t x_0 is "
-                        "α̇_t x_1 + β̇_t x_0 (for the linear path x_1 − x_0, not x_0 − x_1).": loss(x_t, t, -target),
-                        "the network was evaluated at the data x_1. Evaluate it at the point on the path, "
-                        "x_t = α_t x_1 + β_t x_0.": loss(x_1, t, target),
-                        "the network was evaluated at the noise x_0. Evaluate it at the point on the path, "
-                        "x_t = α_t x_1 + β_t x_0.": loss(x_0, t, target),
-                        "the network was evaluated at time 1 − t; call it at the time t of the path point: "
-                        "model(x_t, t).": loss(x_t, 1 - t, target),
-                        "x_0 and x_1 are swapped: x_t = α_t x_1 + β_t x_0, so that x_t is noise at t = 0 "
-                        "and data at t = 1.": loss(a * x_0 + b * x_1, t, target),
-                        "x_0 and x_1 are swapped (in x_t and in the target): x_t = α_t x_1 + β_t x_0 is "
-                        "noise at t = 0 and data at t = 1.": loss(a * x_0 + b * x_1, t, da * x_0 + db * x_1),
-                        "the target must be the velocity α̇_t x_1 + β̇_t x_0 (the time derivative of x_t), "
-                        "not the point x_t itself.": loss(x_t, t, x_t),
-                        "the target must be the velocity α̇_t x_1 + β̇_t x_0, not the data x_1.": loss(x_t, t, x_1),
-                        "the target x_1 − x_t points from x_t to the data, but it is not the path's velocity: use "
-                        "α̇_t x_1 + β̇_t x_0 (the time derivative of x_t).": loss(x_t, t, x_1 - x_t),
-                        f"the loss is {d}× too small: it averages over the {d} coordinates of a sample (a .mean() over "
-                        "everything?). "
-                        "Sum the squared error over a sample's coordinates, average only over the batch.":
-                            ref / d,
-                        f"the loss is {batch}× too large: it sums over the batch. Average over the batch "
-                        "(.mean()) after summing over each sample's coordinates.": ref * batch,
-                        "the error is not squared: use the squared norm ‖u − target‖², a sum of squares "
-                        "(not absolute values).": per_sample_sum((u - target).abs()).mean(),
-                        "the norm is not squared: the loss is the *squared* norm ‖u − target‖², averaged "
-                        "over the batch.": (u - target).flatten(1).norm(dim=1).mean(),
-                    }
-                    if t.numel() > 1:
-                        t0 = t[:1].expand_as(t)
-                        s0 = path.scheduler(t0)
-                        a0, b0, da0, db0 = (expand_time(v, x_0) for v in (s0.alpha_t, s0.beta_t, s0.d_alpha_t, s0.d_beta_t))
-                        mistakes["one time was used for the whole batch (t[0], or a single torch.rand(1)): every sample "
-                                 "has its own time t[i]; use the tensor t of shape (batch,) as given."] = loss(
-                            a0 * x_1 + b0 * x_0, t0, da0 * x_1 + db0 * x_0)
-                    if name == "cosine":
-                        xt_lin = expand_time(t, x_0) * x_1 + (1 - expand_time(t, x_0)) * x_0
-                        hint = ("uses the formulas of the linear path (x_t = t x_1 + (1 − t) x_0, target "
-                                "x_1 − x_0) for every path. Take α_t, β_t, α̇_t, β̇_t from "
-                                "path.scheduler(t): the check also uses the cosine schedule.")
-                        mistakes.update({
-                            f"the target {hint}": loss(x_t, t, x_1 - x_0),
-                            f"x_t {hint}": loss(xt_lin, t, target),
-                            f"your loss {hint}": loss(xt_lin, t, x_1 - x_0),
-                        })
-                    if x_0.ndim == 2 and x_0.shape[0] == x_0.shape[1]:
-                        # (batch,)-shaped schedule values broadcast along the coordinates
-                        aw, bw, daw, dbw = s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t
-                        mistakes[
-                            "the schedule values (shape (batch,)) were broadcast along the coordinates instead "
-                            "of the batch: reshape them to (batch, 1, ...), e.g. ll.expand_time(alpha, x_0)."
-                        ] = loss(aw * x_1 + bw * x_0, t, daw * x_1 + dbw * x_0)
-                    candidates = {hint: value.reshape(()) for hint, value in mistakes.items()}
-                    raise diagnose(out.detach().reshape(()), candidates,
+                if not close(out.detach(), ref, LOSS_TOL):
+                    raise diagnose(out.detach().reshape(()), _cfm_mistakes(name, path, model, x_0, x_1, t),
                                    f"with the {name} schedule and x of shape {tuple(x_0.shape)} your loss is "
                                    f"{float(out):.5g}, but the conditional flow matching loss is {float(ref):.5g}.")
-
+            x_t, target = _path_point(path, x_0, x_1, t)
             require_gradient(out, model, lambda m: per_sample_sum((m(x_t, t) - target) ** 2).mean())
         ok("matches ‖u_θ(x_t, t) − (α̇_t x_1 + β̇_t x_0)‖², summed over coordinates and averaged over the batch, "
            "for the CondOT and cosine schedules")
-        ok(f"works for state shapes {', '.join(str(s) for s in _LOSS_SHAPES)}")
+        ok(f"works for state shapes {', '.join(str(s) for s in LOSS_SHAPES)}")
         ok("returns a single number whose gradient reaches the network's parameters")
 
     return run_check("conditional flow matching loss", body, subject=fn)
@@ -192,16 +193,9 @@ def _make(cls: type, net: nn.Module) -> ODE:
 
 
 def _drift(ode: ODE, x: Tensor, t: Tensor) -> Tensor:
-    x_before = x.clone()
-    out = ode.drift(x, t)
-    if not isinstance(out, Tensor):
-        raise CheckFailed(f"drift must return a torch.Tensor, got {type(out).__name__}. Did you forget `return`?")
-    if not torch.equal(x, x_before):
-        raise CheckFailed("drift modified its input x in place: return a new tensor.")
-    if out.shape != x.shape:
-        raise CheckFailed(f"for x of shape {tuple(x.shape)} drift returned shape {tuple(out.shape)}: the "
-                          "velocity has the shape of the state. Return the network's output as it is.")
-    return out.detach()
+    out = call_guarded(lambda: ode.drift(x, t), {"x": x}, "drift", "Return a new tensor.")
+    return require_state_shaped(out, x, "drift", "The velocity has the shape of the state: return the "
+                                "network's output as it is.").detach()
 
 
 def check_learned_ode(cls: type) -> CheckReport:

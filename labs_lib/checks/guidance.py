@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from ..losses import cfg_loss
 from ..paths import AffinePath, CosineScheduler
 from ._framework import (CheckFailed, CheckReport, close, diagnose, on_probe_device, require_device_safe,
-                         require_function, require_gradient,
-                         require_same_device, require_scalar_loss, run_check)
+                         require_function, require_gradient, require_same_device, require_scalar_loss,
+                         require_state_shaped, run_check)
 
 # (batch, *state) shapes tried by both checkers: points, vectors, small and digit-sized images
 GUIDANCE_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (4, 1, 3, 3), (8, 1, 8, 8))
@@ -204,15 +204,11 @@ def check_cfg_field(fn: Callable) -> CheckReport:
             for name, before, now in zip(("x", "t", "y"), saved, (x, t, y)):
                 if not torch.equal(before, now):
                     raise CheckFailed(f"your field modified its input {name} in place; build new tensors instead.")
-            if not isinstance(out, Tensor):
-                raise CheckFailed(f"the field must return a torch.Tensor, got {type(out).__name__}. "
-                                  "Did you forget `return`?")
             n = shape[0]
-            if out.shape != x.shape:
-                extra = (" That is the whole batched output: split it into its two halves with .chunk(2) and "
-                         "combine them." if out.shape[0] == 2 * n else "")
-                raise CheckFailed(f"for x of shape {shape} the field returned shape {tuple(out.shape)}; it must "
-                                  f"have x's shape.{extra}")
+            doubled = isinstance(out, Tensor) and out.ndim > 0 and out.shape[0] == 2 * n
+            require_state_shaped(out, x, "the field", "It must have x's shape." + (
+                " That is the whole batched output: split it into its two halves with .chunk(2) and combine them."
+                if doubled else ""))
             calls = list(model.calls)
             model.calls.clear()
             with torch.no_grad():

@@ -16,7 +16,7 @@ from torch import Tensor
 from ..distributions import Density, Gaussian, GaussianMixture
 from ..dynamics import SDE
 from ._framework import (CheckFailed, CheckReport, close, diagnose, on_probe_device, require_device_safe,
-                         require_function, require_subclass, run_check)
+                         require_function, require_state_shaped, require_subclass, run_check)
 
 _TOL = 1e-4  # float32 autograd against a float64 formula: agreement to ~1e-6 is typical
 
@@ -162,11 +162,8 @@ def _call_score(fn: Callable, case: _Case, x: Tensor, *, no_grad: bool = False) 
     if isinstance(out, (tuple, list)) and len(out) == 1 and isinstance(out[0], Tensor):
         raise CheckFailed("your function returned a tuple holding one tensor: torch.autograd.grad returns a "
                           "tuple, one gradient per input. Return its first element.")
-    if not isinstance(out, Tensor):
-        raise CheckFailed(f"your function must return a torch.Tensor, got {type(out).__name__}.")
-    if out.shape != x.shape:
-        raise CheckFailed(f"for x of shape {tuple(x.shape)} your score has shape {tuple(out.shape)}. The score "
-                          "has one gradient per sample, of the sample's shape: the same shape as x.")
+    require_state_shaped(out, x, "your function", "The score has one gradient per sample, of the sample's shape: "
+                         "the same shape as x.")
     if out.requires_grad:
         raise CheckFailed("the score you return is still attached to an autograd graph (it requires grad). "
                           "Return a plain tensor: the gradient from torch.autograd.grad (without create_graph) "
@@ -295,19 +292,14 @@ def check_langevin_sde(cls: type) -> CheckReport:
                     raise CheckFailed(f"drift raised TypeError: {err}. Does __init__(self, density, sigma) store "
                                       "its arguments in that order (self.density = density, self.sigma = sigma)?"
                                       ) from None
-                if not isinstance(out, Tensor):
-                    raise CheckFailed(f"drift must return a torch.Tensor, got {type(out).__name__}. "
-                                      "Did you forget `return`?")
                 if not torch.equal(x, x_before):
                     raise CheckFailed("drift changed its input x in place; leave x untouched.")
                 logp = case.density.log_density(x)
-                if out.shape == logp.shape and out.shape != x.shape:
-                    raise CheckFailed(f"for x of shape {case.shape} drift returned shape {tuple(out.shape)}, the "
-                                      "shape of log_density(x): one number per sample. The drift needs the "
-                                      "score, self.density.score(x), which has x's shape.")
-                if out.shape != x.shape:
-                    raise CheckFailed(f"for x of shape {case.shape} drift returned shape {tuple(out.shape)}; it "
-                                      "must have x's shape.")
+                shape_fix = "It must have x's shape."
+                if isinstance(out, Tensor) and out.shape == logp.shape:
+                    shape_fix = ("That is the shape of log_density(x), one number per sample: the drift needs the "
+                                 "score, self.density.score(x), which has x's shape.")
+                require_state_shaped(out, x, "drift", shape_fix)
                 score = case.score(x)
                 ref = 0.5 * sigma**2 * score
                 if not close(out, ref, _TOL):

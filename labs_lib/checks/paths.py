@@ -16,7 +16,7 @@ from torch import Tensor
 from ..times import expand_time
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler, Scheduler, SchedulerOutput, SqrtScheduler, validate_scheduler
 from ._framework import (SHAPES, CheckFailed, CheckReport, call_guarded, close, diagnose, require_function,
-                         require_subclass, run_check)
+                         require_state_shaped, require_subclass, run_check)
 
 _FIELDS = ("alpha_t", "beta_t", "d_alpha_t", "d_beta_t")
 
@@ -152,23 +152,22 @@ def _field_inputs(seed: int):
     yield x, z, torch.tensor(0.6)
 
 
+_TIME_HINT = ("t holds one time per sample: reshape it to broadcast against x before using it, e.g. "
+              "s = scheduler(ll.expand_time(t, x)), whose fields then have shape (batch, 1, ..., 1) (or stay "
+              "0-dim for a 0-dim t).")
+
+
 def _broadcast_hint(x: Tensor, t: Tensor) -> str:
-    return (f"for x of shape {_fmt(x.shape)} and t of shape {_fmt(t.shape)}. t holds one time per sample: reshape "
-            "it to broadcast against x before using it, e.g. s = scheduler(ll.expand_time(t, x)), whose fields then "
-            "have shape (batch, 1, ..., 1) (or stay 0-dim for a 0-dim t).")
+    return f"for x of shape {_fmt(x.shape)} and t of shape {_fmt(t.shape)}. {_TIME_HINT}"
 
 
 def _call_field(fn: Callable, sched: Scheduler, x: Tensor, z: Tensor, t: Tensor, what: str) -> Tensor:
     out = call_guarded(lambda: fn(sched, x, z, t), {"x": x, "z": z}, "your function",
                        "Build new tensors instead (`x = x - ...`, not `x -= ...`).",
                        lambda err: "a shape error " + _broadcast_hint(x, t))
-    if not isinstance(out, Tensor):
-        raise CheckFailed(f"your function must return a torch.Tensor, got {type(out).__name__}."
-                          + (" Did you forget `return`?" if out is None else ""))
-    if out.shape != x.shape:
-        raise CheckFailed(f"{what} must have x's shape {_fmt(x.shape)}, got {_fmt(out.shape)} "
-                          f"{_broadcast_hint(x, t)} Keep every term elementwise, with no sum or slice over an axis.")
-    return out
+    return require_state_shaped(out, x, "your function", f"{what[0].upper()}{what[1:]} must have x's shape (t has "
+                                f"shape {_fmt(t.shape)}): {_TIME_HINT} Keep every term elementwise, with no sum or "
+                                "slice over an axis.")
 
 
 def _mismatches(fn: Callable, sched: Scheduler, seed: int, what: str, reference: Callable):
@@ -182,39 +181,73 @@ def _mismatches(fn: Callable, sched: Scheduler, seed: int, what: str, reference:
             yield x, z, t, out, ref
 
 
+# The named mistakes of the two formula exercises: hint → what that wrong formula returns, from the
+# schedule's values s at t (broadcast against x), the states x and the data points z.
+
+
+def _field_mistakes(s: SchedulerOutput, x: Tensor, z: Tensor, t: Tensor) -> dict[str, Tensor]:
+    a, b, da, db = s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t
+    return {
+        "the second term has the wrong sign: u = α̇ z + (β̇/β)(x − α z). (β̇ < 0, so that term pulls "
+        "x towards α z.)": da * z - db / b * (x - a * z),
+        "the first term is α̇·z, not α̇·x: the data point z is what α_t multiplies.":
+            da * x + db / b * (x - a * z),
+        "inside the bracket subtract α_t·z, not z: x − α_t z is β_t times the noise x_0.":
+            da * z + db / b * (x - z),
+        "the bracket is multiplied by β̇_t/β_t, not by β_t.": da * z + b * (x - a * z),
+        "the bracket must be divided by β_t: u = α̇ z + (β̇/β)(x − α z).": da * z + db * (x - a * z),
+        "divide by β_t once, not by β_t²: u = α̇ z + (β̇/β)(x − α z).": da * z + db / b**2 * (x - a * z),
+        "the ratio is upside down: β̇_t/β_t, not β_t/β̇_t.": da * z + b / db * (x - a * z),
+        "the first term uses α_t; it must use its derivative α̇_t (d_alpha_t).": a * z + db / b * (x - a * z),
+        "the term α̇_t·z is missing: u = α̇ z + (β̇/β)(x − α z). The bracket alone is the noise's "
+        "share of the velocity; the data's share α̇_t z moves x towards z.": db / b * (x - a * z),
+        "this is a point of the path, α_t z + β_t x; the exercise asks for its velocity.": a * z + b * x,
+        "this is α̇ z + β̇ x_0 with x in place of x_0. Express x_0 through x first: "
+        "x_0 = (x − α_t z)/β_t.": da * z + db * x,
+        "(z − x)/(1 − t) is the field of the linear schedule only; use the scheduler's α_t, β_t and "
+        "their derivatives.": (z - x) / (1 - expand_time(t, x)),
+    }
+
+
+def _score_mistakes(s: SchedulerOutput, x: Tensor, z: Tensor, t: Tensor) -> dict[str, Tensor]:
+    a, b = s.alpha_t, s.beta_t
+    return {
+        "the sign is wrong: the score points from x towards the mean α_t z, −(x − α_t z)/β_t².":
+            (x - a * z) / b**2,
+        "divide by the variance β_t², not by the standard deviation β_t.": -(x - a * z) / b,
+        "(x − α z)/β_t is the noise x_0 that produced x, not the score; the score is "
+        "−x_0/β_t = −(x − α_t z)/β_t².": (x - a * z) / b,
+        "the mean of p_t(·|z) is α_t z, not z: −(x − α_t z)/β_t².": -(x - z) / b**2,
+        "subtract the mean: −(x − α_t z)/β_t², not −(x + α_t z)/β_t².": -(x + a * z) / b**2,
+        "the division by the variance β_t² is missing: −(x − α_t z)/β_t².": -(x - a * z),
+        "the ½ of the Gaussian's exponent cancels against the 2 of the derivative of the square: "
+        "−(x − α_t z)/β_t², no factor ½.": -(x - a * z) / (2 * b**2),
+        "this is the conditional vector field, not the score: the score is −(x − α_t z)/β_t².":
+            s.d_alpha_t * z + s.d_beta_t / b * (x - a * z),
+    }
+
+
+def _match_every_schedule(ok: Callable[[str], None], fn: Callable, seed: int, what: str, reference: Callable,
+                          mistakes: Callable[..., dict[str, Tensor]], yours: str, formula: str) -> None:
+    """What both formula checkers do: ``fn`` against ``reference`` on every schedule and input; the
+    first mismatch is diagnosed with the ``mistakes`` table, and each schedule that matches is reported."""
+    for make in _SCHEDULERS:
+        sched = make()
+        for x, z, t, out, ref in _mismatches(fn, sched, seed, what, reference):
+            raise diagnose(out, mistakes(sched(expand_time(t, x)), x, z, t),
+                           f"with the {_NAMES[make]} schedule, for x of shape {_fmt(x.shape)} and t of shape "
+                           f"{_fmt(t.shape)}, {yours} differs from {formula} by up to "
+                           f"{float((out - ref).abs().max()):.3g}.")
+        ok(f"matches {formula} for the {_NAMES[make]} schedule")
+
+
 def check_conditional_vector_field(fn: Callable) -> CheckReport:
     r"""Check ``fn(scheduler, x, z, t)`` against :math:`u_t(x \mid z) = \dot\alpha_t z + \frac{\dot\beta_t}{\beta_t}(x - \alpha_t z)`."""
 
     def body(ok):
         require_function(fn, "check_conditional_vector_field", "my_conditional_vector_field")
-        for make in _SCHEDULERS:
-            sched = make()
-            for x, z, t, out, ref in _mismatches(fn, sched, 4, "the vector field", AffinePath.conditional_vector_field):
-                s = sched(expand_time(t, x))
-                a, b, da, db = s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t
-                raise diagnose(out, {
-                    "the second term has the wrong sign: u = α̇ z + (β̇/β)(x − α z). (β̇ < 0, so that term pulls "
-                    "x towards α z.)": da * z - db / b * (x - a * z),
-                    "the first term is α̇·z, not α̇·x: the data point z is what α_t multiplies.":
-                        da * x + db / b * (x - a * z),
-                    "inside the bracket subtract α_t·z, not z: x − α_t z is β_t times the noise x_0.":
-                        da * z + db / b * (x - z),
-                    "the bracket is multiplied by β̇_t/β_t, not by β_t.": da * z + b * (x - a * z),
-                    "the bracket must be divided by β_t: u = α̇ z + (β̇/β)(x − α z).": da * z + db * (x - a * z),
-                    "divide by β_t once, not by β_t²: u = α̇ z + (β̇/β)(x − α z).": da * z + db / b**2 * (x - a * z),
-                    "the ratio is upside down: β̇_t/β_t, not β_t/β̇_t.": da * z + b / db * (x - a * z),
-                    "the first term uses α_t; it must use its derivative α̇_t (d_alpha_t).": a * z + db / b * (x - a * z),
-                    "the term α̇_t·z is missing: u = α̇ z + (β̇/β)(x − α z). The bracket alone is the noise's "
-                    "share of the velocity; the data's share α̇_t z moves x towards z.": db / b * (x - a * z),
-                    "this is a point of the path, α_t z + β_t x; the exercise asks for its velocity.": a * z + b * x,
-                    "this is α̇ z + β̇ x_0 with x in place of x_0. Express x_0 through x first: "
-                    "x_0 = (x − α_t z)/β_t.": da * z + db * x,
-                    "(z − x)/(1 − t) is the field of the linear schedule only; use the scheduler's α_t, β_t and "
-                    "their derivatives.": (z - x) / (1 - expand_time(t, x)),
-                }, f"with the {_NAMES[make]} schedule, for x of shape {_fmt(x.shape)} and t of shape "
-                   f"{_fmt(t.shape)}, your field differs from α̇ z + (β̇/β)(x − α z) by up to "
-                   f"{float((out - ref).abs().max()):.3g}.")
-            ok(f"matches α̇_t z + (β̇_t/β_t)(x − α_t z) for the {_NAMES[make]} schedule")
+        _match_every_schedule(ok, fn, 4, "the vector field", AffinePath.conditional_vector_field, _field_mistakes,
+                              "your field", "α̇_t z + (β̇_t/β_t)(x − α_t z)")
         ok(f"works for state shapes {', '.join(_fmt(s) for s in SHAPES)}, with t of shape (batch,) or 0-dim")
         ok("returns a new tensor of x's shape and leaves x and z untouched")
 
@@ -226,28 +259,8 @@ def check_conditional_score(fn: Callable) -> CheckReport:
 
     def body(ok):
         require_function(fn, "check_conditional_score", "my_conditional_score")
-        for make in _SCHEDULERS:
-            sched = make()
-            for x, z, t, out, ref in _mismatches(fn, sched, 5, "the score", AffinePath.conditional_score):
-                s = sched(expand_time(t, x))
-                a, b = s.alpha_t, s.beta_t
-                raise diagnose(out, {
-                    "the sign is wrong: the score points from x towards the mean α_t z, −(x − α_t z)/β_t².":
-                        (x - a * z) / b**2,
-                    "divide by the variance β_t², not by the standard deviation β_t.": -(x - a * z) / b,
-                    "(x − α z)/β_t is the noise x_0 that produced x, not the score; the score is "
-                    "−x_0/β_t = −(x − α_t z)/β_t².": (x - a * z) / b,
-                    "the mean of p_t(·|z) is α_t z, not z: −(x − α_t z)/β_t².": -(x - z) / b**2,
-                    "subtract the mean: −(x − α_t z)/β_t², not −(x + α_t z)/β_t².": -(x + a * z) / b**2,
-                    "the division by the variance β_t² is missing: −(x − α_t z)/β_t².": -(x - a * z),
-                    "the ½ of the Gaussian's exponent cancels against the 2 of the derivative of the square: "
-                    "−(x − α_t z)/β_t², no factor ½.": -(x - a * z) / (2 * b**2),
-                    "this is the conditional vector field, not the score: the score is −(x − α_t z)/β_t².":
-                        s.d_alpha_t * z + s.d_beta_t / b * (x - a * z),
-                }, f"with the {_NAMES[make]} schedule, for x of shape {_fmt(x.shape)} and t of shape "
-                   f"{_fmt(t.shape)}, your score differs from −(x − α_t z)/β_t² by up to "
-                   f"{float((out - ref).abs().max()):.3g}.")
-            ok(f"matches −(x − α_t z)/β_t² for the {_NAMES[make]} schedule")
+        _match_every_schedule(ok, fn, 5, "the score", AffinePath.conditional_score, _score_mistakes,
+                              "your score", "−(x − α_t z)/β_t²")
         # the same numbers as the autograd score of the Gaussian N(α z, β² I)
         sched = SqrtScheduler()
         x, z, t = torch.randn(8, 2, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64), 0.45

@@ -33,14 +33,10 @@ from ..dynamics import SDE
 from ..losses import dsm_loss
 from ..times import expand_time
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, SqrtScheduler
-from ._framework import (SHAPES, CheckFailed, CheckReport, broadcast_values, call_guarded, close, diagnose, per_sample_sum,
-                         per_sample_time, require_function, require_gradient, require_scalar_loss, require_subclass,
-                         run_check)
+from ._framework import (LOSS_SHAPES, LOSS_TOL, SHAPES, CheckFailed, CheckReport, broadcast_values, call_guarded,
+                         close, diagnose, per_sample_sum, per_sample_time, require_function, require_gradient,
+                         require_scalar_loss, require_state_shaped, require_subclass, run_check)
 
-# (6, 2) first: schedule values of shape (batch,) that are not reshaped fail loudly there;
-# (3, 3) has batch == dimension, where the same mistake broadcasts silently along the wrong axis.
-_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (3, 3), (4, 1, 3, 3), (1, 2))
-_TOL = 1e-4
 _SCHEDULES = (("CondOT", CondOTScheduler()), ("cosine", CosineScheduler()))
 _BROADCAST_HINT = ("the schedule values path.scheduler(t).alpha_t, .beta_t, ... have shape (batch,), like t: "
                    "reshape them to (batch, 1, ...) before multiplying with the states, e.g. "
@@ -78,7 +74,7 @@ class _CheckScore(nn.Module):
 def _loss_inputs(seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     for name, scheduler in _SCHEDULES:
-        for shape in _SHAPES:
+        for shape in LOSS_SHAPES:
             z = 1.5 + 0.5 * torch.randn(shape, generator=gen)
             eps = torch.randn(shape, generator=gen)
             yield name, AffinePath(scheduler), z, eps, _times(gen, shape[0])
@@ -97,6 +93,68 @@ def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, z: Tensor, eps:
     return require_scalar_loss(out, z, "z")
 
 
+def _dsm_mistakes(schedule: str, path: AffinePath, model: nn.Module, z: Tensor, eps: Tensor,
+                  t: Tensor) -> dict[str, Tensor]:
+    """The named mistakes of exercise 1: hint → the loss that wrong line of code returns on this input."""
+    s = path.scheduler(t)
+    a, b = expand_time(s.alpha_t, z), expand_time(s.beta_t, z)
+    x_t = a * z + b * eps
+    d, batch = z[0].numel(), z.shape[0]
+
+    def loss(x, target, time=t, weight=1.0):
+        return (weight * per_sample_sum((model(x, time) - target) ** 2)).mean()
+
+    ref, s_t = loss(x_t, -eps / b), model(x_t, t)
+    mistakes = {
+        "the target has the wrong sign: the conditional score of x_t = α_t z + β_t ε is "
+        "−ε/β_t (it points from x_t back towards α_t z), so the residual is s(x_t) + ε/β_t.":
+            loss(x_t, eps / b),
+        "the target is −ε/β_t², but x_t − α_t z = β_t ε, so −(x_t − α_t z)/β_t² = −ε/β_t: "
+        "divide the noise by β_t once.": loss(x_t, -eps / b**2),
+        "the target is −ε: that is the ε-prediction target up to sign, without the 1/β_t. "
+        "The conditional score is −ε/β_t.": loss(x_t, -eps),
+        "the target is +ε: the conditional score is −ε/β_t (minus sign, and divided by β_t).":
+            loss(x_t, eps),
+        "the network was evaluated at the clean data z. Evaluate it at the noisy point "
+        "x_t = α_t z + β_t ε: the score is a function of where the particle is.":
+            loss(z, -eps / b),
+        "the network was evaluated at the noise ε. Evaluate it at the noisy point "
+        "x_t = α_t z + β_t ε.": loss(eps, -eps / b),
+        "x_t has α and β swapped: x_t = α_t z + β_t ε is noise at t = 0 and data at t = 1. "
+        "(With path.sample the order is path.sample(eps, z, t): noise x_0 first, data x_1 "
+        "second.)": loss(b * z + a * eps, -eps / b),
+        "the network was evaluated at time 1 − t; call it at the time of the path point: "
+        "model(x_t, t).": loss(x_t, -eps / b, 1 - t),
+        "this is the β_t²-weighted loss ‖β_t s + ε‖² (the ε-prediction loss in disguise). "
+        "This exercise asks for the plain, unweighted one: ‖s(x_t) + ε/β_t‖².":
+            loss(x_t, -eps / b, t, b.reshape(-1) ** 2),
+        f"the loss is {d}× too small: it averages over the {d} coordinates of a sample (a "
+        ".mean() over everything?). Sum the squared error over a sample's coordinates, "
+        "average only over the batch.": ref / d,
+        f"the loss is {batch}× too large: it sums over the batch. Average over the batch "
+        "(.mean()) after summing over each sample's coordinates.": ref * batch,
+        "the error is not squared: use the squared norm ‖s + ε/β_t‖², a sum of squares "
+        "(not absolute values).": per_sample_sum((s_t + eps / b).abs()).mean(),
+        "the norm is not squared: the loss is the *squared* norm ‖s + ε/β_t‖², averaged "
+        "over the batch.": (s_t + eps / b).flatten(1).norm(dim=1).mean(),
+        "the residual is not squared at all: square it, (s + ε/β_t)², before summing.":
+            per_sample_sum(s_t + eps / b).mean(),
+        "the noise and the data are swapped: the loss is called as my_dsm_loss(model, path, "
+        "eps, z, t), noise first, in the order of path.sample(x_0, x_1, t).":
+            loss(a * eps + b * z, -z / b),
+    }
+    if schedule == "cosine":
+        tl = expand_time(t, z)
+        mistakes["x_t uses the formulas of the linear path (x_t = t z + (1 − t) ε, target "
+                 "−ε/(1 − t)) for every path. Take α_t and β_t from path.scheduler(t): the "
+                 "check also uses the cosine schedule."] = loss(tl * z + (1 - tl) * eps, -eps / (1 - tl))
+    if z.ndim == 2 and z.shape[0] == z.shape[1]:
+        aw, bw = s.alpha_t, s.beta_t  # (batch,) values broadcast along the coordinates
+        mistakes[f"the schedule values were broadcast along the coordinates instead of the "
+                 f"batch. {_BROADCAST_HINT}"] = loss(aw * z + bw * eps, -eps / bw)
+    return {hint: value.reshape(()) for hint, value in mistakes.items()}
+
+
 def check_dsm_loss(fn: Callable) -> CheckReport:
     r"""Check ``fn(model, path, eps, z, t)`` against the (unweighted) denoising score matching loss:
     value (two schedules, several state shapes) and gradients with respect to the network."""
@@ -106,76 +164,18 @@ def check_dsm_loss(fn: Callable) -> CheckReport:
         for name, path, z, eps, t in _loss_inputs():
             model = _CheckScore()
             out = _call_loss(fn, model, path, z, eps, t)
-
-            s = path.scheduler(t)
-            a, b = expand_time(s.alpha_t, z), expand_time(s.beta_t, z)
-            x_t = a * z + b * eps
             with torch.no_grad():
                 ref = dsm_loss(model, path, eps, z, t)
-                if not close(out.detach(), ref, _TOL):
-                    d, batch = z[0].numel(), z.shape[0]
-
-                    def loss(x, target, time=t, weight=1.0):
-                        return (weight * per_sample_sum((model(x, time) - target) ** 2)).mean()
-
-                    s_t = model(x_t, t)
-                    mistakes = {
-                        "the target has the wrong sign: the conditional score of x_t = α_t z + β_t ε is "
-                        "−ε/β_t (it points from x_t back towards α_t z), so the residual is s(x_t) + ε/β_t.":
-                            loss(x_t, eps / b),
-                        "the target is −ε/β_t², but x_t − α_t z = β_t ε, so −(x_t − α_t z)/β_t² = −ε/β_t: "
-                        "divide the noise by β_t once.": loss(x_t, -eps / b**2),
-                        "the target is −ε: that is the ε-prediction target up to sign, without the 1/β_t. "
-                        "The conditional score is −ε/β_t.": loss(x_t, -eps),
-                        "the target is +ε: the conditional score is −ε/β_t (minus sign, and divided by β_t).":
-                            loss(x_t, eps),
-                        "the network was evaluated at the clean data z. Evaluate it at the noisy point "
-                        "x_t = α_t z + β_t ε: the score is a function of where the particle is.":
-                            loss(z, -eps / b),
-                        "the network was evaluated at the noise ε. Evaluate it at the noisy point "
-                        "x_t = α_t z + β_t ε.": loss(eps, -eps / b),
-                        "x_t has α and β swapped: x_t = α_t z + β_t ε is noise at t = 0 and data at t = 1. "
-                        "(With path.sample the order is path.sample(eps, z, t): noise x_0 first, data x_1 "
-                        "second.)": loss(b * z + a * eps, -eps / b),
-                        "the network was evaluated at time 1 − t; call it at the time of the path point: "
-                        "model(x_t, t).": loss(x_t, -eps / b, 1 - t),
-                        "this is the β_t²-weighted loss ‖β_t s + ε‖² (the ε-prediction loss in disguise). "
-                        "This exercise asks for the plain, unweighted one: ‖s(x_t) + ε/β_t‖².":
-                            loss(x_t, -eps / b, t, b.reshape(-1) ** 2),
-                        f"the loss is {d}× too small: it averages over the {d} coordinates of a sample (a "
-                        ".mean() over everything?). Sum the squared error over a sample's coordinates, "
-                        "average only over the batch.": ref / d,
-                        f"the loss is {batch}× too large: it sums over the batch. Average over the batch "
-                        "(.mean()) after summing over each sample's coordinates.": ref * batch,
-                        "the error is not squared: use the squared norm ‖s + ε/β_t‖², a sum of squares "
-                        "(not absolute values).": per_sample_sum((s_t + eps / b).abs()).mean(),
-                        "the norm is not squared: the loss is the *squared* norm ‖s + ε/β_t‖², averaged "
-                        "over the batch.": (s_t + eps / b).flatten(1).norm(dim=1).mean(),
-                        "the residual is not squared at all: square it, (s + ε/β_t)², before summing.":
-                            per_sample_sum(s_t + eps / b).mean(),
-                        "the noise and the data are swapped: the loss is called as my_dsm_loss(model, path, "
-                        "eps, z, t), noise first, in the order of path.sample(x_0, x_1, t).":
-                            loss(a * eps + b * z, -z / b),
-                    }
-                    if name == "cosine":
-                        tl = expand_time(t, z)
-                        mistakes["x_t uses the formulas of the linear path (x_t = t z + (1 − t) ε, target "
-                                 "−ε/(1 − t)) for every path. Take α_t and β_t from path.scheduler(t): the "
-                                 "check also uses the cosine schedule."] = loss(tl * z + (1 - tl) * eps,
-                                                                                 -eps / (1 - tl))
-                    if z.ndim == 2 and z.shape[0] == z.shape[1]:
-                        aw, bw = s.alpha_t, s.beta_t  # (batch,) values broadcast along the coordinates
-                        mistakes[f"the schedule values were broadcast along the coordinates instead of the "
-                                 f"batch. {_BROADCAST_HINT}"] = loss(aw * z + bw * eps, -eps / bw)
-                    candidates = {hint: value.reshape(()) for hint, value in mistakes.items()}
-                    raise diagnose(out.detach().reshape(()), candidates,
+                if not close(out.detach(), ref, LOSS_TOL):
+                    raise diagnose(out.detach().reshape(()), _dsm_mistakes(name, path, model, z, eps, t),
                                    f"with the {name} schedule and z of shape {tuple(z.shape)} your loss is "
                                    f"{float(out):.5g}, but the denoising score matching loss is {float(ref):.5g}.")
-
-            require_gradient(out, model, lambda m: per_sample_sum((m(x_t, t) + eps / b) ** 2).mean())
+            s = path.scheduler(t)
+            a, b = expand_time(s.alpha_t, z), expand_time(s.beta_t, z)
+            require_gradient(out, model, lambda m: per_sample_sum((m(a * z + b * eps, t) + eps / b) ** 2).mean())
         ok("matches ‖s_θ(x_t, t) + ε/β_t‖² with x_t = α_t z + β_t ε, summed over coordinates and averaged "
            "over the batch, for the CondOT and cosine schedules")
-        ok(f"works for state shapes {', '.join(str(s) for s in _SHAPES)}")
+        ok(f"works for state shapes {', '.join(str(s) for s in LOSS_SHAPES)}")
         ok("returns a single number whose gradient reaches the network's parameters")
 
     return run_check("denoising score matching loss", body, subject=fn)
@@ -186,14 +186,8 @@ def check_dsm_loss(fn: Callable) -> CheckReport:
 
 def _call_conversion(fn: Callable, path: AffinePath, u: Tensor, x: Tensor, t: Tensor) -> Tensor:
     out = _call_untouched(fn, (path,), {"u": u, "x": x, "t": t}, "your conversion", x)
-    if out is None:
-        raise CheckFailed("your function returned None. Did you forget `return`?")
-    if not isinstance(out, Tensor):
-        raise CheckFailed(f"your function must return a torch.Tensor of x's shape, got {type(out).__name__}.")
-    if out.shape != x.shape:
-        raise CheckFailed(f"for x of shape {tuple(x.shape)} your function returned shape {tuple(out.shape)}: a score "
-                          f"has one value per particle and coordinate, like x. {_BROADCAST_HINT}")
-    return out
+    return require_state_shaped(out, x, "your function", "A score has one value per particle and coordinate, "
+                                f"like x. {_BROADCAST_HINT}")
 
 
 def _conversion_mistakes(path: AffinePath, u: Tensor, x: Tensor, t: Tensor) -> dict[str, Tensor]:
@@ -241,19 +235,19 @@ def check_score_from_velocity(fn: Callable) -> CheckReport:
         schedules = (*_SCHEDULES, ("square-root", SqrtScheduler()))
         for name, scheduler in schedules:
             path = AffinePath(scheduler)
-            for shape in _SHAPES:
+            for shape in LOSS_SHAPES:
                 x = 2 * torch.randn(shape, generator=gen)
                 u = torch.randn(shape, generator=gen)
                 t = _times(gen, shape[0])
                 out = _call_conversion(fn, path, u, x, t)
                 ref = path.velocity_to_score(u, x, t)
-                if not close(out, ref, _TOL):
+                if not close(out, ref, LOSS_TOL):
                     raise diagnose(out, _conversion_mistakes(path, u, x, t),
                                    f"with the {name} schedule and x of shape {tuple(x.shape)} your score differs "
                                    f"from (α_t u − α̇_t x)/(β_t² α̇_t − α_t β_t β̇_t) by up to "
                                    f"{float((out - ref).abs().max()):.3g}.")
         ok("matches (α_t u − α̇_t x)/(β_t² α̇_t − α_t β_t β̇_t) for the CondOT, cosine and square-root "
-           f"schedules and state shapes {', '.join(str(s) for s in _SHAPES)}")
+           f"schedules and state shapes {', '.join(str(s) for s in LOSS_SHAPES)}")
 
         # The meaning of the formula: the exact marginal field of a Gaussian mixture turns into
         # its exact marginal score.
@@ -328,15 +322,11 @@ def check_langevin_corrected_sde(cls: type) -> CheckReport:
         for sigma in LANGEVIN_SIGMAS:
             sde = _construct_sde(cls, sigma)
             for x, t in _sde_inputs(0):
-                out = _call_method(sde, "drift", x, t)
-                if not isinstance(out, Tensor):
-                    raise CheckFailed(f"drift must return a torch.Tensor of x's shape, got {type(out).__name__}.")
-                if out.shape != x.shape:
-                    raise CheckFailed(f"for x of shape {tuple(x.shape)} drift returned shape {tuple(out.shape)}: "
-                                      "keep every term the shape of x.")
+                out = require_state_shaped(_call_method(sde, "drift", x, t), x, "drift",
+                                           "Keep every term the shape of x.")
                 u, s = _u(x, t), _s(x, t)
                 ref = u + 0.5 * sigma**2 * s
-                if not close(out, ref, _TOL):
+                if not close(out, ref, LOSS_TOL):
                     raise diagnose(out, {
                         "the factor ½ is missing: the drift is u_t(x) + ½σ²·s_t(x). (Langevin dynamics "
                         "dX = ½σ²∇log p dt + σ dW keeps p; without the ½ it over-corrects.)": u + sigma**2 * s,
@@ -365,7 +355,7 @@ def check_langevin_corrected_sde(cls: type) -> CheckReport:
             sde = _construct_sde(cls, sigma)
             for x, t in _sde_inputs(1):
                 values = broadcast_values(_call_method(sde, "diffusion", x, t), x, "diffusion")
-                if not close(values, torch.full_like(x, sigma), _TOL):
+                if not close(values, torch.full_like(x, sigma), LOSS_TOL):
                     raise diagnose(values, {
                         "diffusion returned σ², the variance. The coefficient of dW is σ itself.":
                             torch.full_like(x, sigma**2),
@@ -384,7 +374,7 @@ def check_langevin_corrected_sde(cls: type) -> CheckReport:
 
         sde = _construct_sde(cls, 0.0)
         x, t = next(_sde_inputs(2))
-        if not close(_call_method(sde, "drift", x, t), _u(x, t), _TOL):
+        if not close(_call_method(sde, "drift", x, t), _u(x, t), LOSS_TOL):
             raise CheckFailed("with σ = 0 the drift must be the vector field u_t(x) itself (the probability-flow ODE).")
         ok("σ = 0 gives back the ODE of the vector field")
 
