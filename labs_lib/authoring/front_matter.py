@@ -8,9 +8,10 @@ written from the templates below (edit the templates, never the cells):
    repository. It is plain text, not Colab's badge image, which shows as a broken image offline;
 2. a code cell tagged ``colab-setup`` and ``nbval-skip``: on Colab it installs ``labs_lib`` from
    that repository and switches on Colab's widget manager (for the sliders); anywhere else it does
-   nothing. Its code is collapsed in JupyterLab (one click shows it), so that the first screen of a
-   lab shows the lab's title rather than 20 lines of plumbing. The tests skip it (nbval honours
-   ``nbval-skip``; the student-notebook test drops it).
+   nothing. The tests skip it (nbval honours ``nbval-skip``; the student-notebook test drops it).
+   Its input must stay expanded: in JupyterLab 4.6, a notebook whose code cell has a collapsed
+   input (``jupyter.source_hidden``) runs nothing on "Run All Cells" (measured in the browser), so
+   ``--check`` reports a collapsed setup cell as out of date.
 
 Both cells have the slide type ``skip``: they are plumbing, not part of a lecture.
 
@@ -88,7 +89,7 @@ def install_requirement(repository: str | None = None) -> str:
 def badge_source(name: str, repository: str | None = None) -> str:
     """The markdown of the badge cell for the notebook file ``name``."""
     return (f"[Open this lab in Google Colab ↗]({colab_url(name, repository)}) · *on Colab, run the "
-            "(collapsed) setup cell below first; on your own machine it does nothing.*")
+            "setup cell below first; on your own machine it does nothing.*")
 
 
 def setup_source(repository: str | None = None) -> str:
@@ -96,17 +97,14 @@ def setup_source(repository: str | None = None) -> str:
     return _SETUP_TEMPLATE.replace("{requirement}", install_requirement(repository))
 
 
-def _metadata(*tags: str, hidden: bool = False) -> dict:
-    metadata: dict = {"slideshow": {"slide_type": "skip"}, "tags": list(tags)}
-    if hidden:
-        metadata["jupyter"] = {"source_hidden": True}  # JupyterLab shows a collapsed input
-    return metadata
+def _metadata(*tags: str) -> dict:
+    return {"slideshow": {"slide_type": "skip"}, "tags": list(tags)}
 
 
 def front_matter(name: str, repository: str | None = None) -> list[nbformat.NotebookNode]:
     """Fresh copies of the two front-matter cells, in order, for the notebook file ``name``."""
     badge = new_markdown_cell(badge_source(name, repository), metadata=_metadata(BADGE_TAG))
-    setup = new_code_cell(setup_source(repository), metadata=_metadata(SKIP_TESTS_TAG, SETUP_TAG, hidden=True))
+    setup = new_code_cell(setup_source(repository), metadata=_metadata(SKIP_TESTS_TAG, SETUP_TAG))
     # Stable, readable ids where the notebook format has them (4.5 and later); they are only
     # used for cells inserted fresh, a refreshed cell keeps its own id.
     badge.id, setup.id = BADGE_TAG, SETUP_TAG
@@ -133,9 +131,8 @@ def _differences(cell: nbformat.NotebookNode, template: nbformat.NotebookNode) -
         out.append(f"its tags are {_tags(cell)}, not {_tags(template)}")
     if cell.get("metadata", {}).get("slideshow") != template.metadata.slideshow:
         out.append("its slide type is not 'skip'")
-    if cell.get("metadata", {}).get("jupyter") != template.metadata.get("jupyter"):
-        out.append("its input is not collapsed as the template's is" if template.metadata.get("jupyter")
-                   else "its input is collapsed")
+    if cell.get("metadata", {}).get("jupyter", {}).get("source_hidden"):
+        out.append("its input is collapsed (then JupyterLab's Run All Cells runs nothing)")
     return out
 
 
