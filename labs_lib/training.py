@@ -206,15 +206,20 @@ class ConditionalFlowMatchingTrainer(Trainer):
         if source is not None and tuple(source.shape) != tuple(data.shape):
             raise ValueError(f"source samples have shape {source.shape} but data samples have shape {data.shape}.")
         self.path, self.data, self.source, self.time_sampler = path, data, source, time_sampler
+        self._times_checked = False
 
     def loss(self, batch_size: int) -> Tensor:
         x_1 = self.data.sample(batch_size).to(self.device)
         x_0 = torch.randn_like(x_1) if self.source is None else self.source.sample(batch_size).to(self.device)
         t = self.time_sampler(batch_size, self.device)
-        if not isinstance(t, Tensor) or t.shape != (batch_size,) or not bool(((t >= 0) & (t <= 1)).all()):
+        # The values are checked on the first batch only: reading them every step would make a GPU wait
+        # for each batch (a synchronisation per step); the shape is free to check every time.
+        if not isinstance(t, Tensor) or t.shape != (batch_size,) or (
+                not self._times_checked and not bool(((t >= 0) & (t <= 1)).all())):
             raise ValueError(f"time_sampler({batch_size}, device) must return {batch_size} times in [0, 1] as a "
                              f"tensor of shape ({batch_size},), got "
                              f"{tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}.")
+        self._times_checked = True
         return cfm_loss(self.model, self.path, x_0, x_1, t)
 
 
