@@ -16,23 +16,29 @@ NBVAL_CELL_TIMEOUT ?= 120
 # The browser that `make test-browser` drives; installed from Debian when it is missing.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup lab test test-browser stress bench notebooks solutions figures clean help
+.PHONY: setup lab test test-browser test-browser-all stress bench notebooks solutions figures clean help
 
 help:
 	@echo "make lab        start JupyterLab on the course (http://127.0.0.1:8888, token login)"
 	@echo "make test       run every test and execute every notebook (what CI runs)"
-	@echo "make test-browser  Lab 01 and its RISE slideshow in headless Chromium (installs it)"
+	@echo "make test-browser  a student's, a solution's and a slideshow's view in headless Chromium (installs it)"
+	@echo "make test-browser-all  the same for every lab (a few minutes more)"
 	@echo "make stress     execute every notebook N times (N=20, JOBS=1): stalls and time spread"
 	@echo "make bench      benchmarks: simulators vs plain loops/torchsde/torchdiffeq, samplers, notebook times"
 	@echo "make notebooks  regenerate notebooks/ from solutions/ (instructors)"
 	@echo "make solutions  re-execute the solution notebooks, store outputs, regenerate (instructors)"
 	@echo "make figures    course-map pictures docs/figures/NN_topic.png from the solutions' outputs"
 
+# JupyterLab's defaults for this course's environment (jupyter/overrides.json): no news or
+# update toast over the first screen of every lab. Students can still change both in Settings.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+
 # Re-install whenever pyproject.toml changes.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml jupyter/overrides.json
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	mkdir -p $(dir $(LAB_OVERRIDES)) && cp jupyter/overrides.json $(LAB_OVERRIDES)
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -53,7 +59,12 @@ $(VENV)/.browser-stamp: $(STAMP)
 
 test-browser: setup $(VENV)/.browser-stamp
 	bash browser_tests/ensure_chromium.sh $(CHROMIUM)
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest browser_tests -p no:cacheprovider -v --durations=5
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest browser_tests -m "not full" -p no:cacheprovider -v --durations=5
+
+# The same tests for every lab: each student notebook, each solution run, each slideshow.
+test-browser-all: setup $(VENV)/.browser-stamp
+	bash browser_tests/ensure_chromium.sh $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest browser_tests -p no:cacheprovider -v --durations=10
 
 # Every notebook, solution and student version, N times: per-notebook time spread, and every
 # kernel message that reached the client late (a stall). Exits non-zero on a stall or a failure.

@@ -41,6 +41,11 @@ SERVER_START_TIMEOUT_S = float(os.environ.get("LABS_BROWSER_SERVER_TIMEOUT", "30
 DEFAULT_TIMEOUT_MS = 90_000
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "full: only in `make test-browser-all` (every lab), not in CI's "
+                                       "`make test-browser`")
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     """``artifacts/browser/``, emptied of the previous run's screenshots and logs."""

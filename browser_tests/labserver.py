@@ -1,12 +1,12 @@
 """Start JupyterLab the way README says (``make lab``), wait until it answers, stop it for sure.
 
 The server gets fresh, temporary Jupyter config, data, runtime, settings and workspace
-directories, so the user's own Jupyter setup is neither read nor changed.
+directories, so the user's own Jupyter setup is neither read nor changed; it runs with
+JupyterLab's default settings, as a student's does.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -66,26 +66,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _write_lab_settings(settings_dir: Path) -> None:
-    """User settings for this server only.
-
-    * No news and no update check: their notification toasts cover part of the screenshots.
-    * No windowed notebook rendering: JupyterLab otherwise leaves cells that are off screen out
-      of the page, and the test reads every cell's prompt and output.
-    """
-    files = {
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-            "fetchNews": "false",
-            "checkForUpdates": False,
-        },
-        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    }
-    for name, settings in files.items():
-        path = settings_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings, indent=2))
-
-
 def _kill_leftover_kernels(runtime_dir: Path) -> None:
     """Kill, by pid, the kernels whose connection file lies in this server's runtime dir.
 
@@ -136,7 +116,6 @@ def running_lab(home: Path, log_path: Path, start_timeout_s: float) -> Iterator[
     the command line, where any user's ``ps`` would show it.
     """
     runtime_dir = home / "runtime"
-    _write_lab_settings(home / "settings")
     token = secrets.token_hex(24)
     port = _free_port()
     # A fresh `make lab`, not a sub-make of `make test-browser` (whose jobserver is not ours).
@@ -151,8 +130,9 @@ def running_lab(home: Path, log_path: Path, start_timeout_s: float) -> Iterator[
         IPYTHONDIR=str(home / "ipython"),
         MPLCONFIGDIR=str(home / "matplotlib"),
     )
-    lab_args = (f"--no-browser --port={port} --ServerApp.port_retries=0 "
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
+    # JupyterLab's default settings, as a student has them (with the course's overrides.json,
+    # which `make setup` installs into the environment): no settings of the test's own.
+    lab_args = f"--no-browser --port={port} --ServerApp.port_retries=0"
     server = LabServer(base_url=f"http://127.0.0.1:{port}", token=token, log_path=log_path)
     with log_path.open("w") as log:
         proc = subprocess.Popen(

@@ -21,6 +21,7 @@ import nbformat
 import pytest
 
 from labserver import ROOT, LabServer
+from views import copy_notebook, menu, open_notebook, run_all, title_of
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -37,76 +38,16 @@ RISE_WIDGETS_BUG = ("jupyterlab-rise 0.43.1 cannot load the ipywidgets 8 widget 
                     "slideshow (jupyterlab-contrib/rise#119): sliders show as text there")
 
 
-def _title(nb: nbformat.NotebookNode) -> str:
-    """The text of the notebook's first level-1 heading."""
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            match = re.search(r"^#\s+(.+?)\s*$", cell.source, flags=re.MULTILINE)
-            if match:
-                return match.group(1)
-    raise AssertionError(f"{NOTEBOOK} has no level-1 heading")
-
-
-def _copy(artifacts: Path, folder: str, strip_outputs: bool) -> tuple[str, nbformat.NotebookNode]:
-    """Copy the solution into ``artifacts/browser/work/<folder>/``; return the copy's path
-    relative to the server's root (the repository) and its content."""
-    nb = nbformat.read(ROOT / "solutions" / NOTEBOOK, as_version=4)
-    if strip_outputs:
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                cell.outputs = []
-                cell.execution_count = None
-        nb.metadata.pop("widgets", None)  # stored widget state would draw a slider by itself
-    target = artifacts / "work" / folder / NOTEBOOK
-    target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, target)
-    return target.relative_to(ROOT).as_posix(), nb
-
-
 @pytest.fixture(scope="module")
 def lab_copy(artifacts: Path) -> tuple[str, nbformat.NotebookNode]:
     """Lab 01 without outputs, for running in JupyterLab."""
-    return _copy(artifacts, "lab", strip_outputs=True)
+    return copy_notebook(ROOT / "solutions" / NOTEBOOK, artifacts / "work" / "lab", strip_outputs=True)
 
 
 @pytest.fixture(scope="module")
 def slides_copy(artifacts: Path) -> tuple[str, nbformat.NotebookNode]:
     """Lab 01 with its committed outputs, for presenting."""
-    return _copy(artifacts, "slides", strip_outputs=False)
-
-
-def _menu(page: Page, menu: str, item: str) -> None:
-    """Choose ``item`` from the menu bar's ``menu`` by their labels, as a user does.
-
-    Waits until the item is enabled: JupyterLab greys out commands (Run All among them) until
-    the notebook and its kernel are ready, and a click on a greyed-out item does nothing.
-    """
-    page.locator(".lm-MenuBar-item", has_text=re.compile(rf"^{menu}$")).click()
-    page.locator(f".lm-Menu-item:not(.lm-mod-disabled):has(> .lm-Menu-itemLabel:text-is('{item}'))").click()
-
-
-_ANY_CELL_STARTED = """() => [...document.querySelectorAll(
-    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]
-    .some(p => /^\\[(\\*|\\d+)\\]:$/.test(p.textContent.trim()))"""
-
-
-def _run_all(page: Page, attempts: int = 3) -> None:
-    """Run All Cells from the Run menu, and make sure it started.
-
-    Seen once in CI: a first "Run All" right after the kernel came up did nothing at all (every
-    prompt stayed "[ ]:"), so the click is repeated when no cell has started within 30 s. A
-    repeat cannot hide a failure: the test still requires every cell to finish without errors.
-    """
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for _ in range(attempts):
-        _menu(page, "Run", "Run All Cells")
-        try:
-            page.wait_for_function(_ANY_CELL_STARTED, timeout=30_000)
-            return
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")  # close a menu left open, then try again
-    raise AssertionError(f"Run All Cells started no cell in {attempts} attempts of 30 s")
+    return copy_notebook(ROOT / "solutions" / NOTEBOOK, artifacts / "work" / "slides", strip_outputs=False)
 
 
 def _slide_starts(nb: nbformat.NotebookNode) -> list[int]:
@@ -164,35 +105,18 @@ def test_notebook_runs_in_jupyterlab(lab_server: LabServer, page: Page, console:
 
     path, nb = lab_copy
     n_code = sum(c.cell_type == "code" for c in nb.cells)
-    page.goto(lab_server.url(f"lab/tree/{path}"))
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
-    title = panel.locator(".jp-MarkdownOutput h1", has_text=_title(nb))
-    expect(title).to_be_visible()
-    expect(panel.locator(".jp-CodeCell")).to_have_count(n_code)
-    # The kernel must be up before "Run All": JupyterLab greys the command out until then.
-    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached()
-
-    _run_all(page)
-    # Done when every code cell shows its execution number: "[3]:", never "[*]:" or "[ ]:".
-    try:
-        page.wait_for_function(
-            """() => {
-                const prompts = [...document.querySelectorAll(
-                    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
-                return prompts.length > 0
-                    && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
-            }""",
-            timeout=RUN_ALL_TIMEOUT_MS)
-    except Exception as err:
-        prompts = [p.strip() for p in panel.locator(".jp-InputPrompt").all_text_contents()]
-        raise AssertionError(f"the cells did not all run (prompts: {prompts}); "
-                             f"browser console: {console[-10:]}") from err
+    panel = open_notebook(page, lab_server.url(f"lab/tree/{path}"), nb)
+    title = panel.locator(".jp-MarkdownOutput h1", has_text=title_of(nb))
+    prompts = run_all(page, RUN_ALL_TIMEOUT_MS)
+    # Every code cell shows its execution number: "[3]:", never "[ ]:" (the run stopped before it).
+    assert all(re.fullmatch(r"\[\d+\]:", p) for p in prompts), (
+        f"the cells did not all run (prompts: {prompts}); browser console: {console[-10:]}")
 
     # What the student sees: no traceback anywhere in the outputs.
     tracebacks = panel.locator(".jp-OutputArea-output", has_text="Traceback")
-    assert tracebacks.count() == 0, tracebacks.first.inner_text()[:2000]
+    assert tracebacks.count() == 0, tracebacks.first.text_content()[:2000]
     # What the kernel returned, as JupyterLab stores it: no output of type "error".
-    _menu(page, "File", "Save Notebook")
+    menu(page, "File", "Save Notebook")
     saved = _saved_notebook(ROOT / path, n_code)
     errors = [(i, out.get("ename"), out.get("evalue")) for i, cell in enumerate(saved.cells)
               if cell.cell_type == "code" for out in cell.outputs if out.output_type == "error"]
@@ -237,7 +161,7 @@ def test_notebook_as_rise_slideshow(lab_server: LabServer, page: Page, console: 
         expect(current).to_be_visible()
     except AssertionError as err:
         raise AssertionError(f"no reveal.js slide shown; browser console: {console[-10:]}") from err
-    expect(current.locator("h1", has_text=_title(nb))).to_be_visible()
+    expect(current.locator("h1", has_text=title_of(nb))).to_be_visible()
     expect(page.locator(".reveal .slides > section")).to_have_count(n_slides)
     page.screenshot(path=artifacts / "slide-1.png")
 

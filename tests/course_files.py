@@ -16,7 +16,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_output
 
 from labs_lib.authoring.course_map import TAG, write_figures
-from labs_lib.authoring.slides import fill_slide_types
+from labs_lib.authoring.slides import fill_slide_types, fill_slideshow_settings
 
 
 def png(red: int, green: int, blue: int) -> bytes:
@@ -57,12 +57,13 @@ def write_notebook(path: Path, nb: nbformat.NotebookNode) -> Path:
 
 
 def finish_course(solutions: Path, figures: Path) -> None:
-    """Give every solution in ``solutions`` a course-map figure (if it has none) and slide types, and
+    """Give every solution in ``solutions`` a course-map figure (if it has none), slide types and RISE settings, and
     write the figures into ``figures``: what a real course always has."""
     for path in sorted(solutions.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         if not any(TAG in cell.get("metadata", {}).get("tags", []) for cell in nb.cells):
             nb.cells.append(figure_cell(image_output(PNG_A)))
         fill_slide_types(nb)
+        fill_slideshow_settings(nb)
         nbformat.write(nb, path)
     write_figures(solutions, figures)

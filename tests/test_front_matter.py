@@ -347,9 +347,21 @@ def test_slide_problems_names_missing_and_invalid_types():
     nb = new_notebook(cells=[new_markdown_cell("# T"), new_markdown_cell("text")])
     nb.cells[1].metadata["slideshow"] = {"slide_type": "title"}
     assert slides.slide_problems(nb) == [
+        "the notebook's RISE setting 'scroll' is None, not True (metadata.rise)",
         "cell 0 has no slide type",
         "cell 1 has the slide type 'title', not one of slide, subslide, fragment, -, skip, notes"]
     assert slides.fill_slide_types(nb) == [0]  # the invalid one is the instructor's to fix
+
+
+def test_every_solution_slideshow_scrolls_and_instructors_settings_are_kept():
+    nb = new_notebook(cells=[new_markdown_cell("# T")])
+    nb.metadata["rise"] = {"theme": "serif"}
+    assert slides.fill_slideshow_settings(nb) is True
+    assert nb.metadata["rise"] == {"theme": "serif", "scroll": True}
+    assert slides.fill_slideshow_settings(nb) is False  # nothing left to add
+    nb.metadata["rise"]["scroll"] = False  # an instructor's choice is kept, and reported
+    assert slides.fill_slideshow_settings(nb) is False
+    assert slides.slide_problems(nb)[0] == "the notebook's RISE setting 'scroll' is False, not True (metadata.rise)"
 
 
 def test_inner_headings_are_found_outside_code_math_and_solutions():

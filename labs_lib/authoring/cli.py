@@ -16,7 +16,8 @@ and the Colab-only setup cell (templates in :mod:`labs_lib.authoring.front_matte
 cells alone.
 ``--slides`` gives every solution cell that has no RISE slide type the one suggested by
 :mod:`labs_lib.authoring.slides` (headings start slides, check cells are fragments, ...) and never
-changes a slide type already set. Both then regenerate ``notebooks/``.
+changes a slide type already set; it also adds the RISE settings every solution carries (a tall
+slide scrolls). Both then regenerate ``notebooks/``.
 ``--figures`` writes each lab's course-map picture, ``docs/figures/NN_topic.png``, from the
 solution's cell tagged ``course-map`` (see :mod:`labs_lib.authoring.course_map`).
 ``--run-times`` writes the solutions' run times, read from their stored execution timestamps, into

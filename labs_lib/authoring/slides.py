@@ -20,6 +20,10 @@ choices survive. The rule, :func:`suggested_slide_type`:
 
 A heading that sits in the middle of a markdown cell cannot start a slide (slides begin at cells):
 ``--slides`` names such cells so that they can be split at the heading.
+
+Every solution also carries the RISE settings :data:`SLIDESHOW_SETTINGS` in its notebook metadata
+(``metadata.rise``): a slide taller than the window (a long code cell above its figure) then scrolls,
+where RISE's default cuts it off at the window's edge with no way to reach the rest.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ SLIDE_TYPES = ("slide", "subslide", "fragment", "-", "skip", "notes")
 LONG_CODE_LINES = 25
 # Outputs that a slideshow shows as a picture or an interactive view, not as text.
 _VISUAL_MIMETYPES = ("text/html", "text/latex", "application/vnd.jupyter.widget-view+json")
+# RISE options (notebook metadata "rise") every solution carries; an instructor may add others.
+SLIDESHOW_SETTINGS: dict[str, object] = {"scroll": True}
 _SLIDE_HEADING = re.compile(r"^#{1,2}\s")
 _SUBSLIDE_HEADING = re.compile(r"^###\s")
 _ANY_HEADING = re.compile(r"^#{1,3}\s")
@@ -95,9 +101,24 @@ def fill_slide_types(nb: nbformat.NotebookNode) -> list[int]:
     return filled
 
 
+def fill_slideshow_settings(nb: nbformat.NotebookNode) -> bool:
+    """Set each of :data:`SLIDESHOW_SETTINGS` that ``nb``'s RISE metadata lacks, in place (an
+    instructor's other RISE options, and a value they set, are kept). Returns whether it changed."""
+    rise = nb.metadata.setdefault("rise", {})
+    missing = {key: value for key, value in SLIDESHOW_SETTINGS.items() if key not in rise}
+    rise.update(missing)
+    return bool(missing)
+
+
 def slide_problems(nb: nbformat.NotebookNode) -> list[str]:
-    """Cells without a valid slide type, and skipped cells whose image would vanish; empty when fine."""
+    """Cells without a valid slide type, skipped cells whose image would vanish, and RISE settings
+    other than :data:`SLIDESHOW_SETTINGS`; empty when fine."""
     problems = []
+    rise = nb.metadata.get("rise", {})
+    for key, value in SLIDESHOW_SETTINGS.items():
+        if rise.get(key) != value:
+            problems.append(f"the notebook's RISE setting {key!r} is {rise.get(key)!r}, not {value!r} "
+                            "(metadata.rise)")
     for index, cell in enumerate(nb.cells):
         kind = slide_type(cell)
         if kind is None:

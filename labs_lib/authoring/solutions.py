@@ -47,6 +47,8 @@ def update_solutions(solutions: Path, front_matter: bool = False, slides: bool =
             filled = slide_types.fill_slide_types(nb)
             if filled:
                 changes.append(f"slide types given to {len(filled)} cells")
+            if slide_types.fill_slideshow_settings(nb):
+                changes.append("RISE settings added")
             for index, cell in enumerate(nb.cells):
                 for line in slide_types.inner_headings(cell):
                     hints.append(f"hint: {src}, cell {index}: the heading on line {line} cannot start a slide; "
