@@ -1,6 +1,6 @@
-"""Guided flow matching and classifier-free guidance: labelled path samples, the CFG loss with its
-drop mask, the trainer's label dropping, the one-call CFG field, guided generation, and the
-label-conditioned MLP."""
+"""Guided flow matching and classifier-free guidance: labelled path samples, the trainer's label
+dropping, the one-call CFG field, guided generation, and the label-conditioned MLP. The CFG loss
+with its drop mask, and ``drop_labels``, are tested in ``test_losses.py``."""
 
 from __future__ import annotations
 
@@ -10,32 +10,9 @@ import torch
 from torch import nn
 
 import labs_lib as ll
-from labs_lib import (AffinePath, CFGTrainer, CFGVectorField, CondOTScheduler, CosineScheduler, Digits,
-                      GuidedPathSample, LabelledMLPField, UNet, cfg_loss, generate_guided, sample_guided_path)
-from labs_lib.losses import drop_labels
-
-
-class Recorder(nn.Module):
-    """A guided field u(x, t, y) = tanh(a_y·x + b_y·t) that records the batches and labels it saw."""
-
-    def __init__(self, num_classes: int = 10):
-        super().__init__()
-        gen = torch.Generator().manual_seed(0)
-        self.num_classes = self.null_label = num_classes
-        self.a = nn.Parameter(0.5 + torch.rand(num_classes + 1, generator=gen))
-        self.b = nn.Parameter(torch.randn(num_classes + 1, generator=gen))
-        self.calls: list[int] = []
-        self.labels: list[torch.Tensor] = []
-
-    def forward(self, x, t, y):
-        self.calls.append(x.shape[0])
-        self.labels.append(y.detach().clone())
-        shape = (-1,) + (1,) * (x.ndim - 1)
-        t = torch.as_tensor(t, dtype=x.dtype).expand(x.shape[0]) if torch.as_tensor(t).ndim == 0 else t
-        return torch.tanh(self.a[y].reshape(shape) * x + self.b[y].reshape(shape) * t.reshape(shape))
-
-
-PATH = AffinePath(CondOTScheduler())
+from labs_lib import (CFGTrainer, CFGVectorField, Digits, GuidedPathSample, LabelledMLPField, UNet, generate_guided,
+                      sample_guided_path)
+from loss_cases import PATH, Recorder, labelled_batch
 
 
 # --- labelled path samples ---------------------------------------------------------------------
@@ -67,50 +44,6 @@ def test_guided_path_sample_rejects_unlabelled_data():
         sample_guided_path(PATH, ll.Moons(), 4)
     with pytest.raises(TypeError, match="AffinePath"):
         sample_guided_path("path", Digits(), 4)
-
-
-# --- the loss ----------------------------------------------------------------------------------
-
-
-def _batch(shape=(6, 1, 3, 3), seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x_1, x_0 = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
-    t = torch.rand(shape[0], generator=gen)
-    y = torch.randint(10, (shape[0],), generator=gen)
-    drop = torch.tensor([True, False] * (shape[0] // 2))
-    return x_1, y, t, x_0, drop
-
-
-def test_drop_labels():
-    y = torch.tensor([3, 1, 4, 1])
-    out = drop_labels(y, torch.tensor([True, False, False, True]), 10)
-    assert out.tolist() == [10, 1, 4, 10] and y.tolist() == [3, 1, 4, 1]
-
-
-@pytest.mark.parametrize("scheduler", [CondOTScheduler(), CosineScheduler()])
-def test_cfg_loss_by_hand(scheduler):
-    path = AffinePath(scheduler)
-    model = Recorder()
-    x_1, y, t, x_0, drop = _batch()
-    loss = cfg_loss(model, path, x_0, x_1, t, y, drop, 10)
-    assert torch.equal(model.labels[-1], torch.where(drop, 10, y))
-    s = scheduler(t.view(-1, 1, 1, 1))
-    x_t = s.alpha_t * x_1 + s.beta_t * x_0
-    target = s.d_alpha_t * x_1 + s.d_beta_t * x_0
-    with torch.no_grad():
-        by_hand = sum(float(((model(x_t[i:i + 1], t[i:i + 1], torch.where(drop, 10, y)[i:i + 1]) - target[i]) ** 2).sum())
-                      for i in range(6)) / 6
-    assert float(loss.detach()) == pytest.approx(by_hand, rel=1e-5)
-    loss.backward()
-    assert model.a.grad is not None and float(model.a.grad.abs().sum()) > 0
-
-
-def test_cfg_loss_validates_the_mask():
-    x_1, y, t, x_0, drop = _batch()
-    with pytest.raises(TypeError, match="bool"):
-        cfg_loss(Recorder(), PATH, x_0, x_1, t, y, drop.float(), 10)
-    with pytest.raises(ValueError, match="drop_mask"):
-        cfg_loss(Recorder(), PATH, x_0, x_1, t, y, drop[:3], 10)
 
 
 # --- the trainer -------------------------------------------------------------------------------
@@ -174,7 +107,7 @@ def test_short_training_lowers_the_loss():
 @pytest.mark.parametrize("w", [0.0, 1.0, 0.5, 2.5, 7.0])
 def test_cfg_field_is_the_weighted_combination(w):
     model = Recorder()
-    x, _, t, _, _ = _batch((6, 1, 8, 8))
+    x, _, t, _, _ = labelled_batch((6, 1, 8, 8))
     y = torch.arange(6)
     out = CFGVectorField(model, y, w)(x, t)
     null = torch.full_like(y, 10)

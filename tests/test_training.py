@@ -1,7 +1,8 @@
 """Training loops: the loss history's helpers, the Trainer's seeding, learning-rate schedule,
-device handling, progress bar and NaN guard, and the conditional flow matching loss against a
-hand computation, against the theory (it differs from the flow matching loss by a constant
-that does not depend on the network), and end to end (a trained field samples its target).
+EMA, device handling, progress bar and NaN guard; the conditional flow matching trainer's batches
+(data, source and time samplers, each against a hand computation of its loss), its validation,
+and end to end (a trained field samples its target). The losses themselves, by hand and against
+the theory, are tested in ``test_losses.py``.
 
 Every random draw is seeded; every statistical tolerance is a stated multiple of its standard
 error, so no test can flake.
@@ -9,18 +10,15 @@ error, so no test can flake.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
 
-from labs_lib import (AffinePath, Circles, CondOTScheduler, ConditionalFlowMatchingTrainer, CosineScheduler,
-                      EulerSimulator, Gaussian, GaussianMixture, GaussianMixturePath, MLPField, Moons, Sampleable,
-                      SqrtScheduler, Trainer, TrainingHistory, VectorFieldODE, logit_normal_times, noise_floor, time_grid,
+from labs_lib import (Circles, CondOTScheduler, ConditionalFlowMatchingTrainer, EulerSimulator, Gaussian, Moons,
+                      Trainer, TrainingHistory, VectorFieldODE, logit_normal_times, noise_floor, time_grid,
                       uniform_times, wasserstein2)
-from labs_lib.training import cfm_loss
+from loss_cases import PATH, SCHEDULE_FORMULAS, Fixed, hand_cfm, seeded_field
 
 # --- small helpers -----------------------------------------------------------------------------
 
@@ -55,42 +53,10 @@ class NaNModel(nn.Module):
         return self.w * x * float("nan")
 
 
-class Fixed(Sampleable):
-    """A 'distribution' that returns the same batch every time (for hand computations)."""
-
-    def __init__(self, batch: Tensor):
-        self.batch = batch
-        self.shape = tuple(batch.shape[1:])
-
-    def sample(self, n: int, generator=None) -> Tensor:
-        assert n == self.batch.shape[0]
-        return self.batch.clone()
-
-
-class Elementwise(nn.Module):
-    """u(x, t) = a·tanh(x) + b·x·cos(3t) + c·t, elementwise: works on any state shape."""
-
-    def __init__(self):
-        super().__init__()
-        self.coef = nn.Parameter(torch.tensor([0.7, -0.4, 1.3]))
-
-    def forward(self, x, t):
-        t = torch.as_tensor(t, dtype=x.dtype).expand(x.shape[0]).view(-1, *([1] * (x.ndim - 1)))
-        a, b, c = self.coef
-        return a * torch.tanh(x) + b * x * torch.cos(3 * t) + c * t
-
-
-def seeded_field(seed: int = 0, hidden=(16, 16)) -> MLPField:
-    torch.manual_seed(seed)
-    return MLPField(2, hidden)
-
-
 def linear_model(seed: int = 0) -> nn.Linear:
     torch.manual_seed(seed)
     return nn.Linear(1, 1)
 
-
-PATH = AffinePath(CondOTScheduler())
 
 # --- TrainingHistory ---------------------------------------------------------------------------
 
@@ -283,63 +249,7 @@ def test_trainer_is_abstract():
         Trainer(linear_model())
 
 
-# --- the conditional flow matching loss: by hand -----------------------------------------------
-
-
-def hand_cfm(model, alpha, beta, d_alpha, d_beta, x_0, x_1, t):
-    """‖u(x_t, t) - (α̇ x_1 + β̇ x_0)‖² summed over a sample's coordinates, averaged over the batch,
-    written out with explicit loops so that it shares no code with labs_lib."""
-    total = 0.0
-    for i in range(x_0.shape[0]):
-        ti = float(t[i])
-        xt = alpha(ti) * x_1[i] + beta(ti) * x_0[i]
-        target = d_alpha(ti) * x_1[i] + d_beta(ti) * x_0[i]
-        out = model(xt.unsqueeze(0), t[i:i + 1])[0]
-        total += float(((out - target) ** 2).sum())
-    return total / x_0.shape[0]
-
-
-SCHEDULE_FORMULAS = {
-    "condot": (CondOTScheduler(), lambda t: t, lambda t: 1 - t, lambda t: 1.0, lambda t: -1.0),
-    "cosine": (CosineScheduler(), lambda t: math.sin(math.pi * t / 2), lambda t: math.cos(math.pi * t / 2),
-               lambda t: math.pi / 2 * math.cos(math.pi * t / 2), lambda t: -math.pi / 2 * math.sin(math.pi * t / 2)),
-    "sqrt": (SqrtScheduler(), lambda t: t, lambda t: math.sqrt(1 - t), lambda t: 1.0,
-             lambda t: -0.5 / math.sqrt(1 - t)),
-}
-
-
-@pytest.mark.parametrize("schedule", SCHEDULE_FORMULAS, ids=list(SCHEDULE_FORMULAS))
-@pytest.mark.parametrize("shape", [(7, 2), (5, 3), (4, 1, 3, 3)], ids=["2d", "3d", "image"])
-def test_cfm_loss_matches_a_hand_computation(schedule, shape, gen):
-    sched, *formulas = SCHEDULE_FORMULAS[schedule]
-    x_0, x_1 = torch.randn(shape, generator=gen), 2 + torch.randn(shape, generator=gen)
-    t = 0.95 * torch.rand(shape[0], generator=gen)
-    model = Elementwise() if len(shape) > 2 or shape[1] != 2 else seeded_field()
-    loss = cfm_loss(model, AffinePath(sched), x_0, x_1, t)
-    assert loss.ndim == 0
-    assert float(loss) == pytest.approx(hand_cfm(model, *formulas, x_0, x_1, t), rel=1e-5)
-
-
-def test_cfm_loss_carries_gradients_to_the_model(gen):
-    model = seeded_field()
-    x_0, x_1, t = torch.randn(6, 2, generator=gen), torch.randn(6, 2, generator=gen), torch.rand(6, generator=gen)
-    loss = cfm_loss(model, PATH, x_0, x_1, t)
-    assert loss.requires_grad
-    loss.backward()
-    assert all(p.grad is not None for p in model.parameters())
-
-
-def test_cfm_loss_is_zero_for_the_straight_line_velocity(gen):
-    # On the CondOT path with a single (x_0, x_1) pair the velocity is x_1 - x_0 at every t:
-    # a "model" that knows the pair has zero loss.
-    x_0, x_1 = torch.randn(1, 2, generator=gen), torch.randn(1, 2, generator=gen)
-
-    class Knows(nn.Module):
-        def forward(self, x, t):
-            return (x_1 - x_0).expand_as(x)
-
-    for t in (0.0, 0.3, 1.0):
-        assert float(cfm_loss(Knows(), PATH, x_0, x_1, torch.tensor([t]))) == 0.0
+# --- ConditionalFlowMatchingTrainer: its batches and time samplers ------------------------------
 
 
 @pytest.mark.parametrize("with_source", [False, True])
@@ -402,58 +312,6 @@ def test_time_samplers_follow_their_laws():
         logit_normal_times(4, std=0.0)
 
 
-# --- the conditional flow matching loss: against the theory ------------------------------------
-
-
-def test_cfm_and_fm_losses_differ_by_a_network_independent_constant():
-    r"""L_FM(θ) = L_CFM(θ) - C with C independent of θ. On one batch,
-
-        ‖u_θ - u_cond‖² - ‖u_θ - u_marg‖² = ‖u_cond‖² - ‖u_marg‖² - 2 u_θ·(u_cond - u_marg),
-
-    and the last term averages to zero because u_marg(x) = E[u_cond | x_t = x]. So the
-    difference of the batch losses must agree across networks up to the Monte Carlo error of
-    that cross term, whose standard error we estimate from the batch itself.
-    """
-    data = GaussianMixture.symmetric_2d(3, radius=2.5, std=0.5)
-    exact = GaussianMixturePath(PATH, data)
-    gen = torch.Generator().manual_seed(3)
-    n = 100_000
-    x_1, x_0, t = data.sample(n, generator=gen), torch.randn(n, 2, generator=gen), torch.rand(n, generator=gen)
-    s = PATH.sample(x_0, x_1, t)
-    u_marg = exact.vector_field(s.x_t, t)
-    const = float((s.dx_t.pow(2).sum(1) - u_marg.pow(2).sum(1)).mean())  # network-free part
-    for seed in range(3):
-        with torch.no_grad():
-            out = 3 * seeded_field(seed)(s.x_t, t)  # scaled up so that the cross term matters
-        cfm = (out - s.dx_t).pow(2).sum(1)
-        fm = (out - u_marg).pow(2).sum(1)
-        cross = -2 * (out * (s.dx_t - u_marg)).sum(1)
-        se = float(cross.std()) / math.sqrt(n)
-        assert abs(float((cfm - fm).mean()) - const) < 4 * se, seed
-    # and the constant is what the CFM loss cannot go below: E‖u_cond - u_marg‖² > 0
-    assert float((s.dx_t - u_marg).pow(2).sum(1).mean()) > 1.0
-
-
-def test_cfm_and_fm_gradients_agree():
-    # The gradients of the two losses on one large batch point the same way (their difference
-    # is the gradient of a mean-zero cross term, which shrinks like 1/√n).
-    data = GaussianMixture.symmetric_2d(3, radius=2.5, std=0.5)
-    exact = GaussianMixturePath(PATH, data)
-    gen = torch.Generator().manual_seed(4)
-    n = 100_000
-    x_1, x_0, t = data.sample(n, generator=gen), torch.randn(n, 2, generator=gen), torch.rand(n, generator=gen)
-    s = PATH.sample(x_0, x_1, t)
-    u_marg = exact.vector_field(s.x_t, t)
-    model = seeded_field(1)
-    grads = []
-    for target in (s.dx_t, u_marg):
-        model.zero_grad()
-        (model(s.x_t, t) - target).pow(2).sum(1).mean().backward()
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-    cos = float(torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0))
-    assert cos > 0.99
-
-
 # --- ConditionalFlowMatchingTrainer: validation -------------------------------------------------
 
 
@@ -473,17 +331,6 @@ def test_cfm_trainer_validation():
     # any Sampleable of the right shape is a valid source
     trainer = ConditionalFlowMatchingTrainer(model, PATH, Moons(), source=Circles())
     assert float(trainer.loss(8)) > 0
-
-
-def test_cfm_loss_rejects_mismatched_batches(gen):
-    model = seeded_field()
-    x = torch.randn(4, 2, generator=gen)
-    with pytest.raises(ValueError, match="x_0 and x_1 must have the same shape"):
-        cfm_loss(model, PATH, x, torch.randn(5, 2, generator=gen), torch.rand(5, generator=gen))
-    with pytest.raises(ValueError, match=r"t must have shape \(batch,\) = \(4,\)"):
-        cfm_loss(model, PATH, x, x, torch.rand(3, generator=gen))
-    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
-        cfm_loss(model, PATH, x, x, torch.full((4,), 1.5))
 
 
 # --- end to end ---------------------------------------------------------------------------------
