@@ -34,14 +34,16 @@ help:
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 # Re-install whenever pyproject.toml changes.
-$(STAMP): pyproject.toml jupyter/overrides.json
+$(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
-	mkdir -p $(dir $(LAB_OVERRIDES)) && cp jupyter/overrides.json $(LAB_OVERRIDES)
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(LAB_OVERRIDES): jupyter/overrides.json $(STAMP)
+	mkdir -p $(dir $@) && cp $< $@
+
+setup: $(STAMP) $(LAB_OVERRIDES)
 
 lab: setup
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=. $(ROOT_ARGS) $(LAB_ARGS) notebooks/01_simulating_odes_and_sdes.ipynb

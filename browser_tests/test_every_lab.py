@@ -50,6 +50,15 @@ def _shot(page: Page, artifacts: Path, name: str) -> Path:
     return path
 
 
+def _run_all_on(page: Page, lab_server: LabServer, artifacts: Path, notebook: Path, kind: str):
+    """Open a copy of ``notebook`` without outputs and Run All; the copy's content, its panel, the
+    code cells' prompts when the run ended, and the text of every error output."""
+    path, nb = copy_notebook(notebook, artifacts / "work" / kind, strip_outputs=True)
+    panel = open_notebook(page, lab_server.url(f"lab/tree/{path}"), nb)
+    prompts = run_all(page, RUN_TIMEOUT_MS)
+    return nb, panel, prompts, error_texts(page)
+
+
 def _first_exercise(nb) -> tuple[int, int]:
     """The index of the first exercise cell and of the check cell after it."""
     exercise = next(i for i, c in enumerate(nb.cells)
@@ -66,10 +75,7 @@ def test_student_notebook_first_steps(lab_server: LabServer, page: Page, console
     from playwright.sync_api import expect
 
     lab = notebook.name[:2]
-    path, nb = copy_notebook(notebook, artifacts / "work" / "student", strip_outputs=True)
-    panel = open_notebook(page, lab_server.url(f"lab/tree/{path}"), nb)
-    run_all(page, RUN_TIMEOUT_MS)
-    errors = error_texts(page)
+    nb, panel, _, errors = _run_all_on(page, lab_server, artifacts, notebook, "student")
     where = f"student Lab {lab}, screenshot {_shot(page, artifacts, f'student-{lab}-run-all')}"
     assert len(errors) == 1, f"Run All should stop at one cell with one message; {where}; errors: {errors}"
     message = errors[0]
@@ -94,10 +100,7 @@ def test_solution_runs_and_shows_every_picture(lab_server: LabServer, page: Page
                                                artifacts: Path, notebook: Path) -> None:
     """Run All on the solution without outputs: no error, and every image and frame has a size."""
     lab = notebook.name[:2]
-    path, nb = copy_notebook(notebook, artifacts / "work" / "solution", strip_outputs=True)
-    panel = open_notebook(page, lab_server.url(f"lab/tree/{path}"), nb)
-    prompts = run_all(page, RUN_TIMEOUT_MS)
-    errors = error_texts(page)
+    _, panel, prompts, errors = _run_all_on(page, lab_server, artifacts, notebook, "solution")
     assert not errors, f"solution Lab {lab}: {len(errors)} error output(s): {errors[0][-1500:]}"
     assert all(p != "[ ]:" for p in prompts), f"solution Lab {lab}: cells that never ran: {prompts}"
     empty = empty_images(page, panel)
@@ -115,7 +118,8 @@ def test_slideshow_fits_the_window(lab_server: LabServer, page: Page, console: l
     path, _ = copy_notebook(notebook, artifacts / "work" / "slideshow", strip_outputs=False)
     page.goto(lab_server.url(f"rise/{path}"))
     expect(page.locator(".reveal.ready")).to_be_attached()
-    views = walk_slideshow(page, on_problem=lambda v: _shot(page, artifacts, f"slideshow-{lab}-{v.slide}-{v.fragments}"))
+    views = walk_slideshow(page, on_problem=lambda v: _shot(page, artifacts,
+                                                            f"slideshow-{lab}-{v.slide}-{v.fragments}"))
     assert len(views) > 5, f"Lab {lab}: the walk saw only {len(views)} steps: {views}"
     bad = [f"{v.slide} (+{v.fragments} fragments): {'; '.join(v.problems)}" for v in views if v.problems]
     assert not bad, f"Lab {lab}, {len(bad)} of {len(views)} steps:\n" + "\n".join(bad)

@@ -115,7 +115,7 @@ def run_all(page: Page, timeout_ms: float, attempts: int = 3) -> list[str]:
             page.keyboard.press("Escape")  # close a menu left open, then try again
     else:
         raise AssertionError(f"Run All Cells started no cell in {attempts} attempts of 30 s")
-    page.wait_for_function(_RUN_ENDED, timeout=timeout_ms)
+    page.wait_for_function(_RUN_ENDED, timeout=timeout_ms, polling=250)  # not every frame: the kernel needs the CPU
     page.wait_for_timeout(500)  # the last outputs arrive just after the prompt changes
     return page.evaluate(f"() => {_PROMPTS}")
 
@@ -176,7 +176,7 @@ def run_cell(page: Page, panel: Locator, index: int, timeout_ms: float) -> None:
             const cells = document.querySelectorAll('%s .jp-Cell');
             const prompt = cells[index].querySelector('.jp-InputPrompt').textContent.trim();
             return prompt !== before && /^\\[\\d+\\]:$/.test(prompt);
-        }""" % PANEL, arg=[index, before], timeout=timeout_ms)
+        }""" % PANEL, arg=[index, before], timeout=timeout_ms, polling=250)
     page.wait_for_timeout(300)
 
 
