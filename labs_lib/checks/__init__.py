@@ -17,13 +17,13 @@ One module per chapter: ``simulators`` (01), ``processes`` (02), ``langevin`` (0
   exercise's formula, written out in the checker.
 * Anything a student computes *by autograd* is compared with analytic values (closed-form
   scores), never with autograd itself.
-* The named mistakes are always written out in the checker: each is what one specific wrong
-  line of code would return, with the hint that names it.
+* The named mistakes are always written out in the checker, as module-level tables
+  ``_<thing>_mistakes(...)`` (hint → what one specific wrong line of code would return).
 
 Each checker reads as inputs → reference → named mistakes → report, on the shared machinery
 of :mod:`labs_lib.checks._framework`: the guarded call (:func:`~._framework.call_guarded`),
-the function and class requirements, the scalar-loss and gradient checks, the device probe,
-and :func:`~._framework.run_check`, which turns what happened into the report.
+the function and class requirements, the loss checks (:func:`~._framework.check_loss_values`),
+the device probe, and :func:`~._framework.checker`, which turns what happened into the report.
 """
 
 from ._framework import SHAPES, CheckFailed, CheckReport, explain_unfinished_exercises, run_check

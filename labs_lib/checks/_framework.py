@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import html
 import inspect
 import re
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from ..paths import CondOTScheduler, CosineScheduler
 from ..simulators import SDESimulator, Simulator
 
 # State shapes every checker tries: a single point, a batch in the plane, 3-D states and
@@ -35,6 +37,18 @@ SHAPES: tuple[tuple[int, ...], ...] = ((1, 2), (6, 2), (5, 3), (4, 1, 3, 3))
 LOSS_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (3, 3), (4, 1, 3, 3), (1, 2))
 # float32 values against a reference computed the same way: agreement to ~1e-6 is typical
 LOSS_TOL = 1e-4
+# The schedules of the loss checkers: the cosine one has α̇_t, β̇_t that are not constant, unlike CondOT.
+LOSS_SCHEDULES = (("CondOT", CondOTScheduler()), ("cosine", CosineScheduler()))
+
+
+def shapes_text(shapes: Iterable[Sequence[int]]) -> str:
+    """State shapes as the reports list them: ``(6, 2), (5, 3), (4, 1, 3, 3)``."""
+    return ", ".join(str(tuple(shape)) for shape in shapes)
+
+
+def rounded(values: Tensor, count: int | None = None) -> list[float]:
+    """The first ``count`` (default: all) of ``values``, flattened, rounded as the reports show numbers."""
+    return [round(v, 4) for v in values.flatten()[:count].tolist()]
 
 
 class CheckFailed(Exception):
@@ -81,7 +95,10 @@ _STATUS: dict[bool | None, tuple[str, str]] = {True: ("passed", "46, 125, 50"), 
                                                 None: ("todo", "191, 128, 0")}
 
 
-def run_check(exercise: str, body: Callable[[Callable[[str], None]], None], subject: object = None) -> CheckReport:
+Ok = Callable[[str], None]  # what a checker's body calls to record a verified property
+
+
+def run_check(exercise: str, body: Callable[[Ok], None], subject: object = None) -> CheckReport:
     """Run ``body(ok)``, where ``ok(text)`` records a verified property and a failure raises
     :class:`CheckFailed`; turn the outcome into a report. ``subject`` is the student's function or
     class, so that a stub of *another* exercise reached through it is named as such."""
@@ -104,6 +121,23 @@ def run_check(exercise: str, body: Callable[[Callable[[str], None]], None], subj
         return CheckReport(exercise, False, lines + [
             f"✗ {exercise}: your code raised {type(err).__name__}: {err}" + (f"\n  Hint: {hint}" if hint else "")])
     return CheckReport(exercise, True, lines + [f"✔ {exercise}: all checks passed."])
+
+
+def checker(title: str) -> Callable[[Callable[[Any, Ok], None]], Callable[[Any], CheckReport]]:
+    """Make ``body(subject, ok)`` the exercise checker ``check(subject) -> CheckReport``: :func:`run_check`
+    runs the body on the student's function or class and reports under ``title``."""
+
+    def decorate(body: Callable[[Any, Ok], None]) -> Callable[[Any], CheckReport]:
+        def check(subject: Any) -> CheckReport:
+            return run_check(title, lambda ok: body(subject, ok), subject=subject)
+
+        functools.update_wrapper(check, body)
+        # help() shows the checker as it is called: check(subject) -> CheckReport
+        first = list(inspect.signature(body).parameters.values())[:1]
+        check.__signature__ = inspect.Signature(first, return_annotation="CheckReport")
+        return check
+
+    return decorate
 
 
 _LIBRARY = Path(__file__).resolve().parents[1]
@@ -212,6 +246,13 @@ def is_shape_mismatch(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and ("size of tensor" in text or "must match" in text)
 
 
+def run_untouched(call: Callable[[], object], inputs: dict[str, Tensor]) -> tuple[object, list[str]]:
+    """What ``call()`` returned, and the names of the ``inputs`` it changed in place (in their order)."""
+    before = {name: value.detach().clone() for name, value in inputs.items()}
+    out = call()
+    return out, [name for name, value in inputs.items() if not torch.equal(value.detach(), before[name])]
+
+
 def call_guarded(call: Callable[[], object], inputs: dict[str, Tensor], what: str, fix: str,
                  shape_hint: Callable[[str], str] | None = None) -> object:
     """Run the student's code, ``call()``, on ``inputs`` with the guard every checker needs.
@@ -220,18 +261,24 @@ def call_guarded(call: Callable[[], object], inputs: dict[str, Tensor], what: st
     ``inputs`` changed in place is named: "``what`` modified its input x in place", then ``fix``.
     Returns what ``call()`` returned, unchecked.
     """
-    before = {name: value.detach().clone() for name, value in inputs.items()}
     try:
-        out = call()
+        out, changed = run_untouched(call, inputs)
     except RuntimeError as err:
         if shape_hint is not None and is_shape_mismatch(err):
             raise CheckFailed(shape_hint(str(err))) from None
         raise
-    changed = [name for name, value in inputs.items() if not torch.equal(value.detach(), before[name])]
     if changed:
         raise CheckFailed(f"{what} modified its input{'s' if len(changed) > 1 else ''} {' and '.join(changed)} "
                           f"in place. {fix}")
     return out
+
+
+def construct(cls: type, args: tuple, failure: Callable[[TypeError], str]) -> Any:
+    """``cls(*args)``; a TypeError (a constructor that takes other arguments) fails with ``failure(err)``."""
+    try:
+        return cls(*args)
+    except TypeError as err:
+        raise CheckFailed(failure(err)) from None
 
 
 def require_state_shaped(out: object, x: Tensor, what: str, fix: str) -> Tensor:
@@ -255,17 +302,20 @@ def call_step(sim: Simulator, x: Tensor, t: Tensor, h: float) -> Tensor:
                                 "stray broadcast.")
 
 
-def named_mistake(out: Tensor, candidates: dict[str, Tensor]) -> str | None:
-    """The hint of the first named mistake (hint → what that mistake returns) that ``out`` matches."""
+def named_mistake(out: Tensor, candidates: dict[str, Tensor | float],
+                  near: Callable[[Tensor, Tensor], bool] = close) -> str | None:
+    """The hint of the first named mistake (hint → what that mistake returns; a number stands for a
+    tensor of ``out``'s shape filled with it) that ``out`` matches, compared with ``near``."""
     for hint, wrong in candidates.items():
-        if close(out, wrong):
+        if near(out, wrong if isinstance(wrong, Tensor) else torch.full_like(out, wrong)):
             return hint
     return None
 
 
-def diagnose(out: Tensor, candidates: dict[str, Tensor], fallback: str) -> CheckFailed:
-    """The failure to raise for a wrong ``out``: the matching mistake's hint, else ``fallback``."""
-    return CheckFailed(named_mistake(out, candidates) or fallback)
+def diagnose(out: Tensor, candidates: dict[str, Tensor | float], fallback: str,
+             near: Callable[[Tensor, Tensor], bool] = close) -> CheckFailed:
+    """The failure to raise for a wrong ``out``: the hint of :func:`named_mistake`, else ``fallback``."""
+    return CheckFailed(named_mistake(out, candidates, near) or fallback)
 
 
 def require_function(fn: object, checker: str, example: str) -> None:
@@ -330,6 +380,60 @@ def require_gradient(loss: Tensor, model: torch.nn.Module,
                           "parameters is wrong: is part of the computation detached?")
 
 
+class ElementwiseNet(nn.Module):
+    """A small trainable stand-in network ``formula(x, t, *coef)``: elementwise, so that every state shape
+    works (images included); trainable, so that a loss checker sees whether gradients reach ``coef``. It
+    takes ``t`` as a number, a 0-dim tensor or one time per sample (see :func:`per_sample_time`)."""
+
+    def __init__(self, formula: Callable[..., Tensor], coef: Sequence[float]):
+        super().__init__()
+        self.formula = formula
+        self.coef = nn.Parameter(torch.tensor(coef))
+
+    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+        return self.formula(x, per_sample_time(t, x), *self.coef)
+
+
+def check_loss_values(call: Callable[..., Tensor], inputs: Iterable[tuple[str, nn.Module, tuple]],
+                      reference: Callable[..., Tensor], mistakes: Callable[..., dict[str, Tensor]],
+                      loss_name: str) -> None:
+    """The value and gradient checks of a loss exercise. ``inputs`` yields ``(where, model, args)``: the
+    input in words ("for x of shape (6, 2)"), a fresh stand-in network and the loss's other arguments.
+    The student's loss ``call(model, *args)`` (a guarded call, checked to be 0-dim) must equal the
+    library's ``reference(model, *args)`` within :data:`LOSS_TOL`, else the failure names the matching
+    ``mistakes(model, *args)`` (hint → wrong loss) or gives both values; then its gradient must be right."""
+    for where, model, args in inputs:
+        out = call(model, *args)
+        with torch.no_grad():
+            ref = reference(model, *args)
+            if not close(out.detach(), ref, LOSS_TOL):
+                wrong = {hint: value.reshape(()) for hint, value in mistakes(model, *args).items()}
+                raise diagnose(out.detach().reshape(()), wrong,
+                               f"{where} your loss is {float(out):.5g}, but {loss_name} is {float(ref):.5g}.")
+        require_gradient(out, model, lambda m: reference(m, *args))
+
+
+def check_loss_exercise(fn: Callable, ok: Ok, exercise: str, call: Callable[..., Tensor],
+                        inputs: Iterable[tuple[str, nn.Module, tuple]], reference: Callable[..., Tensor],
+                        mistakes: Callable[..., dict[str, Tensor]], loss_name: str, matches: str) -> None:
+    """The body of the checker ``check_<exercise>`` of a loss ``fn(model, path, x_0, x_1, t)``: a function
+    that passes :func:`check_loss_values`, called as ``call(fn, model, *args)``; the report says ``matches``."""
+    require_function(fn, f"check_{exercise}", f"my_{exercise}")
+    check_loss_values(lambda model, *args: call(fn, model, *args), inputs, reference, mistakes, loss_name)
+    ok(matches)
+    ok(f"works for state shapes {shapes_text(LOSS_SHAPES)}")
+    ok("returns a single number whose gradient reaches the network's parameters")
+
+
+def states_and_times(gen: torch.Generator, t_0: float, dt: float,
+                     order: Iterable[int] = range(len(SHAPES))) -> Iterator[tuple[Tensor, Tensor]]:
+    """States ``2·N(0, I)`` of shape ``SHAPES[i]``, ``i`` in ``order``, at a simulation's 0-dim time ``t_0 + dt·i``;
+    the particles of the batch ``SHAPES[1]`` get one time each instead (shape ``(batch,)``, as in training)."""
+    for i in order:
+        x = 2 * torch.randn(SHAPES[i], generator=gen)
+        yield x, torch.rand(SHAPES[i][0], generator=gen) if i == 1 else torch.tensor(t_0 + dt * i)
+
+
 # PyTorch's "meta" device holds shapes and dtypes but no data: code run on it behaves as on a GPU
 # where devices are concerned (a tensor made without device= lands on the CPU and mixing it with
 # the inputs fails), so device-unsafe code shows without a GPU.
@@ -374,6 +478,13 @@ def require_device_safe(call: Callable[[], object]) -> None:
         raise CheckFailed(DEVICE_HINT)
 
 
+def require_coefficients_device_safe(sde: object, x: Tensor, t: Tensor) -> None:
+    """``sde.drift`` and ``sde.diffusion`` must create their tensors on x's device (see :func:`require_device_safe`)."""
+    x_probe, t_probe = on_probe_device(x, t)
+    for method in ("drift", "diffusion"):
+        require_device_safe(lambda method=method: getattr(sde, method)(x_probe, t_probe))
+
+
 def require_same_device(*tensors: Tensor) -> None:
     """What a stand-in network does with its inputs: fail, as PyTorch would on a GPU, when they
     are not all on one device."""
@@ -391,15 +502,20 @@ def broadcast_values(out: object, x: Tensor, method: str, example: str = "a numb
     if isinstance(out, bool) or not isinstance(out, (int, float, Tensor)):
         raise CheckFailed(f"{method} must return {example} or a tensor that broadcasts against x, "
                           f"got {type(out).__name__}.")
-    value = torch.as_tensor(out, dtype=x.dtype)
-    try:
-        shape = torch.broadcast_shapes(value.shape, x.shape)
-    except RuntimeError:
-        shape = None
-    if shape != x.shape:
+    value = broadcast_to_state(out, x)
+    if value is None:  # only a tensor can fail to broadcast
         raise CheckFailed(f"for x of shape {tuple(x.shape)} {method} returned a tensor of shape "
-                          f"{tuple(value.shape)}, which does not broadcast to x's shape.{' ' + fix if fix else ''}")
-    return value.expand(x.shape)
+                          f"{tuple(out.shape)}, which does not broadcast to x's shape.{' ' + fix if fix else ''}")
+    return value
+
+
+def broadcast_to_state(value: int | float | Tensor, x: Tensor) -> Tensor | None:
+    """``value`` (a number or a tensor) in x's dtype, expanded to x's shape; None if it does not broadcast so."""
+    value = torch.as_tensor(value, dtype=x.dtype)
+    try:
+        return value.expand(x.shape) if torch.broadcast_shapes(value.shape, x.shape) == x.shape else None
+    except RuntimeError:  # the two shapes do not broadcast at all
+        return None
 
 
 def require_scalar_loss(out: object, x: Tensor, name: str = "x") -> Tensor:

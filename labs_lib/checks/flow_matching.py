@@ -23,44 +23,30 @@ from ..dynamics import ODE, VectorFieldODE
 from ..losses import cfm_loss
 from ..times import expand_time
 from ..models import MLPField
-from ..paths import AffinePath, CondOTScheduler, CosineScheduler
+from ..paths import AffinePath, CosineScheduler
 from ..simulators import EulerSimulator, time_grid
-from ._framework import (LOSS_SHAPES, LOSS_TOL, CheckFailed, CheckReport, call_guarded, close, diagnose,
-                         per_sample_sum, per_sample_time, require_function, require_gradient, require_scalar_loss,
-                         require_state_shaped, require_subclass, run_check)
+from ._framework import (LOSS_SCHEDULES, LOSS_SHAPES, CheckFailed, ElementwiseNet, Ok, call_guarded,
+                         check_loss_exercise, checker, close, construct, diagnose, per_sample_sum, require_scalar_loss,
+                         require_state_shaped, require_subclass)
 
 
-
-class _CheckField(nn.Module):
-    r"""A small trainable field :math:`u_t(x) = a\tanh(x) + b\,x\cos(3t) + c\,t + d`, elementwise.
-
-    Elementwise, so every state shape works (images included); trainable, so that the checker
-    can see whether gradients reach the parameters. It accepts ``t`` as a number, a 0-dim
-    tensor or any tensor with one time per sample (``(batch,)``, ``(batch, 1)``, ...).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.coef = nn.Parameter(torch.tensor([0.8, -0.6, 1.4, 0.3]))
-
-    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
-        t = per_sample_time(t, x)
-        a, b, c, d = self.coef
-        return a * torch.tanh(x) + b * x * torch.cos(3 * t) + c * t + d
-
-
+def _check_field() -> ElementwiseNet:
+    r"""A stand-in field :math:`u_t(x) = a\tanh(x) + b\,x\cos(3t) + c\,t + d`, elementwise and trainable."""
+    return ElementwiseNet(lambda x, t, a, b, c, d: a * torch.tanh(x) + b * x * torch.cos(3 * t) + c * t + d,
+                          (0.8, -0.6, 1.4, 0.3))
 
 
 def _loss_inputs(seed: int = 0):
-    """(scheduler name, path, x_0, x_1, t) for both schedules and every test shape."""
+    """``(where, a fresh stand-in field, (path, x_0, x_1, t))`` for both schedules and every test shape."""
     gen = torch.Generator().manual_seed(seed)
-    for name, scheduler in (("CondOT", CondOTScheduler()), ("cosine", CosineScheduler())):
+    for name, scheduler in LOSS_SCHEDULES:
         for shape in LOSS_SHAPES:
             x_0 = torch.randn(shape, generator=gen)
             x_1 = 2.0 + 0.5 * torch.randn(shape, generator=gen)
             # t away from 1, where the library clamps the time of singular formulas
             t = 0.05 + 0.9 * torch.rand(shape[0], generator=gen)
-            yield name, AffinePath(scheduler), x_0, x_1, t
+            yield (f"with the {name} schedule and x of shape {shape}", _check_field(),
+                   (AffinePath(scheduler), x_0, x_1, t))
 
 
 def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> Tensor:
@@ -79,8 +65,7 @@ def _path_point(path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> tuple[
     return a * x_1 + b * x_0, da * x_1 + db * x_0
 
 
-def _cfm_mistakes(schedule: str, path: AffinePath, model: nn.Module, x_0: Tensor, x_1: Tensor,
-                  t: Tensor) -> dict[str, Tensor]:
+def _cfm_mistakes(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> dict[str, Tensor]:
     """The named mistakes of exercise 1: hint → the loss that wrong line of code returns on this input."""
 
     def loss(x: Tensor, time: Tensor, target: Tensor) -> Tensor:
@@ -122,7 +107,7 @@ def _cfm_mistakes(schedule: str, path: AffinePath, model: nn.Module, x_0: Tensor
         x_t0, target_0 = _path_point(path, x_0, x_1, t_0)
         mistakes["one time was used for the whole batch (t[0], or a single torch.rand(1)): every sample "
                  "has its own time t[i]; use the tensor t of shape (batch,) as given."] = loss(x_t0, t_0, target_0)
-    if schedule == "cosine":
+    if isinstance(path.scheduler, CosineScheduler):
         linear_x_t = expand_time(t, x_0) * x_1 + (1 - expand_time(t, x_0)) * x_0
         hint = ("uses the formulas of the linear path (x_t = t x_1 + (1 − t) x_0, target "
                 "x_1 − x_0) for every path. Take α_t, β_t, α̇_t, β̇_t from "
@@ -138,32 +123,16 @@ def _cfm_mistakes(schedule: str, path: AffinePath, model: nn.Module, x_0: Tensor
         mistakes["the schedule values (shape (batch,)) were broadcast along the coordinates instead "
                  "of the batch: reshape them to (batch, 1, ...), e.g. ll.expand_time(alpha, x_0)."] = loss(
             s.alpha_t * x_1 + s.beta_t * x_0, t, s.d_alpha_t * x_1 + s.d_beta_t * x_0)
-    return {hint: value.reshape(()) for hint, value in mistakes.items()}
+    return mistakes
 
 
-def check_cfm_loss(fn: Callable) -> CheckReport:
+@checker("conditional flow matching loss")
+def check_cfm_loss(fn: Callable, ok: Ok) -> None:
     r"""Check ``fn(model, path, x_0, x_1, t)`` against the conditional flow matching loss:
     value (two schedules, several state shapes) and gradients with respect to the network."""
-
-    def body(ok):
-        require_function(fn, "check_cfm_loss", "my_cfm_loss")
-        for name, path, x_0, x_1, t in _loss_inputs():
-            model = _CheckField()
-            out = _call_loss(fn, model, path, x_0, x_1, t)
-            with torch.no_grad():
-                ref = cfm_loss(model, path, x_0, x_1, t)
-                if not close(out.detach(), ref, LOSS_TOL):
-                    raise diagnose(out.detach().reshape(()), _cfm_mistakes(name, path, model, x_0, x_1, t),
-                                   f"with the {name} schedule and x of shape {tuple(x_0.shape)} your loss is "
-                                   f"{float(out):.5g}, but the conditional flow matching loss is {float(ref):.5g}.")
-            x_t, target = _path_point(path, x_0, x_1, t)
-            require_gradient(out, model, lambda m: per_sample_sum((m(x_t, t) - target) ** 2).mean())
-        ok("matches ‖u_θ(x_t, t) − (α̇_t x_1 + β̇_t x_0)‖², summed over coordinates and averaged over the batch, "
-           "for the CondOT and cosine schedules")
-        ok(f"works for state shapes {', '.join(str(s) for s in LOSS_SHAPES)}")
-        ok("returns a single number whose gradient reaches the network's parameters")
-
-    return run_check("conditional flow matching loss", body, subject=fn)
+    check_loss_exercise(fn, ok, "cfm_loss", _call_loss, _loss_inputs(), cfm_loss, _cfm_mistakes,
+                        "the conditional flow matching loss", "matches ‖u_θ(x_t, t) − (α̇_t x_1 + β̇_t x_0)‖², "
+                        "summed over coordinates and averaged over the batch, for the CondOT and cosine schedules")
 
 
 # --- the learned ODE ---------------------------------------------------------------------------
@@ -175,7 +144,7 @@ def _networks():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         nets = {2: (MLPField(2, (16, 16)), MLPField(2, (16, 16))), 3: (MLPField(3, (16,)), MLPField(3, (16,)))}
-    field_a, field_b = _CheckField(), _CheckField()
+    field_a, field_b = _check_field(), _check_field()
     with torch.no_grad():
         field_b.coef.mul_(-1.5)
     yield nets[2], torch.randn(1, 2, generator=gen)
@@ -185,11 +154,8 @@ def _networks():
 
 
 def _make(cls: type, net: nn.Module) -> ODE:
-    try:
-        return cls(net)
-    except TypeError as err:
-        raise CheckFailed(f"{cls.__name__}(model) failed: {err}. __init__ must take the network as its one "
-                          "argument and keep it, e.g. self.model = model.") from None
+    return construct(cls, (net,), lambda err: f"{cls.__name__}(model) failed: {err}. __init__ must take the network "
+                                              "as its one argument and keep it, e.g. self.model = model.")
 
 
 def _drift(ode: ODE, x: Tensor, t: Tensor) -> Tensor:
@@ -198,62 +164,64 @@ def _drift(ode: ODE, x: Tensor, t: Tensor) -> Tensor:
                                 "network's output as it is.").detach()
 
 
-def check_learned_ode(cls: type) -> CheckReport:
+def _drift_mistakes(net: nn.Module, x: Tensor, t: Tensor) -> dict[str, Tensor]:
+    """The named mistakes of exercise 2: hint → the drift that wrong line of code returns for the network."""
+    ref = net(x, t)
+    return {
+        "the drift has the wrong sign: it is the network's output u_t(x) = model(x, t).": -ref,
+        "the network was evaluated at time 1 − t; the drift at time t is model(x, t).": net(x, 1 - t),
+        "the drift returned x + u_t(x), an Euler step of size 1. Return only the velocity "
+        "model(x, t): the simulator takes the steps.": x + ref,
+        "the drift ignores t (the network was called at time 0): pass the time on, "
+        "model(x, t). The field changes along the path.": net(x, torch.tensor(0.0)),
+        "the drift ignores t (the network was called at time 1): pass the time on, "
+        "model(x, t).": net(x, torch.tensor(1.0)),
+    }
+
+
+@checker("learned ODE")
+def check_learned_ode(cls: type, ok: Ok) -> None:
     """Check an ODE class whose drift is a network: ``cls(model).drift(x, t)`` must be ``model(x, t)``."""
+    require_subclass(cls, ODE, "learned_ode")
+    times = [torch.tensor(v) for v in (0.3, 0.8, 0.0)]  # 0.3 first: 1 − t, 0 and 1 all differ from t
+    for (net_a, net_b), x in _networks():
+        ode_a, ode_b = _make(cls, net_a), _make(cls, net_b)
+        for t in times:
+            out = _drift(ode_a, x, t)
+            with torch.no_grad():
+                ref = net_a(x, t)
+                if close(out, _drift(ode_b, x, t)) and not close(ref, net_b(x, t)):
+                    raise CheckFailed("two different networks gave the same drift: your drift ignores the "
+                                      "network passed to __init__ (a global variable?). Use self.model.")
+                if not close(out, ref):
+                    raise diagnose(out, _drift_mistakes(net_a, x, t),
+                                   f"for x of shape {tuple(x.shape)} and t = {float(t):.1f} your drift differs "
+                                   f"from model(x, t) by up to {float((out - ref).abs().max()):.3g}.")
+    ok("drift(x, t) equals model(x, t) for two MLPs (d = 2, 3), an elementwise network on image-shaped "
+       "states (batch, 1, 3, 3), and t = 0.3, 0.8, 0")
 
-    def body(ok):
-        require_subclass(cls, ODE, "learned_ode")
-        times = [torch.tensor(v) for v in (0.3, 0.8, 0.0)]  # 0.3 first: 1 − t, 0 and 1 all differ from t
-        for (net_a, net_b), x in _networks():
-            ode_a, ode_b = _make(cls, net_a), _make(cls, net_b)
-            for t in times:
-                out = _drift(ode_a, x, t)
-                with torch.no_grad():
-                    ref = net_a(x, t)
-                    if close(out, _drift(ode_b, x, t)) and not close(ref, net_b(x, t)):
-                        raise CheckFailed("two different networks gave the same drift: your drift ignores the "
-                                          "network passed to __init__ (a global variable?). Use self.model.")
-                    if not close(out, ref):
-                        raise diagnose(out, {
-                            "the drift has the wrong sign: it is the network's output u_t(x) = model(x, t).":
-                                -ref,
-                            "the network was evaluated at time 1 − t; the drift at time t is model(x, t).":
-                                net_a(x, 1 - t),
-                            "the drift returned x + u_t(x), an Euler step of size 1. Return only the velocity "
-                            "model(x, t): the simulator takes the steps.": x + ref,
-                            "the drift ignores t (the network was called at time 0): pass the time on, "
-                            "model(x, t). The field changes along the path.": net_a(x, torch.tensor(0.0)),
-                            "the drift ignores t (the network was called at time 1): pass the time on, "
-                            "model(x, t).": net_a(x, torch.tensor(1.0)),
-                        }, f"for x of shape {tuple(x.shape)} and t = {float(t):.1f} your drift differs from "
-                           f"model(x, t) by up to {float((out - ref).abs().max()):.3g}.")
-        ok("drift(x, t) equals model(x, t) for two MLPs (d = 2, 3), an elementwise network on image-shaped "
-           "states (batch, 1, 3, 3), and t = 0.3, 0.8, 0")
+    net = next(iter(_networks()))[0][0]  # a 2-D MLP
+    x = torch.randn(7, 2, generator=torch.Generator().manual_seed(6))
+    t = torch.linspace(0.1, 0.9, 7)
+    try:
+        out = _drift(_make(cls, net), x, t)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise CheckFailed(f"drift failed for per-sample times t of shape (batch,): {err}. An ODE's drift "
+                          "takes t as a 0-dim tensor or as one time per sample; pass t straight to the "
+                          "network (no float(t)).") from None
+    with torch.no_grad():
+        if not close(out, net(x, t)):
+            raise CheckFailed("with one time per sample (t of shape (batch,)) your drift differs from "
+                              "model(x, t): pass t to the network unchanged.")
+    ok("also accepts one time per sample, t of shape (batch,)")
 
-        net = next(iter(_networks()))[0][0]  # a 2-D MLP
-        x = torch.randn(7, 2, generator=torch.Generator().manual_seed(6))
-        t = torch.linspace(0.1, 0.9, 7)
-        try:
-            out = _drift(_make(cls, net), x, t)
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise CheckFailed(f"drift failed for per-sample times t of shape (batch,): {err}. An ODE's drift "
-                              "takes t as a 0-dim tensor or as one time per sample; pass t straight to the "
-                              "network (no float(t)).") from None
-        with torch.no_grad():
-            if not close(out, net(x, t)):
-                raise CheckFailed("with one time per sample (t of shape (batch,)) your drift differs from "
-                                  "model(x, t): pass t to the network unchanged.")
-        ok("also accepts one time per sample, t of shape (batch,)")
-
-        x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(7))
-        grid = time_grid(10)
-        mine = EulerSimulator(_make(cls, net)).simulate(x0, grid)
-        ref = EulerSimulator(VectorFieldODE(net)).simulate(x0, grid)
-        if not close(mine, ref, 1e-4):
-            raise CheckFailed("simulated with Euler's method, your ODE does not follow the network's field.")
-        ok("Euler's method on your ODE reproduces the flow of the network's field")
-
-    return run_check("learned ODE", body, subject=cls)
+    x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(7))
+    grid = time_grid(10)
+    mine = EulerSimulator(_make(cls, net)).simulate(x0, grid)
+    ref = EulerSimulator(VectorFieldODE(net)).simulate(x0, grid)
+    if not close(mine, ref, 1e-4):
+        raise CheckFailed("simulated with Euler's method, your ODE does not follow the network's field.")
+    ok("Euler's method on your ODE reproduces the flow of the network's field")
 
 
 __all__ = ["check_cfm_loss", "check_learned_ode"]

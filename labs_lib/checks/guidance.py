@@ -14,13 +14,14 @@ from torch import Tensor, nn
 
 from ..losses import cfg_loss
 from ..paths import AffinePath, CosineScheduler
-from ._framework import (CheckFailed, CheckReport, close, diagnose, on_probe_device, require_device_safe,
-                         require_function, require_gradient, require_same_device, require_scalar_loss,
-                         require_state_shaped, run_check)
+from ._framework import (CheckFailed, Ok, check_loss_values, checker, close, diagnose, on_probe_device,
+                         require_device_safe, require_function, require_same_device, require_scalar_loss,
+                         require_state_shaped, run_untouched, shapes_text)
 
 # (batch, *state) shapes tried by both checkers: points, vectors, small and digit-sized images
 GUIDANCE_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (4, 1, 3, 3), (8, 1, 8, 8))
 _NUM_CLASSES = 3  # labels 0, 1, 2 and the null label 3
+_PATH = AffinePath(CosineScheduler())  # the loss's path; not CondOT, whose velocity is x_1 - x_0
 
 
 class _CheckModel(nn.Module):
@@ -70,10 +71,6 @@ def _labels(n: int, gen: torch.Generator) -> Tensor:
     return y
 
 
-def _shape_list() -> str:
-    return ", ".join(str(s) for s in GUIDANCE_SHAPES)
-
-
 # --- exercise 1: the CFG training loss ------------------------------------------------------
 
 
@@ -90,8 +87,33 @@ def _loss_inputs(shape: tuple[int, ...], seed: int):
     return x_0, x_1, t, y, drop
 
 
-def _loss_variants(model, path, x_0, x_1, t, y, drop, null) -> dict[str, Tensor]:
-    """What common mistakes would return, with the hint that names each."""
+def _loss_cases():
+    """``(where, a fresh stand-in model, the loss's other arguments)`` for every shape in GUIDANCE_SHAPES."""
+    for k, shape in enumerate(GUIDANCE_SHAPES):
+        yield f"for x of shape {shape}", _CheckModel(seed=k), (_PATH, *_loss_inputs(shape, 10 + k), _NUM_CLASSES)
+
+
+def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, *args) -> Tensor:
+    """``fn(model, path, x_0, x_1, t, y, drop_mask, null_label)`` (``args`` from ``x_0`` on), called twice
+    with different seeds: it must leave its inputs untouched, return a single number, and the same one."""
+    torch.manual_seed(1)
+    out, changed = run_untouched(lambda: fn(model, path, *args),
+                                 dict(zip(("x_0", "x_1", "t", "y", "drop_mask"), args)))
+    if changed:
+        raise CheckFailed(f"your loss modified its input {changed[0]} in place (e.g. y[drop_mask] = ...). "
+                          "Build a new tensor instead: torch.where(drop_mask, null_label, y).")
+    require_scalar_loss(out, args[1], "x_1")
+    torch.manual_seed(2)
+    again = fn(model, path, *args)
+    if not (isinstance(again, Tensor) and close(again.detach(), out.detach(), tol=1e-6)):
+        raise CheckFailed("your loss changed between two calls with the same inputs: use the given x_0, t "
+                          "and drop_mask instead of drawing new random numbers.")
+    return out
+
+
+def _loss_mistakes(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor, y: Tensor, drop: Tensor,
+                   null: int) -> dict[str, Tensor]:
+    """The named mistakes of exercise 1: hint → the loss that wrong line of code returns on this input."""
 
     def sq(pred, target):
         return (pred - target).pow(2).flatten(1).sum(1).mean()
@@ -102,7 +124,8 @@ def _loss_variants(model, path, x_0, x_1, t, y, drop, null) -> dict[str, Tensor]
     swapped = path.sample(x_1, x_0, t)
     return {
         "the labels were dropped where drop_mask is False: replace y by null_label where drop_mask is True "
-        "(torch.where(drop_mask, null_label, y)).": sq(model(s.x_t, t, torch.where(drop, y, torch.full_like(y, null))), s.dx_t),
+        "(torch.where(drop_mask, null_label, y)).":
+            sq(model(s.x_t, t, torch.where(drop, y, torch.full_like(y, null))), s.dx_t),
         "no label was dropped: replace y by null_label wherever drop_mask is True before calling the model.":
             sq(model(s.x_t, t, y), s.dx_t),
         "every label was replaced by the null label: drop only where drop_mask is True.":
@@ -133,46 +156,20 @@ def _loss_variants(model, path, x_0, x_1, t, y, drop, null) -> dict[str, Tensor]
     }
 
 
-def check_cfg_loss(fn: Callable) -> CheckReport:
+@checker("CFG loss")
+def check_cfg_loss(fn: Callable, ok: Ok) -> None:
     """Check ``fn(model, path, x_0, x_1, t, y, drop_mask, null_label)`` against the CFG loss
     ``mean_i ||model(x_t, t, ỹ) - dx_t||²`` with ``ỹ = null_label`` where ``drop_mask``."""
-
-    def body(ok):
-        require_function(fn, "check_cfg_loss", "my_cfg_loss")
-        path = AffinePath(CosineScheduler())  # not CondOT: its velocity is not x_1 - x_0
-        for k, shape in enumerate(GUIDANCE_SHAPES):
-            model = _CheckModel(seed=k)
-            inputs = _loss_inputs(shape, 10 + k)
-            x_0, x_1, t, y, drop = inputs
-            saved = [a.clone() for a in inputs]
-            torch.manual_seed(1)
-            out = fn(model, path, *inputs, _NUM_CLASSES)
-            for name, before, now in zip(("x_0", "x_1", "t", "y", "drop_mask"), saved, inputs):
-                if not torch.equal(before, now):
-                    raise CheckFailed(f"your loss modified its input {name} in place (e.g. y[drop_mask] = ...). "
-                                      "Build a new tensor instead: torch.where(drop_mask, null_label, y).")
-            require_scalar_loss(out, x_1, "x_1")
-            torch.manual_seed(2)
-            again = fn(model, path, *inputs, _NUM_CLASSES)
-            if not (isinstance(again, Tensor) and close(again.detach(), out.detach(), tol=1e-6)):
-                raise CheckFailed("your loss changed between two calls with the same inputs: use the given x_0, t "
-                                  "and drop_mask instead of drawing new random numbers.")
-            with torch.no_grad():
-                ref = cfg_loss(model, path, *inputs, _NUM_CLASSES)
-                if not close(out.detach(), ref, tol=1e-4):
-                    raise diagnose(out.detach(), _loss_variants(model, path, *inputs, _NUM_CLASSES),
-                                   f"for x of shape {shape} your loss is {float(out):.5g}, but the CFG loss is "
-                                   f"{float(ref):.5g}.")
-            require_gradient(out, model, lambda m: cfg_loss(m, path, *inputs, _NUM_CLASSES))
-        probe = on_probe_device(_CheckModel(), *_loss_inputs(GUIDANCE_SHAPES[0], 10))
-        require_device_safe(lambda: fn(probe[0], path, *probe[1:], _NUM_CLASSES))
-        ok(f"matches mean ‖u(x_t | ỹ) − dx_t‖² for shapes {_shape_list()} (a cosine path, so the "
-           "target is the path's own velocity)")
-        ok("drops exactly the labels where drop_mask is True, to the null label")
-        ok("returns a 0-dim tensor that backpropagates into the network, leaves its inputs untouched, and "
-           "creates its tensors on the inputs' device")
-
-    return run_check("CFG loss", body, subject=fn)
+    require_function(fn, "check_cfg_loss", "my_cfg_loss")
+    check_loss_values(lambda model, *args: _call_loss(fn, model, *args), _loss_cases(), cfg_loss,
+                      _loss_mistakes, "the CFG loss")
+    probe = on_probe_device(_CheckModel(), *_loss_inputs(GUIDANCE_SHAPES[0], 10))
+    require_device_safe(lambda: fn(probe[0], _PATH, *probe[1:], _NUM_CLASSES))
+    ok(f"matches mean ‖u(x_t | ỹ) − dx_t‖² for shapes {shapes_text(GUIDANCE_SHAPES)} (a cosine path, so the "
+       "target is the path's own velocity)")
+    ok("drops exactly the labels where drop_mask is True, to the null label")
+    ok("returns a 0-dim tensor that backpropagates into the network, leaves its inputs untouched, and "
+       "creates its tensors on the inputs' device")
 
 
 # --- exercise 2: the CFG vector field -------------------------------------------------------
@@ -188,71 +185,64 @@ def _field_inputs(shape: tuple[int, ...], seed: int):
 _GUIDANCE_SCALES = (2.5, 0.4, 4.0, 3.0)
 
 
-def check_cfg_field(fn: Callable) -> CheckReport:
+def _field_mistakes(model: nn.Module, x: Tensor, t: Tensor, y: Tensor, w: float, null: int) -> dict[str, Tensor]:
+    """The named mistakes of exercise 2: hint → the field that wrong line of code returns on this input."""
+    u_null, u_cond = model(x, t, torch.full_like(y, null)), model(x, t, y)
+    return {
+        "the weights are swapped (or the halves of the batched output are): w multiplies the "
+        "guided branch u(x|y) and (1 − w) the unguided u(x|∅). After torch.cat([x, x]) with labels "
+        "[∅; y], the first half is u(x|∅).": w * u_null + (1 - w) * u_cond,
+        "this is the (1 + w) convention, u(x|y) + w·(u(x|y) − u(x|∅)). Here w = 1 must give plain "
+        "guided sampling: (1 − w)·u(x|∅) + w·u(x|y).": (1 + w) * u_cond - w * u_null,
+        "the unguided term (1 − w)·u(x|∅) is missing.": w * u_cond,
+        "the unguided branch used the label 0, a real class. Use the null label: "
+        "torch.full_like(y, null_label).": (1 - w) * model(x, t, torch.zeros_like(y)) + w * u_cond,
+        "the unguided branch used null_label - 1, the last real class. Use null_label itself.":
+            (1 - w) * model(x, t, torch.full_like(y, null - 1)) + w * u_cond,
+        "this is u(x|∅) + w·u(x|y): the unguided branch needs the weight (1 − w).": u_null + w * u_cond,
+        "the difference is the wrong way round: u(x|∅) + w·(u(x|∅) − u(x|y)) pushes away from the "
+        "label. Guidance moves towards it: u(x|∅) + w·(u(x|y) − u(x|∅)).": u_null + w * (u_null - u_cond),
+        "the guidance scale was ignored: this is the plain average of the two branches.": 0.5 * (u_null + u_cond),
+    }
+
+
+@checker("CFG vector field")
+def check_cfg_field(fn: Callable, ok: Ok) -> None:
     """Check ``fn(model, x, t, y, w, null_label)`` against ``(1 − w)·u(x|∅) + w·u(x|y)``,
     computed with one batched call of the model."""
-
-    def body(ok):
-        require_function(fn, "check_cfg_field", "my_cfg_field")
-        null = _NUM_CLASSES
-        for k, (shape, w) in enumerate(zip(GUIDANCE_SHAPES, _GUIDANCE_SCALES)):
-            model = _CheckModel(seed=20 + k)
-            x, t, y = _field_inputs(shape, 30 + k)
-            saved = [a.clone() for a in (x, t, y)]
-            with torch.no_grad():
-                out = fn(model, x, t, y, w, null)
-            for name, before, now in zip(("x", "t", "y"), saved, (x, t, y)):
-                if not torch.equal(before, now):
-                    raise CheckFailed(f"your field modified its input {name} in place; build new tensors instead.")
-            n = shape[0]
-            doubled = isinstance(out, Tensor) and out.ndim > 0 and out.shape[0] == 2 * n
-            require_state_shaped(out, x, "the field", "It must have x's shape." + (
-                " That is the whole batched output: split it into its two halves with .chunk(2) and combine them."
-                if doubled else ""))
-            calls = list(model.calls)
-            model.calls.clear()
-            with torch.no_grad():
-                u_null = model(x, t, torch.full_like(y, null))
-                u_cond = model(x, t, y)
-                ref = (1 - w) * u_null + w * u_cond
-            if not close(out, ref, tol=1e-5):
-                with torch.no_grad():
-                    candidates = {
-                        "the weights are swapped (or the halves of the batched output are): w multiplies the "
-                        "guided branch u(x|y) and (1 − w) the unguided u(x|∅). After torch.cat([x, x]) with labels "
-                        "[∅; y], the first half is u(x|∅).": w * u_null + (1 - w) * u_cond,
-                        "this is the (1 + w) convention, u(x|y) + w·(u(x|y) − u(x|∅)). Here w = 1 must give plain "
-                        "guided sampling: (1 − w)·u(x|∅) + w·u(x|y).": (1 + w) * u_cond - w * u_null,
-                        "the unguided term (1 − w)·u(x|∅) is missing.": w * u_cond,
-                        "the unguided branch used the label 0, a real class. Use the null label: "
-                        "torch.full_like(y, null_label).":
-                            (1 - w) * model(x, t, torch.zeros_like(y)) + w * u_cond,
-                        "the unguided branch used null_label - 1, the last real class. Use null_label itself.":
-                            (1 - w) * model(x, t, torch.full_like(y, null - 1)) + w * u_cond,
-                        "this is u(x|∅) + w·u(x|y): the unguided branch needs the weight (1 − w).":
-                            u_null + w * u_cond,
-                        "the difference is the wrong way round: u(x|∅) + w·(u(x|∅) − u(x|y)) pushes away from the "
-                        "label. Guidance moves towards it: u(x|∅) + w·(u(x|y) − u(x|∅)).":
-                            u_null + w * (u_null - u_cond),
-                        "the guidance scale was ignored: this is the plain average of the two branches.":
-                            0.5 * (u_null + u_cond),
-                    }
-                raise diagnose(out, candidates,
-                               f"for x of shape {shape} and w = {w} the field differs from (1 − w)·u(x|∅) + w·u(x|y) "
-                               f"by up to {float((out - ref).abs().max()):.3g}.")
-            if calls != [2 * n]:
-                if len(calls) > 1:
-                    raise CheckFailed(f"the values are right, but the network was called {len(calls)} times "
-                                      f"(batches {calls}). Run both branches in ONE call: stack torch.cat([x, x]), "
-                                      "torch.cat([t, t]) and the labels torch.cat([null labels, y]), then split the "
-                                      "output with .chunk(2). On a GPU one big batch costs about as much as one small one.")
-                raise CheckFailed(f"the network was called with batches {calls}; expected one call with the "
-                                  f"stacked batch of {2 * n}.")
-        probe = on_probe_device(_CheckModel(), *_field_inputs(GUIDANCE_SHAPES[0], 30))
+    require_function(fn, "check_cfg_field", "my_cfg_field")
+    null = _NUM_CLASSES
+    for k, (shape, w) in enumerate(zip(GUIDANCE_SHAPES, _GUIDANCE_SCALES)):
+        model = _CheckModel(seed=20 + k)
+        x, t, y = _field_inputs(shape, 30 + k)
         with torch.no_grad():
-            require_device_safe(lambda: fn(*probe, _GUIDANCE_SCALES[0], null))
-        ok(f"matches (1 − w)·u(x|∅) + w·u(x|y) for shapes {_shape_list()} and w = "
-           f"{', '.join(str(w) for w in _GUIDANCE_SCALES)}")
-        ok("runs both branches in one batched network call, returns x's shape on x's device")
-
-    return run_check("CFG vector field", body, subject=fn)
+            out, changed = run_untouched(lambda: fn(model, x, t, y, w, null), {"x": x, "t": t, "y": y})
+        if changed:
+            raise CheckFailed(f"your field modified its input {changed[0]} in place; build new tensors instead.")
+        n = shape[0]
+        doubled = isinstance(out, Tensor) and out.ndim > 0 and out.shape[0] == 2 * n
+        require_state_shaped(out, x, "the field", "It must have x's shape." + (
+            " That is the whole batched output: split it into its two halves with .chunk(2) and combine them."
+            if doubled else ""))
+        calls = list(model.calls)
+        model.calls.clear()
+        with torch.no_grad():
+            ref = (1 - w) * model(x, t, torch.full_like(y, null)) + w * model(x, t, y)
+            if not close(out, ref, tol=1e-5):
+                raise diagnose(out, _field_mistakes(model, x, t, y, w, null),
+                               f"for x of shape {shape} and w = {w} the field differs from (1 − w)·u(x|∅) + "
+                               f"w·u(x|y) by up to {float((out - ref).abs().max()):.3g}.")
+        if calls != [2 * n]:
+            if len(calls) > 1:
+                raise CheckFailed(f"the values are right, but the network was called {len(calls)} times "
+                                  f"(batches {calls}). Run both branches in ONE call: stack torch.cat([x, x]), "
+                                  "torch.cat([t, t]) and the labels torch.cat([null labels, y]), then split the "
+                                  "output with .chunk(2). On a GPU one big batch costs about as much as one small one.")
+            raise CheckFailed(f"the network was called with batches {calls}; expected one call with the "
+                              f"stacked batch of {2 * n}.")
+    probe = on_probe_device(_CheckModel(), *_field_inputs(GUIDANCE_SHAPES[0], 30))
+    with torch.no_grad():
+        require_device_safe(lambda: fn(*probe, _GUIDANCE_SCALES[0], null))
+    ok(f"matches (1 − w)·u(x|∅) + w·u(x|y) for shapes {shapes_text(GUIDANCE_SHAPES)} and w = "
+       f"{', '.join(str(w) for w in _GUIDANCE_SCALES)}")
+    ok("runs both branches in one batched network call, returns x's shape on x's device")

@@ -8,6 +8,7 @@ autograd itself, so that a checker cannot share a mistake with the code it check
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Callable
 
 import torch
@@ -15,8 +16,9 @@ from torch import Tensor
 
 from ..distributions import Density, Gaussian, GaussianMixture
 from ..dynamics import SDE
-from ._framework import (CheckFailed, CheckReport, close, diagnose, on_probe_device, require_device_safe,
-                         require_function, require_state_shaped, require_subclass, run_check)
+from ._framework import (CheckFailed, Ok, broadcast_to_state, checker, close, construct, diagnose,
+                         require_coefficients_device_safe, require_function, require_state_shaped, require_subclass,
+                         run_untouched, shapes_text)
 
 _TOL = 1e-4  # float32 autograd against a float64 formula: agreement to ~1e-6 is typical
 
@@ -127,14 +129,10 @@ _REQUIRES_GRAD_HINT = ("autograd had nothing to differentiate: x must require gr
 
 def _call_score(fn: Callable, case: _Case, x: Tensor, *, no_grad: bool = False) -> Tensor:
     """Call the student's ``fn(log_density, x)`` and check what every answer must satisfy."""
-    x_before = x.detach().clone()
     was_requiring = x.requires_grad
     try:
-        if no_grad:
-            with torch.no_grad():
-                out = fn(case.density.log_density, x)
-        else:
-            out = fn(case.density.log_density, x)
+        with torch.no_grad() if no_grad else nullcontext():
+            out, changed = run_untouched(lambda: fn(case.density.log_density, x), {"x": x})
     except RuntimeError as err:
         text = str(err)
         if "only for scalar outputs" in text:
@@ -153,12 +151,13 @@ def _call_score(fn: Callable, case: _Case, x: Tensor, *, no_grad: bool = False) 
         raise CheckFailed("your function accumulated a gradient into the caller's x.grad (backward on the input "
                           "itself). Differentiate a detached copy, x.detach().requires_grad_(), or use "
                           "torch.autograd.grad, which returns the gradient without storing it.")
-    if not torch.equal(x.detach(), x_before):
+    if changed:
         raise CheckFailed("your function changed the values of its input x in place. Leave x untouched.")
     if out is None:
         raise CheckFailed("your function returned None. If you read x.grad: it is only filled for the leaf "
                           "tensor you called requires_grad_() on, after backward(); torch.autograd.grad(total, x) "
-                          "returns the gradient directly (a tuple: take its first element). And do not forget `return`.")
+                          "returns the gradient directly (a tuple: take its first element). And do not forget "
+                          "`return`.")
     if isinstance(out, (tuple, list)) and len(out) == 1 and isinstance(out[0], Tensor):
         raise CheckFailed("your function returned a tuple holding one tensor: torch.autograd.grad returns a "
                           "tuple, one gradient per input. Return its first element.")
@@ -171,12 +170,13 @@ def _call_score(fn: Callable, case: _Case, x: Tensor, *, no_grad: bool = False) 
     return out
 
 
-def _score_mistakes(out: Tensor, case: _Case, x: Tensor) -> CheckFailed:
+def _score_mistakes(case: _Case, x: Tensor) -> dict[str, Tensor]:
+    """The named mistakes of exercise 1: hint → the score that wrong line of code returns at ``x``."""
     ref = case.score(x)
     with torch.no_grad():
         p = case.density.log_density(x).exp().reshape(-1, *([1] * (x.ndim - 1)))
     n = x.shape[0]
-    candidates = {
+    mistakes = {
         "the score has the wrong sign: it is +∇log p(x), pointing uphill towards high density "
         "(for a Gaussian, towards the mean).": -ref,
         f"your score is the true one divided by the batch size ({n}): you differentiated the *mean* of the "
@@ -187,65 +187,67 @@ def _score_mistakes(out: Tensor, case: _Case, x: Tensor) -> CheckFailed:
         "you pass in?": torch.zeros_like(ref),
     }
     if n > 1:
-        candidates["the score is twice the true one: did you call backward() twice, or sum twice?"] = 2 * ref
-    return diagnose(out, candidates, f"{_where(case)} your score differs from the analytic ∇log p(x) by up "
-                                     f"to {float((out - ref).abs().max()):.3g}.")
+        mistakes["the score is twice the true one: did you call backward() twice, or sum twice?"] = 2 * ref
+    return mistakes
 
 
-def check_autograd_score(fn: Callable) -> CheckReport:
+def _score_failure(out: Tensor, case: _Case, x: Tensor) -> CheckFailed:
+    """The failure for a wrong score ``out`` at ``x``: a named mistake, else how far it is off."""
+    return diagnose(out, _score_mistakes(case, x), f"{_where(case)} your score differs from the analytic "
+                    f"∇log p(x) by up to {float((out - case.score(x)).abs().max()):.3g}.")
+
+
+@checker("Score by autograd")
+def check_autograd_score(fn: Callable, ok: Ok) -> None:
     """Check ``fn(log_density, x)``: it must return ``∇_x log p(x)`` of ``x``'s shape, leave ``x``
     untouched, and work inside ``torch.no_grad()``."""
-
-    def body(ok):
-        require_function(fn, "check_autograd_score", "autograd_score")
-        cases = _cases(0)
-        for case in cases:
-            x = case.x.clone()
-            out = _call_score(fn, case, x)
-            if not close(out, case.score(x), _TOL):
-                raise _score_mistakes(out, case, x)
-        shapes = ", ".join(str(c.shape) for c in cases)
-        ok(f"matches the analytic scores of Gaussians and a Gaussian mixture, for x of shapes {shapes}")
-        ok("returns a plain tensor of x's shape and leaves x untouched (no requires_grad on the input)")
-
-        for case in (cases[0], cases[4]):
-            x = case.x.clone()
-            out = _call_score(fn, case, x, no_grad=True)
-            if not close(out, case.score(x), _TOL):
-                raise CheckFailed(f"inside torch.no_grad() your score is wrong {_where(case)}: compute the "
-                                  "gradient inside `with torch.enable_grad():`.")
-        ok("works when called inside torch.no_grad(), as the simulators call it")
-
-        case = cases[3]
-        x = case.x.clone().requires_grad_(True)
-        out = _call_score(fn, case, x)
-        if not close(out, case.score(x.detach()), _TOL):
-            raise _score_mistakes(out, case, x.detach())
-        ok("works on an x that itself requires grad, without touching x.grad")
-
-        shifted = lambda z: case.density.log_density(z) + 7.0  # noqa: E731  (an unnormalised density)
+    require_function(fn, "check_autograd_score", "autograd_score")
+    cases = _cases(0)
+    for case in cases:
         x = case.x.clone()
-        out = fn(shifted, x)
-        if not (isinstance(out, Tensor) and close(out, case.score(x), _TOL)):
-            raise CheckFailed("adding a constant to log p (dividing p by a normalising constant) changed your "
-                              "score; it must not.")
-        ok("ignores the normalising constant: log p + 7 has the same score")
+        out = _call_score(fn, case, x)
+        if not close(out, case.score(x), _TOL):
+            raise _score_failure(out, case, x)
+    ok(f"matches the analytic scores of Gaussians and a Gaussian mixture, for x of shapes "
+       f"{shapes_text(c.shape for c in cases)}")
+    ok("returns a plain tensor of x's shape and leaves x untouched (no requires_grad on the input)")
 
-    return run_check("Score by autograd", body, subject=fn)
+    for case in (cases[0], cases[4]):
+        x = case.x.clone()
+        out = _call_score(fn, case, x, no_grad=True)
+        if not close(out, case.score(x), _TOL):
+            raise CheckFailed(f"inside torch.no_grad() your score is wrong {_where(case)}: compute the "
+                              "gradient inside `with torch.enable_grad():`.")
+    ok("works when called inside torch.no_grad(), as the simulators call it")
+
+    case = cases[3]
+    x = case.x.clone().requires_grad_(True)
+    out = _call_score(fn, case, x)
+    if not close(out, case.score(x.detach()), _TOL):
+        raise _score_failure(out, case, x.detach())
+    ok("works on an x that itself requires grad, without touching x.grad")
+
+    shifted = lambda z: case.density.log_density(z) + 7.0  # noqa: E731  (an unnormalised density)
+    x = case.x.clone()
+    out = fn(shifted, x)
+    if not (isinstance(out, Tensor) and close(out, case.score(x), _TOL)):
+        raise CheckFailed("adding a constant to log p (dividing p by a normalising constant) changed your "
+                          "score; it must not.")
+    ok("ignores the normalising constant: log p + 7 has the same score")
 
 
 # --- exercise 2: the Langevin SDE -----------------------------------------------------------
 
 
 def _diffusion_tensor(value: object, x: Tensor) -> Tensor:
+    """What diffusion returned (a number or a tensor that broadcasts against x) expanded to x's shape."""
     if isinstance(value, bool) or not isinstance(value, (int, float, Tensor)):
         raise CheckFailed(f"diffusion must return a number (σ) or a tensor, got {type(value).__name__}.")
-    d = torch.as_tensor(value, dtype=x.dtype)
-    try:
-        return torch.broadcast_to(d, x.shape)
-    except RuntimeError:
-        raise CheckFailed(f"diffusion returned shape {tuple(d.shape)}, which does not broadcast against x of "
-                          f"shape {tuple(x.shape)}. A constant σ is simply the number self.sigma.") from None
+    d = broadcast_to_state(value, x)
+    if d is None:  # only a tensor can fail to broadcast
+        raise CheckFailed(f"diffusion returned shape {tuple(value.shape)}, which does not broadcast against x of "
+                          f"shape {tuple(x.shape)}. A constant σ is simply the number self.sigma.")
+    return d
 
 
 def _ignores_density(cls: type, cases: list[_Case], case: _Case, sigma: float, x: Tensor, t: Tensor,
@@ -268,76 +270,75 @@ def _ignores_density(cls: type, cases: list[_Case], case: _Case, sigma: float, x
     return ""
 
 
-def check_langevin_sde(cls: type) -> CheckReport:
+def _drift_mistakes(sigma: float, score: Tensor, logp: Tensor) -> dict[str, Tensor]:
+    """The named mistakes of exercise 2's drift: hint → what that wrong drift returns, from the analytic
+    ``score`` at x and the log-densities ``logp`` of shape ``(batch,)``."""
+    ref = 0.5 * sigma**2 * score
+    lp = logp.reshape(-1, *([1] * (score.ndim - 1))).expand_as(score)
+    return {
+        "the drift has the wrong sign: +½σ²∇log p(x) pushes particles uphill, towards high density.": -ref,
+        "the drift is missing the factor ½: it is ½σ²∇log p(x).": sigma**2 * score,
+        "the drift uses σ where it needs σ²: ½σ²∇log p(x).": 0.5 * sigma * score,
+        "the drift uses σ where it needs ½σ²: ½σ²∇log p(x).": sigma * score,
+        "the drift is missing the factor σ²: ½σ²∇log p(x). (With σ = 1 you would not notice; "
+        "with other σ the noise and the drift no longer balance.)": 0.5 * score,
+        "the drift is just the score: multiply it by ½σ².": score,
+        "the drift uses log_density(x), a number per sample; it needs the score "
+        "self.density.score(x), the gradient of log p.": 0.5 * sigma**2 * lp,
+    }
+
+
+def _diffusion_mistakes(sigma: float) -> dict[str, float]:
+    """The named mistakes of exercise 2's diffusion: hint → the constant that wrong diffusion returns."""
+    return {
+        "diffusion returns σ²; the diffusion coefficient is σ itself (the noise term is σ dW).": sigma**2,
+        "diffusion returns √σ; the diffusion coefficient is σ itself.": math.sqrt(sigma),
+        "diffusion returns σ/2; the ½ belongs to the drift (½σ²), the diffusion is σ.": sigma / 2,
+        "diffusion returns ½σ², the drift's factor; the diffusion coefficient is σ.": sigma**2 / 2,
+        "diffusion returns 1: use the σ passed to __init__.": 1.0,
+    }
+
+
+@checker("Langevin SDE")
+def check_langevin_sde(cls: type, ok: Ok) -> None:
     """Check a Langevin SDE class ``cls(density, sigma)``: drift ``½σ²∇log p(x)``, diffusion ``σ``."""
-
-    def body(ok):
-        require_subclass(cls, SDE, "langevin_sde")
-        cases = _cases(1)
-        sigmas = (1.6, 0.7)
-        for case in cases:
-            for sigma in sigmas:
-                try:
-                    sde = cls(case.density, sigma)
-                except TypeError as err:
-                    raise CheckFailed(f"could not build {cls.__name__}(density, sigma): {err}. The constructor "
-                                      "takes the density first, then σ.") from None
-                x = case.x.clone()
-                x_before = x.clone()
-                t = torch.tensor(0.3)
-                try:
-                    with torch.no_grad():  # as the simulators call it
-                        out = sde.drift(x, t)
-                except TypeError as err:
-                    raise CheckFailed(f"drift raised TypeError: {err}. Does __init__(self, density, sigma) store "
-                                      "its arguments in that order (self.density = density, self.sigma = sigma)?"
-                                      ) from None
-                if not torch.equal(x, x_before):
-                    raise CheckFailed("drift changed its input x in place; leave x untouched.")
-                logp = case.density.log_density(x)
-                shape_fix = "It must have x's shape."
-                if isinstance(out, Tensor) and out.shape == logp.shape:
-                    shape_fix = ("That is the shape of log_density(x), one number per sample: the drift needs the "
-                                 "score, self.density.score(x), which has x's shape.")
-                require_state_shaped(out, x, "drift", shape_fix)
-                score = case.score(x)
-                ref = 0.5 * sigma**2 * score
-                if not close(out, ref, _TOL):
-                    lp = logp.reshape(-1, *([1] * (x.ndim - 1))).expand_as(x)
-                    raise diagnose(out, {
-                        "the drift has the wrong sign: +½σ²∇log p(x) pushes particles uphill, towards high density.":
-                            -ref,
-                        "the drift is missing the factor ½: it is ½σ²∇log p(x).": sigma**2 * score,
-                        "the drift uses σ where it needs σ²: ½σ²∇log p(x).": 0.5 * sigma * score,
-                        "the drift uses σ where it needs ½σ²: ½σ²∇log p(x).": sigma * score,
-                        "the drift is missing the factor σ²: ½σ²∇log p(x). (With σ = 1 you would not notice; "
-                        "with other σ the noise and the drift no longer balance.)": 0.5 * score,
-                        "the drift is just the score: multiply it by ½σ².": score,
-                        "the drift uses log_density(x), a number per sample; it needs the score "
-                        "self.density.score(x), the gradient of log p.": 0.5 * sigma**2 * lp,
-                    }, f"with σ = {sigma}, {_where(case)} your drift differs from ½σ²∇log p(x) by up to "
-                       f"{float((out - ref).abs().max()):.3g}." + _ignores_density(cls, cases, case, sigma, x, t, out))
-                diff = _diffusion_tensor(sde.diffusion(x, t), x)
-                if not close(diff, torch.full_like(diff, sigma), _TOL):
-                    raise diagnose(diff, {
-                        "diffusion returns σ²; the diffusion coefficient is σ itself (the noise term is σ dW).":
-                            torch.full_like(diff, sigma**2),
-                        "diffusion returns √σ; the diffusion coefficient is σ itself.":
-                            torch.full_like(diff, math.sqrt(sigma)),
-                        "diffusion returns σ/2; the ½ belongs to the drift (½σ²), the diffusion is σ.":
-                            torch.full_like(diff, sigma / 2),
-                        "diffusion returns ½σ², the drift's factor; the diffusion coefficient is σ.":
-                            torch.full_like(diff, sigma**2 / 2),
-                        "diffusion returns 1: use the σ passed to __init__.": torch.ones_like(diff),
-                    }, f"with σ = {sigma} diffusion returned values up to {float(diff.abs().max()):.3g}; "
-                       "it must be σ.")
-        shapes = ", ".join(str(c.shape) for c in cases)
-        ok(f"drift = ½σ²∇log p(x) for σ in {sigmas}, Gaussians and a Gaussian mixture, x of shapes {shapes}")
-        probe = cls(_ProbeDensity(), 1.5)
-        x_probe, t_probe = on_probe_device(torch.randn(6, 2), torch.tensor(0.3))
-        for method in ("drift", "diffusion"):
-            require_device_safe(lambda method=method: getattr(probe, method)(x_probe, t_probe))
-        ok("diffusion = σ, drift works inside torch.no_grad() without changing x, and both create their "
-           "tensors on x's device")
-
-    return run_check("Langevin SDE", body, subject=cls)
+    require_subclass(cls, SDE, "langevin_sde")
+    cases = _cases(1)
+    sigmas = (1.6, 0.7)
+    for case in cases:
+        for sigma in sigmas:
+            sde = construct(cls, (case.density, sigma), lambda err: f"could not build {cls.__name__}(density, "
+                            f"sigma): {err}. The constructor takes the density first, then σ.")
+            x = case.x.clone()
+            t = torch.tensor(0.3)
+            try:
+                with torch.no_grad():  # as the simulators call it
+                    out, changed = run_untouched(lambda: sde.drift(x, t), {"x": x})
+            except TypeError as err:
+                raise CheckFailed(f"drift raised TypeError: {err}. Does __init__(self, density, sigma) store "
+                                  "its arguments in that order (self.density = density, self.sigma = sigma)?"
+                                  ) from None
+            if changed:
+                raise CheckFailed("drift changed its input x in place; leave x untouched.")
+            logp = case.density.log_density(x)
+            shape_fix = "It must have x's shape."
+            if isinstance(out, Tensor) and out.shape == logp.shape:
+                shape_fix = ("That is the shape of log_density(x), one number per sample: the drift needs the "
+                             "score, self.density.score(x), which has x's shape.")
+            require_state_shaped(out, x, "drift", shape_fix)
+            score = case.score(x)
+            ref = 0.5 * sigma**2 * score
+            if not close(out, ref, _TOL):
+                raise diagnose(out, _drift_mistakes(sigma, score, logp),
+                               f"with σ = {sigma}, {_where(case)} your drift differs from ½σ²∇log p(x) by up to "
+                               f"{float((out - ref).abs().max()):.3g}."
+                               + _ignores_density(cls, cases, case, sigma, x, t, out))
+            diff = _diffusion_tensor(sde.diffusion(x, t), x)
+            if not close(diff, torch.full_like(diff, sigma), _TOL):
+                raise diagnose(diff, _diffusion_mistakes(sigma), f"with σ = {sigma} diffusion returned values "
+                               f"up to {float(diff.abs().max()):.3g}; it must be σ.")
+    ok(f"drift = ½σ²∇log p(x) for σ in {sigmas}, Gaussians and a Gaussian mixture, x of shapes "
+       f"{shapes_text(c.shape for c in cases)}")
+    require_coefficients_device_safe(cls(_ProbeDensity(), 1.5), torch.randn(6, 2), torch.tensor(0.3))
+    ok("diffusion = σ, drift works inside torch.no_grad() without changing x, and both create their "
+       "tensors on x's device")

@@ -14,9 +14,10 @@ import torch
 from torch import Tensor
 
 from ..times import expand_time
-from ..paths import AffinePath, CondOTScheduler, CosineScheduler, Scheduler, SchedulerOutput, SqrtScheduler, validate_scheduler
-from ._framework import (SHAPES, CheckFailed, CheckReport, call_guarded, close, diagnose, require_function,
-                         require_state_shaped, require_subclass, run_check)
+from ..paths import (AffinePath, CondOTScheduler, CosineScheduler, Scheduler, SchedulerOutput, SqrtScheduler,
+                     validate_scheduler)
+from ._framework import (SHAPES, CheckFailed, Ok, call_guarded, checker, close, diagnose, require_function,
+                         require_state_shaped, require_subclass, rounded, shapes_text)
 
 _FIELDS = ("alpha_t", "beta_t", "d_alpha_t", "d_beta_t")
 
@@ -37,7 +38,8 @@ def _call_scheduler(sched: Scheduler, t: Tensor) -> SchedulerOutput:
     out = sched(t)
     if not isinstance(out, SchedulerOutput):
         raise CheckFailed("__call__ must return ll.SchedulerOutput(alpha_t=..., beta_t=..., d_alpha_t=..., "
-                          f"d_beta_t=...), got {type(out).__name__}." + (" Did you forget `return`?" if out is None else ""))
+                          f"d_beta_t=...), got {type(out).__name__}."
+                          + (" Did you forget `return`?" if out is None else ""))
     for name in _FIELDS:
         value = getattr(out, name)
         if not isinstance(value, Tensor):
@@ -53,85 +55,94 @@ def _call_scheduler(sched: Scheduler, t: Tensor) -> SchedulerOutput:
     return out
 
 
-def check_sqrt_scheduler(cls: type) -> CheckReport:
+def _scheduler_mistakes(t: Tensor) -> dict[str, dict[str, Tensor]]:
+    """The named mistakes of exercise 1, per field: field → {hint → what that wrong formula gives at t}."""
+    ref, root = SqrtScheduler()(t), torch.sqrt(1 - t)
+    return {
+        "alpha_t": {
+            "α and β are swapped: the data weight α_t = t grows from 0 to 1, the noise weight "
+            "β_t = √(1 − t) shrinks from 1 to 0.": root,
+            "α_t must be t itself, not √t.": torch.sqrt(t),
+        },
+        "beta_t": {
+            "α and β are swapped: β_t = √(1 − t) is the noise weight, α_t = t the data weight.": t,
+            "β_t = 1 − t is the linear (CondOT) schedule; this one is β_t = √(1 − t).": 1 - t,
+            "β_t = √t runs the wrong way: it must start at 1 (pure noise) and end at 0, so β_t = √(1 − t).":
+                torch.sqrt(t),
+            "β_t = 1 − √t runs at the wrong speed: take the root of (1 − t), β_t = √(1 − t).":
+                1 - torch.sqrt(t),
+        },
+        "d_alpha_t": {
+            "d_alpha_t is 0, but α_t = t grows at rate 1: d_alpha_t = torch.ones_like(t).": torch.zeros_like(t),
+            "d_alpha_t = t is α_t itself; its derivative is 1 (torch.ones_like(t)).": t,
+            "α and β are swapped in the derivatives too: d_alpha_t is dα_t/dt = 1.": ref.d_beta_t,
+        },
+        "d_beta_t": {
+            "d_beta_t has the wrong sign: β_t = √(1 − t) decreases, so dβ_t/dt = −1/(2√(1 − t)) is negative "
+            "(the chain rule brings the factor d(1 − t)/dt = −1).": 0.5 / root,
+            "the factor ½ is missing: d/du √u = 1/(2√u), so dβ_t/dt = −1/(2√(1 − t)).": -1 / root,
+            "the factor ½ is missing and the sign is wrong: dβ_t/dt = −1/(2√(1 − t)) (chain rule: "
+            "d(1 − t)/dt = −1).": 1 / root,
+            "d_beta_t = −1 is the derivative of the linear schedule 1 − t; differentiate √(1 − t) with the "
+            "chain rule: −1/(2√(1 − t)).": -torch.ones_like(t),
+            "the derivative of √u is 1/(2√u), not √u/2: dβ_t/dt = −1/(2√(1 − t)).": -0.5 * root,
+            "the root is missing in the denominator's place: dβ_t/dt = −1/(2√(1 − t)), not −1/(2(1 − t)).":
+                -0.5 / (1 - t),
+            "d_beta_t is 0, but β_t changes with t: dβ_t/dt = −1/(2√(1 − t)).": torch.zeros_like(t),
+            "α and β are swapped in the derivatives: d_beta_t is dβ_t/dt = −1/(2√(1 − t)).": ref.d_alpha_t,
+        },
+    }
+
+
+def _scheduler_failures(t: Tensor, out: SchedulerOutput) -> dict[str, str]:
+    """What the failure of each field of ``out`` says when no named mistake matches."""
+    at, yours = t.flatten()[:3].tolist(), {name: rounded(getattr(out, name), 3) for name in _FIELDS}
+    return {
+        "alpha_t": f"alpha_t should be α_t = t, but at t = {at} it is {yours['alpha_t']}.",
+        "beta_t": f"beta_t should be β_t = √(1 − t), but at t = {at} it is {yours['beta_t']}.",
+        "d_alpha_t": f"d_alpha_t should be dα_t/dt = 1, but yours is {yours['d_alpha_t']}.",
+        "d_beta_t": f"d_beta_t should be dβ_t/dt = −1/(2√(1 − t)), but at t = {at} yours is {yours['d_beta_t']}.",
+    }
+
+
+@checker("square-root schedule")
+def check_sqrt_scheduler(cls: type, ok: Ok) -> None:
     r"""Check a scheduler class for :math:`\alpha_t = t,\ \beta_t = \sqrt{1-t}` and their derivatives."""
+    require_subclass(cls, Scheduler, "sqrt_scheduler")
+    sched = cls()
+    times = _scheduler_times()
+    outs = [_call_scheduler(sched, t) for t in times]
+    ok("returns a SchedulerOutput whose four fields are tensors of t's shape and dtype, for t of shape "
+       + shapes_text(t.shape for t in times))
 
-    def body(ok):
-        require_subclass(cls, Scheduler, "sqrt_scheduler")
-        sched = cls()
-        ref_sched = SqrtScheduler()
-        times = _scheduler_times()
-        outs = [_call_scheduler(sched, t) for t in times]
-        ok("returns a SchedulerOutput whose four fields are tensors of t's shape and dtype, for t of shape "
-           + ", ".join(_fmt(t.shape) for t in times))
-
+    # the values first, then the derivatives, each field against SqrtScheduler at every t
+    for fields, verified in ((_FIELDS[:2], "α_t = t and β_t = √(1 − t) at t = 0.1, 0.2, …, 0.9"),
+                             (_FIELDS[2:], "dα_t/dt = 1 and dβ_t/dt = −1/(2√(1 − t))")):
         for t, out in zip(times, outs):
-            ref = ref_sched(t)
-            root = torch.sqrt(1 - t)
-            if not close(out.alpha_t, ref.alpha_t):
-                raise diagnose(out.alpha_t, {
-                    "α and β are swapped: the data weight α_t = t grows from 0 to 1, the noise weight "
-                    "β_t = √(1 − t) shrinks from 1 to 0.": root,
-                    "α_t must be t itself, not √t.": torch.sqrt(t),
-                }, f"alpha_t should be α_t = t, but at t = {t.flatten()[:3].tolist()} it is "
-                   f"{[round(v, 4) for v in out.alpha_t.flatten()[:3].tolist()]}.")
-            if not close(out.beta_t, ref.beta_t):
-                raise diagnose(out.beta_t, {
-                    "α and β are swapped: β_t = √(1 − t) is the noise weight, α_t = t the data weight.": t,
-                    "β_t = 1 − t is the linear (CondOT) schedule; this one is β_t = √(1 − t).": 1 - t,
-                    "β_t = √t runs the wrong way: it must start at 1 (pure noise) and end at 0, so β_t = √(1 − t).":
-                        torch.sqrt(t),
-                    "β_t = 1 − √t runs at the wrong speed: take the root of (1 − t), β_t = √(1 − t).": 1 - torch.sqrt(t),
-                }, f"beta_t should be β_t = √(1 − t), but at t = {t.flatten()[:3].tolist()} it is "
-                   f"{[round(v, 4) for v in out.beta_t.flatten()[:3].tolist()]}.")
-        ok("α_t = t and β_t = √(1 − t) at t = 0.1, 0.2, …, 0.9")
+            ref = SqrtScheduler()(t)
+            for name in fields:
+                if not close(getattr(out, name), getattr(ref, name)):
+                    raise diagnose(getattr(out, name), _scheduler_mistakes(t)[name],
+                                   _scheduler_failures(t, out)[name])
+        ok(verified)
 
-        for t, out in zip(times, outs):
-            ref = ref_sched(t)
-            root = torch.sqrt(1 - t)
-            if not close(out.d_alpha_t, ref.d_alpha_t):
-                raise diagnose(out.d_alpha_t, {
-                    "d_alpha_t is 0, but α_t = t grows at rate 1: d_alpha_t = torch.ones_like(t).": torch.zeros_like(t),
-                    "d_alpha_t = t is α_t itself; its derivative is 1 (torch.ones_like(t)).": t,
-                    "α and β are swapped in the derivatives too: d_alpha_t is dα_t/dt = 1.": ref.d_beta_t,
-                }, f"d_alpha_t should be dα_t/dt = 1, but yours is {[round(v, 4) for v in out.d_alpha_t.flatten()[:3].tolist()]}.")
-            if not close(out.d_beta_t, ref.d_beta_t):
-                raise diagnose(out.d_beta_t, {
-                    "d_beta_t has the wrong sign: β_t = √(1 − t) decreases, so dβ_t/dt = −1/(2√(1 − t)) is negative "
-                    "(the chain rule brings the factor d(1 − t)/dt = −1).": 0.5 / root,
-                    "the factor ½ is missing: d/du √u = 1/(2√u), so dβ_t/dt = −1/(2√(1 − t)).": -1 / root,
-                    "the factor ½ is missing and the sign is wrong: dβ_t/dt = −1/(2√(1 − t)) (chain rule: "
-                    "d(1 − t)/dt = −1).": 1 / root,
-                    "d_beta_t = −1 is the derivative of the linear schedule 1 − t; differentiate √(1 − t) with the "
-                    "chain rule: −1/(2√(1 − t)).": -torch.ones_like(t),
-                    "the derivative of √u is 1/(2√u), not √u/2: dβ_t/dt = −1/(2√(1 − t)).": -0.5 * root,
-                    "the root is missing in the denominator's place: dβ_t/dt = −1/(2√(1 − t)), not −1/(2(1 − t)).":
-                        -0.5 / (1 - t),
-                    "d_beta_t is 0, but β_t changes with t: dβ_t/dt = −1/(2√(1 − t)).": torch.zeros_like(t),
-                    "α and β are swapped in the derivatives: d_beta_t is dβ_t/dt = −1/(2√(1 − t)).": ref.d_alpha_t,
-                }, f"d_beta_t should be dβ_t/dt = −1/(2√(1 − t)), but at t = {t.flatten()[:3].tolist()} yours is "
-                   f"{[round(v, 4) for v in out.d_beta_t.flatten()[:3].tolist()]}.")
-        ok("dα_t/dt = 1 and dβ_t/dt = −1/(2√(1 − t))")
+    # The derivatives against central differences of the student's own α_t and β_t (float64).
+    t = torch.linspace(0.1, 0.9, 9, dtype=torch.float64)
+    h = 1e-6
+    plus, minus, out = _call_scheduler(sched, t + h), _call_scheduler(sched, t - h), _call_scheduler(sched, t)
+    for name, fd, d in (("alpha", (plus.alpha_t - minus.alpha_t) / (2 * h), out.d_alpha_t),
+                        ("beta", (plus.beta_t - minus.beta_t) / (2 * h), out.d_beta_t)):
+        if not torch.allclose(d, fd, rtol=1e-5, atol=1e-6):
+            raise CheckFailed(f"d_{name}_t disagrees with the rate of change of your {name}_t in float64: finite "
+                              f"differences give {rounded(fd, 3)}, your derivative {rounded(d, 3)}. Compute "
+                              "everything from t (no float32 constants).")
+    ok("the derivatives agree with central finite differences of your α_t and β_t (float64)")
 
-        # The derivatives against central differences of the student's own α_t and β_t (float64).
-        t = torch.linspace(0.1, 0.9, 9, dtype=torch.float64)
-        h = 1e-6
-        plus, minus, out = _call_scheduler(sched, t + h), _call_scheduler(sched, t - h), _call_scheduler(sched, t)
-        for name, fd, d in (("alpha", (plus.alpha_t - minus.alpha_t) / (2 * h), out.d_alpha_t),
-                            ("beta", (plus.beta_t - minus.beta_t) / (2 * h), out.d_beta_t)):
-            if not torch.allclose(d, fd, rtol=1e-5, atol=1e-6):
-                raise CheckFailed(f"d_{name}_t disagrees with the rate of change of your {name}_t in float64: finite "
-                                  f"differences give {[round(v, 4) for v in fd[:3].tolist()]}, your derivative "
-                                  f"{[round(v, 4) for v in d[:3].tolist()]}. Compute everything from t (no float32 constants).")
-        ok("the derivatives agree with central finite differences of your α_t and β_t (float64)")
-
-        try:
-            validate_scheduler(sched)
-        except (TypeError, ValueError) as err:
-            raise CheckFailed(str(err)) from None
-        ok("the schedule starts at noise (α_0 = 0, β_0 = 1) and ends at data (α_1 = 1, β_1 = 0)")
-
-    return run_check("square-root schedule", body, subject=cls)
+    try:
+        validate_scheduler(sched)
+    except (TypeError, ValueError) as err:
+        raise CheckFailed(str(err)) from None
+    ok("the schedule starts at noise (α_0 = 0, β_0 = 1) and ends at data (α_1 = 1, β_1 = 0)")
 
 
 # --- exercises 2 and 3: the conditional vector field and score -----------------------------------
@@ -227,10 +238,17 @@ def _score_mistakes(s: SchedulerOutput, x: Tensor, z: Tensor, t: Tensor) -> dict
     }
 
 
-def _match_every_schedule(ok: Callable[[str], None], fn: Callable, seed: int, what: str, reference: Callable,
-                          mistakes: Callable[..., dict[str, Tensor]], yours: str, formula: str) -> None:
-    """What both formula checkers do: ``fn`` against ``reference`` on every schedule and input; the
-    first mismatch is diagnosed with the ``mistakes`` table, and each schedule that matches is reported."""
+# What both formula checkers report last: the inputs they tried
+_SHAPES_VERIFIED = f"works for state shapes {shapes_text(SHAPES)}, with t of shape (batch,) or 0-dim"
+
+
+def _match_every_schedule(ok: Callable[[str], None], fn: Callable, checker: str, seed: int, what: str,
+                          reference: Callable, mistakes: Callable[..., dict[str, Tensor]], yours: str,
+                          formula: str) -> None:
+    """What both formula checkers do first: ``fn`` must be a function (the one ``checker`` checks) that
+    matches ``reference`` on every schedule and input; the first mismatch is diagnosed with the
+    ``mistakes`` table, and each schedule that matches is reported."""
+    require_function(fn, checker, "my_" + checker.removeprefix("check_"))
     for make in _SCHEDULERS:
         sched = make()
         for x, z, t, out, ref in _mismatches(fn, sched, seed, what, reference):
@@ -241,43 +259,38 @@ def _match_every_schedule(ok: Callable[[str], None], fn: Callable, seed: int, wh
         ok(f"matches {formula} for the {_NAMES[make]} schedule")
 
 
-def check_conditional_vector_field(fn: Callable) -> CheckReport:
-    r"""Check ``fn(scheduler, x, z, t)`` against :math:`u_t(x \mid z) = \dot\alpha_t z + \frac{\dot\beta_t}{\beta_t}(x - \alpha_t z)`."""
-
-    def body(ok):
-        require_function(fn, "check_conditional_vector_field", "my_conditional_vector_field")
-        _match_every_schedule(ok, fn, 4, "the vector field", AffinePath.conditional_vector_field, _field_mistakes,
-                              "your field", "α̇_t z + (β̇_t/β_t)(x − α_t z)")
-        ok(f"works for state shapes {', '.join(_fmt(s) for s in SHAPES)}, with t of shape (batch,) or 0-dim")
-        ok("returns a new tensor of x's shape and leaves x and z untouched")
-
-    return run_check("conditional vector field", body, subject=fn)
+@checker("conditional vector field")
+def check_conditional_vector_field(fn: Callable, ok: Ok) -> None:
+    r"""Check ``fn(scheduler, x, z, t)`` against
+    :math:`u_t(x \mid z) = \dot\alpha_t z + \frac{\dot\beta_t}{\beta_t}(x - \alpha_t z)`."""
+    _match_every_schedule(ok, fn, "check_conditional_vector_field", 4, "the vector field",
+                          AffinePath.conditional_vector_field, _field_mistakes, "your field",
+                          "α̇_t z + (β̇_t/β_t)(x − α_t z)")
+    ok(_SHAPES_VERIFIED)
+    ok("returns a new tensor of x's shape and leaves x and z untouched")
 
 
-def check_conditional_score(fn: Callable) -> CheckReport:
-    r"""Check ``fn(scheduler, x, z, t)`` against :math:`\nabla_x \log \mathcal N(x; \alpha_t z, \beta_t^2 I) = -(x - \alpha_t z)/\beta_t^2`."""
-
-    def body(ok):
-        require_function(fn, "check_conditional_score", "my_conditional_score")
-        _match_every_schedule(ok, fn, 5, "the score", AffinePath.conditional_score, _score_mistakes,
-                              "your score", "−(x − α_t z)/β_t²")
-        # the same numbers as the autograd score of the Gaussian N(α z, β² I)
-        sched = SqrtScheduler()
-        x, z, t = torch.randn(8, 2, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64), 0.45
-        s = sched(torch.tensor(t, dtype=torch.float64))
-        x_ = x.clone().requires_grad_(True)
-        logp = -((x_ - s.alpha_t * z) ** 2).sum() / (2 * s.beta_t**2)
-        (grad,) = torch.autograd.grad(logp, x_)
-        out = _call_field(fn, sched, x, z.expand(8, 2), torch.tensor(t, dtype=torch.float64), "the score")
-        # float64 inputs: 1e-6 still rejects any wrong formula, and accepts a schedule evaluated at a
-        # float32 copy of t (a rounding of 1e-7, not a mistake)
-        if not close(out, grad, tol=1e-6):
-            raise CheckFailed("in float64 your score differs from the autograd gradient of log N(x; α_t z, β_t² I) "
-                              f"by {float((out - grad).abs().max()):.3g}: compute it from the scheduler's tensors only.")
-        ok("equals the autograd gradient of log N(x; α_t z, β_t² I) (float64)")
-        ok(f"works for state shapes {', '.join(_fmt(s) for s in SHAPES)}, with t of shape (batch,) or 0-dim")
-
-    return run_check("conditional score", body, subject=fn)
+@checker("conditional score")
+def check_conditional_score(fn: Callable, ok: Ok) -> None:
+    r"""Check ``fn(scheduler, x, z, t)`` against
+    :math:`\nabla_x \log \mathcal N(x; \alpha_t z, \beta_t^2 I) = -(x - \alpha_t z)/\beta_t^2`."""
+    _match_every_schedule(ok, fn, "check_conditional_score", 5, "the score", AffinePath.conditional_score,
+                          _score_mistakes, "your score", "−(x − α_t z)/β_t²")
+    # the same numbers as the autograd score of the Gaussian N(α z, β² I)
+    sched = SqrtScheduler()
+    x, z, t = torch.randn(8, 2, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64), 0.45
+    s = sched(torch.tensor(t, dtype=torch.float64))
+    x_ = x.clone().requires_grad_(True)
+    logp = -((x_ - s.alpha_t * z) ** 2).sum() / (2 * s.beta_t**2)
+    (grad,) = torch.autograd.grad(logp, x_)
+    out = _call_field(fn, sched, x, z.expand(8, 2), torch.tensor(t, dtype=torch.float64), "the score")
+    # float64 inputs: 1e-6 still rejects any wrong formula, and accepts a schedule evaluated at a
+    # float32 copy of t (a rounding of 1e-7, not a mistake)
+    if not close(out, grad, tol=1e-6):
+        raise CheckFailed("in float64 your score differs from the autograd gradient of log N(x; α_t z, β_t² I) "
+                          f"by {float((out - grad).abs().max()):.3g}: compute it from the scheduler's tensors only.")
+    ok("equals the autograd gradient of log N(x; α_t z, β_t² I) (float64)")
+    ok(_SHAPES_VERIFIED)
 
 
 __all__ = ["check_sqrt_scheduler", "check_conditional_vector_field", "check_conditional_score"]

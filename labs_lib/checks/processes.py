@@ -16,14 +16,15 @@ matched against a list of common mistakes (σ² instead of σ, a wrong sign, θ 
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
 
 from ..dynamics import SDE
-from ._framework import (SHAPES, CheckFailed, CheckReport, broadcast_values, call_guarded, close, named_mistake,
-                         on_probe_device, require_device_safe, require_subclass, run_check)
+from ._framework import (SHAPES, CheckFailed, Ok, broadcast_to_state, broadcast_values, call_guarded, checker, close,
+                         construct, named_mistake, require_coefficients_device_safe, require_subclass, shapes_text,
+                         states_and_times)
 
 # Parameter values are chosen so that every catalogued mistake gives a different number:
 # no θ or σ equals 1 (σ² = √σ = σ there), no θ equals 1/2 (σ/√(2θ) = σ there), θ ≠ σ
@@ -32,7 +33,8 @@ from ._framework import (SHAPES, CheckFailed, CheckReport, broadcast_values, cal
 BROWNIAN_SIGMAS: tuple[float, ...] = (0.6, 1.7, 2.5)
 OU_PARAMETERS: tuple[tuple[float, float], ...] = ((2.0, 0.6), (0.7, 1.5), (3.0, 2.5))  # (θ, σ)
 
-Mistakes = dict[str, Tensor]
+Mistakes = dict[str, Tensor | float]  # hint → what that mistake returns (a number: that constant everywhere)
+_SYMBOLS = {"sigma": "σ", "theta": "θ"}  # the parameters as the reports write them
 
 
 def _inputs(seed: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -44,16 +46,12 @@ def _inputs(seed: int) -> Iterator[tuple[Tensor, Tensor]]:
     gen = torch.Generator().manual_seed(seed)
     # Batches first: a drift that mixes the samples (e.g. pulled towards the batch mean) looks like
     # another mistake on a single point, so the single point comes last.
-    for i in sorted(range(len(SHAPES)), key=lambda i: SHAPES[i][0] == 1):
-        shape = SHAPES[i]
-        x = 2 * torch.randn(shape, generator=gen)
-        t = torch.rand(shape[0], generator=gen) if i == 1 else torch.tensor(0.2 + 0.15 * i)
-        yield x, t
+    yield from states_and_times(gen, 0.2, 0.15, sorted(range(len(SHAPES)), key=lambda i: SHAPES[i][0] == 1))
     yield 2 * torch.randn(7, 1, generator=gen, dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64)
 
 
 def _shapes_text() -> str:
-    return ", ".join(str(s) for s in SHAPES) + " and (7, 1) in float64"
+    return shapes_text(SHAPES) + " and (7, 1) in float64"
 
 
 def _describe(value: object) -> str:
@@ -62,13 +60,11 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _construct(cls: type, args: Sequence[float], signature: str) -> object:
-    call = f"{cls.__name__}({', '.join(str(a) for a in args)})"
-    try:
-        return cls(*args)
-    except TypeError as err:
-        raise CheckFailed(f"{call} failed with TypeError: {err}. The constructor must be "
-                          f"`def __init__(self, {signature})`.") from None
+def _construct(cls: type, params: dict[str, float]) -> object:
+    """``cls(*params.values())``, the parameters in their order."""
+    args = tuple(params.values())
+    return construct(cls, args, lambda err: f"{cls.__name__}({', '.join(map(str, args))}) failed with TypeError: "
+                     f"{err}. The constructor must be `def __init__(self, {', '.join(params)})`.")
 
 
 def _call(obj: object, method: str, x: Tensor, t: Tensor) -> object:
@@ -109,13 +105,6 @@ def _require_per_sample(objects: list[object], method: str, x: Tensor, t: Tensor
                                   f"on that particle's own x only.")
 
 
-def _require_device_safe(objects: list[object], x: Tensor, t: Tensor) -> None:
-    """drift and diffusion must build their tensors on x's device (probed on the meta device)."""
-    x_probe, t_probe = on_probe_device(x, t)
-    for method in ("drift", "diffusion"):
-        require_device_safe(lambda method=method: getattr(objects[0], method)(x_probe, t_probe))
-
-
 def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formula: str, how: str,
                  ignores: Callable[[], str | None] = lambda: None) -> None:
     """The drift must be a new tensor equal to ``ref``: same shape and dtype as ``x``.
@@ -138,16 +127,11 @@ def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formul
     # been (the mistake may be in the formula too), then ask for x's shape.
     if not isinstance(out, (int, float, Tensor)) or isinstance(out, bool):
         raise CheckFailed(f"drift must return a torch.Tensor of x's shape, got {_describe(out)}.")
-    value = torch.as_tensor(out, dtype=x.dtype)
-    try:
-        broadcast_ok = torch.broadcast_shapes(value.shape, x.shape) == x.shape
-    except RuntimeError:
-        broadcast_ok = False
+    full = broadcast_to_state(out, x)
     shape_text = (f"drift returned {_describe(out)} for x of shape {tuple(x.shape)}; it must return a tensor "
                   f"of exactly x's shape ({how}): a drift gives one velocity per particle and coordinate, and "
                   "code that uses it (quiver plots, training losses) relies on that.")
-    if broadcast_ok:
-        full = value.expand(x.shape)
+    if full is not None:
         if close(full, ref):
             raise CheckFailed(f"the values are right, but {shape_text}")
         hint = named_mistake(full, mistakes)
@@ -158,8 +142,8 @@ def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formul
 
 def _check_diffusion(out: object, x: Tensor, sigma: float, mistakes: Mistakes,
                      ignores: Callable[[], str | None] = lambda: None) -> None:
-    values = broadcast_values(out, x, "diffusion", "a number (such as self.sigma)",
-                              "Return a number (self.sigma) or a tensor of x's shape (self.sigma * torch.ones_like(x)).")
+    values = broadcast_values(out, x, "diffusion", "a number (such as self.sigma)", "Return a number (self.sigma) "
+                              "or a tensor of x's shape (self.sigma * torch.ones_like(x)).")
     ref = torch.full_like(x, sigma)
     if not close(values, ref):
         raise CheckFailed(named_mistake(values, mistakes) or ignores()
@@ -177,19 +161,20 @@ def _same_for_all(objects: list[object], method: str, x: Tensor, t: Tensor) -> b
     return all(close(outs[0], o) for o in outs[1:])
 
 
-def _ignored_hint(objects: list[object], method: str, x: Tensor, t: Tensor, symbol: str,
-                  values: Sequence[float], fix: str) -> str | None:
-    """A hint when ``method`` answers the same for every parameter value, else None."""
+def _ignored_hint(objects: list[object], method: str, x: Tensor, t: Tensor, params: list[dict[str, float]],
+                  name: str, fix: str) -> str | None:
+    """A hint when ``method`` answers the same for every value of the parameter ``name``, else None."""
     if not _same_for_all(objects, method, x, t):
         return None
-    return (f"{method} gives the same result for {symbol} = {', '.join(map(str, values))}: it ignores the "
+    symbol, values = _SYMBOLS[name], ", ".join(str(p[name]) for p in params)
+    return (f"{method} gives the same result for {symbol} = {values}: it ignores the "
             f"{symbol} passed to the constructor (a hard-coded value?). Store it in __init__ ({fix}.")
 
 
 def _check_attributes(objects: list[object], params: list[dict[str, float]]) -> None:
     for obj, p in zip(objects, params):
         for name, expected in p.items():
-            symbol = {"sigma": "σ", "theta": "θ"}[name]
+            symbol = _SYMBOLS[name]
             if not hasattr(obj, name):
                 raise CheckFailed(f"your class works, but it does not store {symbol} as self.{name}. Add "
                                   f"`self.{name} = {name}` to __init__: other code (and the sliders below) "
@@ -204,120 +189,132 @@ def _check_attributes(objects: list[object], params: list[dict[str, float]]) -> 
                                   f"Store the constructor's argument unchanged: `self.{name} = {name}`.")
 
 
-def check_brownian_motion(cls: type) -> CheckReport:
+def _check_process(ok: Callable[[str], None], cls: type, exercise: str, params: list[dict[str, float]],
+                   seeds: tuple[int, int], drift: Callable[..., Tensor], drift_formula: str, drift_code: str,
+                   drift_mistakes: Callable[..., Mistakes], diffusion_mistakes: Callable[..., Mistakes],
+                   parameters_text: str, drift_parameter: tuple[str, str] | None = None) -> None:
+    """The body of both checkers, for an SDE class built as ``cls(*p.values())`` for each ``p`` in ``params``.
+
+    Its drift must be ``drift(x, **p)`` (``drift_formula`` in words, ``drift_code`` in code), its
+    diffusion σ = ``p["sigma"]``; ``drift_mistakes(x, **p)`` and ``diffusion_mistakes(x, **p)`` name the
+    wrong ones. The drift is tried on the inputs of ``_inputs(seeds[0])``, the diffusion on those of
+    ``_inputs(seeds[1])``. ``drift_parameter``, ``(name, fix)``, is a parameter the drift depends on, so
+    that a drift which ignores it can be named; ``parameters_text`` lists the parameter values.
+    """
+    require_subclass(cls, SDE, exercise)
+    objects = [_construct(cls, p) for p in params]
+    x_batch, t_batch = next(_inputs(0))
+    for method in ("drift", "diffusion"):
+        _require_deterministic(objects, method, x_batch, t_batch)
+        _require_per_sample(objects, method, x_batch, t_batch)
+    for obj, p in zip(objects, params):
+        for x, t in _inputs(seeds[0]):
+            # (without a drift_parameter, a wrong drift is never blamed on an ignored parameter)
+            ignored = drift_parameter and (lambda: _ignored_hint(objects, "drift", x, t, params, *drift_parameter))
+            _check_drift(_call(obj, "drift", x, t), x, drift(x, **p), drift_mistakes(x, **p), drift_formula,
+                         drift_code, ignored or (lambda: None))
+    ok(f"drift is {drift_formula}, as a new tensor of x's shape and dtype, for x of shapes {_shapes_text()}")
+
+    for obj, p in zip(objects, params):
+        for x, t in _inputs(seeds[1]):
+            _check_diffusion(_call(obj, "diffusion", x, t), x, p["sigma"], diffusion_mistakes(x, **p),
+                             ignores=lambda: _ignored_hint(objects, "diffusion", x, t, params, "sigma",
+                                                           "`self.sigma = sigma`) and return self.sigma"))
+    ok(f"diffusion is σ (broadcasting against x) for {parameters_text}")
+    _check_attributes(objects, params)
+    require_coefficients_device_safe(objects[0], x_batch, t_batch)
+    ok(f"stores the constructor's {' and '.join(_SYMBOLS[name] for name in params[0])} as "
+       f"{' and '.join('self.' + name for name in params[0])}, leaves x untouched and creates its tensors on "
+       "x's device")
+
+
+# --- Brownian motion: drift 0, diffusion σ ---------------------------------------------------
+
+
+def _brownian_drift_mistakes(x: Tensor, sigma: float) -> Mistakes:
+    return {
+        "the drift is σ. Brownian motion has no drift at all: return zeros of x's shape "
+        "(torch.zeros_like(x)); σ belongs in diffusion.": sigma,
+        "the drift is σ·x. Brownian motion has no drift at all: return torch.zeros_like(x); "
+        "σ belongs in diffusion.": sigma * x,
+        "the drift is x itself. Brownian motion has no drift: return torch.zeros_like(x).": x,
+        "the drift is −x. Brownian motion has no drift (nothing pulls it back, unlike the OU "
+        "process): return torch.zeros_like(x).": -x,
+    }
+
+
+def _brownian_diffusion_mistakes(x: Tensor, sigma: float) -> Mistakes:
+    return {
+        "diffusion returned σ², the variance. The diffusion coefficient multiplies dW, so it "
+        "is the standard deviation σ (σ·W_t then has variance σ²t).": sigma**2,
+        "diffusion returned √σ. The coefficient of dW is σ itself; the square root belongs to "
+        "the time step (the simulator multiplies by √h).": math.sqrt(sigma),
+        "diffusion returned 0: that is no noise at all. Return σ (self.sigma).": 0.0,
+        "diffusion returned −σ. Return σ itself (a diffusion coefficient is ≥ 0).": -sigma,
+        "diffusion returned σ·x. For Brownian motion the noise does not depend on the "
+        "state: return the constant σ (self.sigma).": sigma * x,
+        "diffusion returned 1 whatever σ is: return the σ given to the constructor, "
+        "self.sigma.": 1.0,
+    }
+
+
+@checker("Brownian motion")
+def check_brownian_motion(cls: type, ok: Ok) -> None:
     r"""Check a Brownian-motion class ``cls(sigma)``: drift 0 (a tensor of x's shape), diffusion σ."""
-
-    def body(ok):
-        require_subclass(cls, SDE, "brownian_motion")
-        objects = [_construct(cls, (s,), "sigma") for s in BROWNIAN_SIGMAS]
-        x_batch, t_batch = next(_inputs(0))
-        for method in ("drift", "diffusion"):
-            _require_deterministic(objects, method, x_batch, t_batch)
-            _require_per_sample(objects, method, x_batch, t_batch)
-        for obj, sigma in zip(objects, BROWNIAN_SIGMAS):
-            for x, t in _inputs(0):
-                ref = torch.zeros_like(x)
-                _check_drift(_call(obj, "drift", x, t), x, ref, {
-                    "the drift is σ. Brownian motion has no drift at all: return zeros of x's shape "
-                    "(torch.zeros_like(x)); σ belongs in diffusion.": torch.full_like(x, sigma),
-                    "the drift is σ·x. Brownian motion has no drift at all: return torch.zeros_like(x); "
-                    "σ belongs in diffusion.": sigma * x,
-                    "the drift is x itself. Brownian motion has no drift: return torch.zeros_like(x).": x,
-                    "the drift is −x. Brownian motion has no drift (nothing pulls it back, unlike the OU "
-                    "process): return torch.zeros_like(x).": -x,
-                }, "0", "torch.zeros_like(x)")
-        ok(f"drift is 0, as a new tensor of x's shape and dtype, for x of shapes {_shapes_text()}")
-
-        for obj, sigma in zip(objects, BROWNIAN_SIGMAS):
-            for x, t in _inputs(2):
-                _check_diffusion(_call(obj, "diffusion", x, t), x, sigma, {
-                    "diffusion returned σ², the variance. The diffusion coefficient multiplies dW, so it "
-                    "is the standard deviation σ (σ·W_t then has variance σ²t).": torch.full_like(x, sigma**2),
-                    "diffusion returned √σ. The coefficient of dW is σ itself; the square root belongs to "
-                    "the time step (the simulator multiplies by √h).": torch.full_like(x, math.sqrt(sigma)),
-                    "diffusion returned 0: that is no noise at all. Return σ (self.sigma).": torch.zeros_like(x),
-                    "diffusion returned −σ. Return σ itself (a diffusion coefficient is ≥ 0).":
-                        torch.full_like(x, -sigma),
-                    "diffusion returned σ·x. For Brownian motion the noise does not depend on the "
-                    "state: return the constant σ (self.sigma).": sigma * x,
-                    "diffusion returned 1 whatever σ is: return the σ given to the constructor, "
-                    "self.sigma.": torch.ones_like(x),
-                }, ignores=lambda: _ignored_hint(objects, "diffusion", x, t, "σ", BROWNIAN_SIGMAS,
-                                                 "`self.sigma = sigma`) and return self.sigma"))
-        ok(f"diffusion is σ (broadcasting against x) for σ = {', '.join(map(str, BROWNIAN_SIGMAS))}")
-        _check_attributes(objects, [{"sigma": s} for s in BROWNIAN_SIGMAS])
-        _require_device_safe(objects, x_batch, t_batch)
-        ok("stores the constructor's σ as self.sigma, leaves x untouched and creates its tensors on x's device")
-
-    return run_check("Brownian motion", body, subject=cls)
+    _check_process(ok, cls, "brownian_motion", [{"sigma": s} for s in BROWNIAN_SIGMAS], seeds=(0, 2),
+                   drift=lambda x, sigma: torch.zeros_like(x), drift_formula="0", drift_code="torch.zeros_like(x)",
+                   drift_mistakes=_brownian_drift_mistakes, diffusion_mistakes=_brownian_diffusion_mistakes,
+                   parameters_text=f"σ = {', '.join(map(str, BROWNIAN_SIGMAS))}")
 
 
-def check_ou_process(cls: type) -> CheckReport:
+# --- the Ornstein–Uhlenbeck process: drift −θx, diffusion σ ---------------------------------
+
+
+def _ou_drift_mistakes(x: Tensor, theta: float, sigma: float) -> Mistakes:
+    return {
+        "the drift has the wrong sign: +θ·x pushes the state away from 0 and the paths "
+        "explode. The OU drift pulls back: −θ·x.": theta * x,
+        "the drift is −x: θ is missing. Multiply by the mean-reversion rate: −θ·x "
+        "(-self.theta * x).": -x,
+        "the drift is the constant −θ: it must be proportional to the state, −θ·x, so that "
+        "the pull towards 0 grows with the distance from 0.": -theta,
+        "the drift uses σ where θ belongs: it should be −θ·x. (If your __init__ reads "
+        "(sigma, theta), the order must be (theta, sigma).)": -sigma * x,
+        "the drift is −x/θ: multiply by θ instead of dividing, −θ·x.": -x / theta,
+        "the drift is 0: that is Brownian motion. The OU process adds the pull towards 0, "
+        "−θ·x.": 0.0,
+        "the drift is −θ·x + σ: the noise does not belong in the drift; diffusion returns σ "
+        "separately.": -theta * x + sigma,
+    }
+
+
+def _ou_diffusion_mistakes(x: Tensor, theta: float, sigma: float) -> Mistakes:
+    return {
+        "diffusion returned σ/√(2θ), the standard deviation of the stationary law. The "
+        "coefficient of dW is σ itself; the stationary spread is a consequence of the SDE, "
+        "not a part of it.": sigma / math.sqrt(2 * theta),
+        "diffusion returned σ²/(2θ), the variance of the stationary law. The coefficient of "
+        "dW is σ itself.": sigma**2 / (2 * theta),
+        "diffusion returned σ², the variance. The diffusion coefficient multiplies dW, so it "
+        "is σ itself.": sigma**2,
+        "diffusion returned √σ. The coefficient of dW is σ itself; the square root belongs to "
+        "the time step (the simulator multiplies by √h).": math.sqrt(sigma),
+        "diffusion returned θ: θ and σ are swapped. The constructor is __init__(self, theta, "
+        "sigma) and diffusion returns σ.": theta,
+        "diffusion returned 0: that is the decay ODE, without noise. Return σ (self.sigma).": 0.0,
+        "diffusion returned −σ. Return σ itself (a diffusion coefficient is ≥ 0); the minus "
+        "sign belongs to the drift.": -sigma,
+        "diffusion returned −θ·x, the drift. Return the noise coefficient σ.": -theta * x,
+        "diffusion returned 1 whatever σ is: return the σ given to the constructor, "
+        "self.sigma.": 1.0,
+    }
+
+
+@checker("Ornstein–Uhlenbeck process")
+def check_ou_process(cls: type, ok: Ok) -> None:
     r"""Check an Ornstein–Uhlenbeck class ``cls(theta, sigma)``: drift −θx, diffusion σ."""
-
-    def body(ok):
-        require_subclass(cls, SDE, "ou_process")
-        objects = [_construct(cls, p, "theta, sigma") for p in OU_PARAMETERS]
-        x_batch, t_batch = next(_inputs(0))
-        for method in ("drift", "diffusion"):
-            _require_deterministic(objects, method, x_batch, t_batch)
-            _require_per_sample(objects, method, x_batch, t_batch)
-        for obj, (theta, sigma) in zip(objects, OU_PARAMETERS):
-            for x, t in _inputs(3):
-                out = _call(obj, "drift", x, t)
-                mistakes = {
-                    "the drift has the wrong sign: +θ·x pushes the state away from 0 and the paths "
-                    "explode. The OU drift pulls back: −θ·x.": theta * x,
-                    "the drift is −x: θ is missing. Multiply by the mean-reversion rate: −θ·x "
-                    "(-self.theta * x).": -x,
-                    "the drift is the constant −θ: it must be proportional to the state, −θ·x, so that "
-                    "the pull towards 0 grows with the distance from 0.": torch.full_like(x, -theta),
-                    "the drift uses σ where θ belongs: it should be −θ·x. (If your __init__ reads "
-                    "(sigma, theta), the order must be (theta, sigma).)": -sigma * x,
-                    "the drift is −x/θ: multiply by θ instead of dividing, −θ·x.": -x / theta,
-                    "the drift is 0: that is Brownian motion. The OU process adds the pull towards 0, "
-                    "−θ·x.": torch.zeros_like(x),
-                    "the drift is −θ·x + σ: the noise does not belong in the drift; diffusion returns σ "
-                    "separately.": -theta * x + sigma,
-                }
-                _check_drift(out, x, -theta * x, mistakes, "−θ·x", "-self.theta * x",
-                             ignores=lambda: _ignored_hint(objects, "drift", x, t, "θ",
-                                                           [p[0] for p in OU_PARAMETERS],
-                                                           "`self.theta = theta`) and use -self.theta * x"))
-        ok(f"drift is −θ·x, as a new tensor of x's shape and dtype, for x of shapes {_shapes_text()}")
-
-        for obj, (theta, sigma) in zip(objects, OU_PARAMETERS):
-            for x, t in _inputs(4):
-                out = _call(obj, "diffusion", x, t)
-                mistakes = {
-                    "diffusion returned σ/√(2θ), the standard deviation of the stationary law. The "
-                    "coefficient of dW is σ itself; the stationary spread is a consequence of the SDE, "
-                    "not a part of it.": torch.full_like(x, sigma / math.sqrt(2 * theta)),
-                    "diffusion returned σ²/(2θ), the variance of the stationary law. The coefficient of "
-                    "dW is σ itself.": torch.full_like(x, sigma**2 / (2 * theta)),
-                    "diffusion returned σ², the variance. The diffusion coefficient multiplies dW, so it "
-                    "is σ itself.": torch.full_like(x, sigma**2),
-                    "diffusion returned √σ. The coefficient of dW is σ itself; the square root belongs to "
-                    "the time step (the simulator multiplies by √h).": torch.full_like(x, math.sqrt(sigma)),
-                    "diffusion returned θ: θ and σ are swapped. The constructor is __init__(self, theta, "
-                    "sigma) and diffusion returns σ.": torch.full_like(x, theta),
-                    "diffusion returned 0: that is the decay ODE, without noise. Return σ (self.sigma).":
-                        torch.zeros_like(x),
-                    "diffusion returned −σ. Return σ itself (a diffusion coefficient is ≥ 0); the minus "
-                    "sign belongs to the drift.": torch.full_like(x, -sigma),
-                    "diffusion returned −θ·x, the drift. Return the noise coefficient σ.": -theta * x,
-                    "diffusion returned 1 whatever σ is: return the σ given to the constructor, "
-                    "self.sigma.": torch.ones_like(x),
-                }
-                _check_diffusion(out, x, sigma, mistakes,
-                                 ignores=lambda: _ignored_hint(objects, "diffusion", x, t, "σ",
-                                                               [p[1] for p in OU_PARAMETERS],
-                                                               "`self.sigma = sigma`) and return self.sigma"))
-        ok("diffusion is σ (broadcasting against x) for (θ, σ) = "
-           + ", ".join(f"({a}, {b})" for a, b in OU_PARAMETERS))
-        _check_attributes(objects, [{"theta": a, "sigma": b} for a, b in OU_PARAMETERS])
-        _require_device_safe(objects, x_batch, t_batch)
-        ok("stores the constructor's θ and σ as self.theta and self.sigma, leaves x untouched and creates its "
-           "tensors on x's device")
-
-    return run_check("Ornstein–Uhlenbeck process", body, subject=cls)
+    _check_process(ok, cls, "ou_process", [{"theta": a, "sigma": b} for a, b in OU_PARAMETERS], seeds=(3, 4),
+                   drift=lambda x, theta, sigma: -theta * x, drift_formula="−θ·x", drift_code="-self.theta * x",
+                   drift_mistakes=_ou_drift_mistakes, diffusion_mistakes=_ou_diffusion_mistakes,
+                   parameters_text="(θ, σ) = " + ", ".join(f"({a}, {b})" for a, b in OU_PARAMETERS),
+                   drift_parameter=("theta", "`self.theta = theta`) and use -self.theta * x"))

@@ -33,16 +33,14 @@ from ..dynamics import SDE
 from ..losses import dsm_loss
 from ..times import expand_time
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, SqrtScheduler
-from ._framework import (LOSS_SHAPES, LOSS_TOL, SHAPES, CheckFailed, CheckReport, broadcast_values, call_guarded,
-                         close, diagnose, per_sample_sum, per_sample_time, require_function, require_gradient,
-                         require_scalar_loss, require_state_shaped, require_subclass, run_check)
+from ._framework import (LOSS_SCHEDULES, LOSS_SHAPES, LOSS_TOL, SHAPES, CheckFailed, ElementwiseNet, Ok,
+                         broadcast_values, call_guarded, check_loss_exercise, checker, close, construct, diagnose,
+                         per_sample_sum, require_function, require_scalar_loss, require_state_shaped, require_subclass,
+                         shapes_text, states_and_times)
 
-_SCHEDULES = (("CondOT", CondOTScheduler()), ("cosine", CosineScheduler()))
 _BROADCAST_HINT = ("the schedule values path.scheduler(t).alpha_t, .beta_t, ... have shape (batch,), like t: "
                    "reshape them to (batch, 1, ...) before multiplying with the states, e.g. "
                    "ll.expand_time(s.beta_t, x).")
-
-
 
 
 def _times(gen: torch.Generator, batch: int) -> Tensor:
@@ -53,31 +51,21 @@ def _times(gen: torch.Generator, batch: int) -> Tensor:
 # --- exercise 1: the denoising score matching loss ------------------------------------------------
 
 
-class _CheckScore(nn.Module):
-    r"""A small trainable score :math:`s_t(x) = a\,x(1 + t) + b\sin(x) + c\,t + d`, elementwise.
-
-    Elementwise, so every state shape works (images included); trainable, so that the checker
-    can see whether gradients reach the parameters. It accepts ``t`` as a number, a 0-dim tensor
-    or a tensor with one time per sample.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.coef = nn.Parameter(torch.tensor([-0.9, 0.7, 1.3, -0.4]))
-
-    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
-        t = per_sample_time(t, x)
-        a, b, c, d = self.coef
-        return a * x * (1 + t) + b * torch.sin(x) + c * t + d
+def _check_score() -> ElementwiseNet:
+    r"""A stand-in score :math:`s_t(x) = a\,x(1 + t) + b\sin(x) + c\,t + d`, elementwise and trainable."""
+    return ElementwiseNet(lambda x, t, a, b, c, d: a * x * (1 + t) + b * torch.sin(x) + c * t + d,
+                          (-0.9, 0.7, 1.3, -0.4))
 
 
 def _loss_inputs(seed: int = 0):
+    """``(where, a fresh stand-in score, (path, eps, z, t))`` for both schedules and every test shape."""
     gen = torch.Generator().manual_seed(seed)
-    for name, scheduler in _SCHEDULES:
+    for name, scheduler in LOSS_SCHEDULES:
         for shape in LOSS_SHAPES:
             z = 1.5 + 0.5 * torch.randn(shape, generator=gen)
             eps = torch.randn(shape, generator=gen)
-            yield name, AffinePath(scheduler), z, eps, _times(gen, shape[0])
+            yield (f"with the {name} schedule and z of shape {shape}", _check_score(),
+                   (AffinePath(scheduler), eps, z, _times(gen, shape[0])))
 
 
 def _call_untouched(fn: Callable, leading: tuple, inputs: dict[str, Tensor], what: str, like: Tensor) -> object:
@@ -88,13 +76,12 @@ def _call_untouched(fn: Callable, leading: tuple, inputs: dict[str, Tensor], wha
                                     f"({err}). Hint: {_BROADCAST_HINT}")
 
 
-def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, z: Tensor, eps: Tensor, t: Tensor) -> Tensor:
+def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, eps: Tensor, z: Tensor, t: Tensor) -> Tensor:
     out = _call_untouched(fn, (model, path), {"eps": eps, "z": z, "t": t}, "your loss", z)
     return require_scalar_loss(out, z, "z")
 
 
-def _dsm_mistakes(schedule: str, path: AffinePath, model: nn.Module, z: Tensor, eps: Tensor,
-                  t: Tensor) -> dict[str, Tensor]:
+def _dsm_mistakes(model: nn.Module, path: AffinePath, eps: Tensor, z: Tensor, t: Tensor) -> dict[str, Tensor]:
     """The named mistakes of exercise 1: hint → the loss that wrong line of code returns on this input."""
     s = path.scheduler(t)
     a, b = expand_time(s.alpha_t, z), expand_time(s.beta_t, z)
@@ -143,7 +130,7 @@ def _dsm_mistakes(schedule: str, path: AffinePath, model: nn.Module, z: Tensor, 
         "eps, z, t), noise first, in the order of path.sample(x_0, x_1, t).":
             loss(a * eps + b * z, -z / b),
     }
-    if schedule == "cosine":
+    if isinstance(path.scheduler, CosineScheduler):
         tl = expand_time(t, z)
         mistakes["x_t uses the formulas of the linear path (x_t = t z + (1 − t) ε, target "
                  "−ε/(1 − t)) for every path. Take α_t and β_t from path.scheduler(t): the "
@@ -152,33 +139,17 @@ def _dsm_mistakes(schedule: str, path: AffinePath, model: nn.Module, z: Tensor, 
         aw, bw = s.alpha_t, s.beta_t  # (batch,) values broadcast along the coordinates
         mistakes[f"the schedule values were broadcast along the coordinates instead of the "
                  f"batch. {_BROADCAST_HINT}"] = loss(aw * z + bw * eps, -eps / bw)
-    return {hint: value.reshape(()) for hint, value in mistakes.items()}
+    return mistakes
 
 
-def check_dsm_loss(fn: Callable) -> CheckReport:
+@checker("denoising score matching loss")
+def check_dsm_loss(fn: Callable, ok: Ok) -> None:
     r"""Check ``fn(model, path, eps, z, t)`` against the (unweighted) denoising score matching loss:
     value (two schedules, several state shapes) and gradients with respect to the network."""
-
-    def body(ok):
-        require_function(fn, "check_dsm_loss", "my_dsm_loss")
-        for name, path, z, eps, t in _loss_inputs():
-            model = _CheckScore()
-            out = _call_loss(fn, model, path, z, eps, t)
-            with torch.no_grad():
-                ref = dsm_loss(model, path, eps, z, t)
-                if not close(out.detach(), ref, LOSS_TOL):
-                    raise diagnose(out.detach().reshape(()), _dsm_mistakes(name, path, model, z, eps, t),
-                                   f"with the {name} schedule and z of shape {tuple(z.shape)} your loss is "
-                                   f"{float(out):.5g}, but the denoising score matching loss is {float(ref):.5g}.")
-            s = path.scheduler(t)
-            a, b = expand_time(s.alpha_t, z), expand_time(s.beta_t, z)
-            require_gradient(out, model, lambda m: per_sample_sum((m(a * z + b * eps, t) + eps / b) ** 2).mean())
-        ok("matches ‖s_θ(x_t, t) + ε/β_t‖² with x_t = α_t z + β_t ε, summed over coordinates and averaged "
-           "over the batch, for the CondOT and cosine schedules")
-        ok(f"works for state shapes {', '.join(str(s) for s in LOSS_SHAPES)}")
-        ok("returns a single number whose gradient reaches the network's parameters")
-
-    return run_check("denoising score matching loss", body, subject=fn)
+    check_loss_exercise(fn, ok, "dsm_loss", _call_loss, _loss_inputs(), dsm_loss, _dsm_mistakes,
+                        "the denoising score matching loss", "matches ‖s_θ(x_t, t) + ε/β_t‖² with x_t = α_t z + "
+                        "β_t ε, summed over coordinates and averaged over the batch, for the CondOT and cosine "
+                        "schedules")
 
 
 # --- exercise 2: the score from the vector field -------------------------------------------------
@@ -226,46 +197,43 @@ def _conversion_mistakes(path: AffinePath, u: Tensor, x: Tensor, t: Tensor) -> d
     return mistakes
 
 
-def check_score_from_velocity(fn: Callable) -> CheckReport:
+@checker("score from the vector field")
+def check_score_from_velocity(fn: Callable, ok: Ok) -> None:
     r"""Check ``fn(path, u, x, t)``: the score of a Gaussian path from its vector field ``u`` at ``x``."""
+    require_function(fn, "check_score_from_velocity", "my_score_from_velocity")
+    gen = torch.Generator().manual_seed(1)
+    schedules = (*LOSS_SCHEDULES, ("square-root", SqrtScheduler()))
+    for name, scheduler in schedules:
+        path = AffinePath(scheduler)
+        for shape in LOSS_SHAPES:
+            x = 2 * torch.randn(shape, generator=gen)
+            u = torch.randn(shape, generator=gen)
+            t = _times(gen, shape[0])
+            out = _call_conversion(fn, path, u, x, t)
+            ref = path.velocity_to_score(u, x, t)
+            if not close(out, ref, LOSS_TOL):
+                raise diagnose(out, _conversion_mistakes(path, u, x, t),
+                               f"with the {name} schedule and x of shape {tuple(x.shape)} your score differs "
+                               f"from (α_t u − α̇_t x)/(β_t² α̇_t − α_t β_t β̇_t) by up to "
+                               f"{float((out - ref).abs().max()):.3g}.")
+    ok("matches (α_t u − α̇_t x)/(β_t² α̇_t − α_t β_t β̇_t) for the CondOT, cosine and square-root "
+       f"schedules and state shapes {shapes_text(LOSS_SHAPES)}")
 
-    def body(ok):
-        require_function(fn, "check_score_from_velocity", "my_score_from_velocity")
-        gen = torch.Generator().manual_seed(1)
-        schedules = (*_SCHEDULES, ("square-root", SqrtScheduler()))
-        for name, scheduler in schedules:
-            path = AffinePath(scheduler)
-            for shape in LOSS_SHAPES:
-                x = 2 * torch.randn(shape, generator=gen)
-                u = torch.randn(shape, generator=gen)
-                t = _times(gen, shape[0])
-                out = _call_conversion(fn, path, u, x, t)
-                ref = path.velocity_to_score(u, x, t)
-                if not close(out, ref, LOSS_TOL):
-                    raise diagnose(out, _conversion_mistakes(path, u, x, t),
-                                   f"with the {name} schedule and x of shape {tuple(x.shape)} your score differs "
-                                   f"from (α_t u − α̇_t x)/(β_t² α̇_t − α_t β_t β̇_t) by up to "
-                                   f"{float((out - ref).abs().max()):.3g}.")
-        ok("matches (α_t u − α̇_t x)/(β_t² α̇_t − α_t β_t β̇_t) for the CondOT, cosine and square-root "
-           f"schedules and state shapes {', '.join(str(s) for s in LOSS_SHAPES)}")
-
-        # The meaning of the formula: the exact marginal field of a Gaussian mixture turns into
-        # its exact marginal score.
-        data = GaussianMixture.symmetric_2d(3, radius=3.0, std=0.6)
-        for name, scheduler in _SCHEDULES:
-            exact = GaussianMixturePath(AffinePath(scheduler), data)
-            for t0 in (0.2, 0.5, 0.8):
-                x = exact.marginal(t0).sample(64, generator=gen)
-                t = torch.full((64,), t0)
-                out = _call_conversion(fn, exact.path, exact.vector_field(x, t), x, t)
-                ref = exact.score(x, t)
-                if not close(out, ref, 1e-3):
-                    raise CheckFailed(f"for the exact marginal field of a Gaussian mixture ({name} schedule, "
-                                      f"t = {t0}) your conversion differs from the exact score by up to "
-                                      f"{float((out - ref).abs().max()):.3g}.")
-        ok("turns the exact marginal vector field of a Gaussian mixture into its exact score")
-
-    return run_check("score from the vector field", body, subject=fn)
+    # The meaning of the formula: the exact marginal field of a Gaussian mixture turns into
+    # its exact marginal score.
+    data = GaussianMixture.symmetric_2d(3, radius=3.0, std=0.6)
+    for name, scheduler in LOSS_SCHEDULES:
+        exact = GaussianMixturePath(AffinePath(scheduler), data)
+        for t0 in (0.2, 0.5, 0.8):
+            x = exact.marginal(t0).sample(64, generator=gen)
+            t = torch.full((64,), t0)
+            out = _call_conversion(fn, exact.path, exact.vector_field(x, t), x, t)
+            ref = exact.score(x, t)
+            if not close(out, ref, 1e-3):
+                raise CheckFailed(f"for the exact marginal field of a Gaussian mixture ({name} schedule, "
+                                  f"t = {t0}) your conversion differs from the exact score by up to "
+                                  f"{float((out - ref).abs().max()):.3g}.")
+    ok("turns the exact marginal vector field of a Gaussian mixture into its exact score")
 
 
 # --- exercise 3: the Langevin-corrected SDE -------------------------------------------------------
@@ -293,19 +261,12 @@ def _time_like(t: Tensor, x: Tensor) -> Tensor:
 
 
 def _sde_inputs(seed: int):
-    gen = torch.Generator().manual_seed(seed)
-    for i, shape in enumerate(SHAPES):
-        x = 2 * torch.randn(shape, generator=gen)
-        t = torch.rand(shape[0], generator=gen) if i == 1 else torch.tensor(0.15 + 0.2 * i)
-        yield x, t
+    return states_and_times(torch.Generator().manual_seed(seed), 0.15, 0.2)
 
 
 def _construct_sde(cls: type, sigma: float) -> SDE:
-    try:
-        return cls(_u, _s, sigma)
-    except TypeError as err:
-        raise CheckFailed(f"{cls.__name__}(vector_field, score, {sigma}) failed with TypeError: {err}. The "
-                          "constructor must be `def __init__(self, vector_field, score, sigma)`.") from None
+    return construct(cls, (_u, _s, sigma), lambda err: f"{cls.__name__}(vector_field, score, {sigma}) failed with "
+                     f"TypeError: {err}. The constructor must be `def __init__(self, vector_field, score, sigma)`.")
 
 
 def _call_method(obj: SDE, method: str, x: Tensor, t: Tensor) -> object:
@@ -313,69 +274,78 @@ def _call_method(obj: SDE, method: str, x: Tensor, t: Tensor) -> object:
                         "Return a new tensor: the simulator still needs the current state.")
 
 
-def check_langevin_corrected_sde(cls: type) -> CheckReport:
+def _corrected_drift_mistakes(sigma: float, x: Tensor, t: Tensor) -> dict[str, Tensor]:
+    """The named mistakes of exercise 3's drift: hint → what that wrong drift returns at ``(x, t)``."""
+    u, s = _u(x, t), _s(x, t)
+    return {
+        "the factor ½ is missing: the drift is u_t(x) + ½σ²·s_t(x). (Langevin dynamics "
+        "dX = ½σ²∇log p dt + σ dW keeps p; without the ½ it over-corrects.)": u + sigma**2 * s,
+        "the score is multiplied by ½σ, not ½σ²: the drift is u_t(x) + ½σ²·s_t(x) (the "
+        "noise's variance per unit time is σ²).": u + 0.5 * sigma * s,
+        "the score term has the wrong sign: the drift is u_t(x) + ½σ²·s_t(x), which pulls "
+        "particles uphill in density to undo the spreading of the noise.": u - 0.5 * sigma**2 * s,
+        "the vector field is missing: the drift is u_t(x) + ½σ²·s_t(x); the Langevin term "
+        "corrects the flow, it does not replace it.": 0.5 * sigma**2 * s,
+        "the score term is missing: the drift is u_t(x) + ½σ²·s_t(x); without it the noise "
+        "spreads the samples away from p_t.": u,
+        "the score was evaluated at time 1 − t. Every term is evaluated at the current "
+        "time t: self.score(x, t).": u + 0.5 * sigma**2 * _s(x, 1 - t),
+        "the score was evaluated at time 0. Call self.score(x, t) at the current time.":
+            u + 0.5 * sigma**2 * _s(x, 0 * t),
+        "the vector field was used twice: the correction term is ½σ² times the *score*, "
+        "self.score(x, t).": u + 0.5 * sigma**2 * u,
+        "the score is multiplied by σ: the drift is u_t(x) + ½σ²·s_t(x), with the "
+        "square of σ and the factor ½.": u + sigma * s,
+    }
+
+
+def _corrected_diffusion_mistakes(sigma: float, x: Tensor, t: Tensor) -> dict[str, Tensor | float]:
+    """The named mistakes of exercise 3's diffusion: hint → what that wrong diffusion returns (a number:
+    that constant everywhere)."""
+    return {
+        "diffusion returned σ², the variance. The coefficient of dW is σ itself.": sigma**2,
+        "diffusion returned ½σ², the factor of the score in the drift. The coefficient of "
+        "dW is σ itself.": 0.5 * sigma**2,
+        "diffusion returned √σ. The coefficient of dW is σ itself; the simulator supplies "
+        "the √h.": math.sqrt(sigma),
+        "diffusion returned 0: that is the probability-flow ODE. Return σ.": 0.0,
+        "diffusion returned 1 whatever σ is: return the σ given to the constructor.": 1.0,
+        "diffusion returned the drift. It must return the noise coefficient σ.":
+            _u(x, t) + 0.5 * sigma**2 * _s(x, t),
+    }
+
+
+@checker("Langevin-corrected SDE")
+def check_langevin_corrected_sde(cls: type, ok: Ok) -> None:
     r"""Check ``cls(vector_field, score, sigma)``: drift :math:`u_t(x) + \tfrac12\sigma^2 s_t(x)`,
     diffusion σ, for several σ (0 included), state shapes and times."""
+    require_subclass(cls, SDE, "langevin_corrected_sde")
+    for sigma in LANGEVIN_SIGMAS:
+        sde = _construct_sde(cls, sigma)
+        for x, t in _sde_inputs(0):
+            out = require_state_shaped(_call_method(sde, "drift", x, t), x, "drift",
+                                       "Keep every term the shape of x.")
+            ref = _u(x, t) + 0.5 * sigma**2 * _s(x, t)
+            if not close(out, ref, LOSS_TOL):
+                raise diagnose(out, _corrected_drift_mistakes(sigma, x, t),
+                               f"for σ = {sigma} and x of shape {tuple(x.shape)} the drift differs from u_t(x) + "
+                               f"½σ²·s_t(x) by up to {float((out - ref).abs().max()):.3g}.")
+    ok(f"drift is u_t(x) + ½σ²·s_t(x) for σ = {', '.join(map(str, LANGEVIN_SIGMAS))} and state shapes "
+       f"{shapes_text(SHAPES)} (one time for all, or one per particle)")
 
-    def body(ok):
-        require_subclass(cls, SDE, "langevin_corrected_sde")
-        for sigma in LANGEVIN_SIGMAS:
-            sde = _construct_sde(cls, sigma)
-            for x, t in _sde_inputs(0):
-                out = require_state_shaped(_call_method(sde, "drift", x, t), x, "drift",
-                                           "Keep every term the shape of x.")
-                u, s = _u(x, t), _s(x, t)
-                ref = u + 0.5 * sigma**2 * s
-                if not close(out, ref, LOSS_TOL):
-                    raise diagnose(out, {
-                        "the factor ½ is missing: the drift is u_t(x) + ½σ²·s_t(x). (Langevin dynamics "
-                        "dX = ½σ²∇log p dt + σ dW keeps p; without the ½ it over-corrects.)": u + sigma**2 * s,
-                        "the score is multiplied by ½σ, not ½σ²: the drift is u_t(x) + ½σ²·s_t(x) (the "
-                        "noise's variance per unit time is σ²).": u + 0.5 * sigma * s,
-                        "the score term has the wrong sign: the drift is u_t(x) + ½σ²·s_t(x), which pulls "
-                        "particles uphill in density to undo the spreading of the noise.": u - 0.5 * sigma**2 * s,
-                        "the vector field is missing: the drift is u_t(x) + ½σ²·s_t(x); the Langevin term "
-                        "corrects the flow, it does not replace it.": 0.5 * sigma**2 * s,
-                        "the score term is missing: the drift is u_t(x) + ½σ²·s_t(x); without it the noise "
-                        "spreads the samples away from p_t.": u,
-                        "the score was evaluated at time 1 − t. Every term is evaluated at the current "
-                        "time t: self.score(x, t).": u + 0.5 * sigma**2 * _s(x, 1 - t),
-                        "the score was evaluated at time 0. Call self.score(x, t) at the current time.":
-                            u + 0.5 * sigma**2 * _s(x, 0 * t),
-                        "the vector field was used twice: the correction term is ½σ² times the *score*, "
-                        "self.score(x, t).": u + 0.5 * sigma**2 * u,
-                        "the score is multiplied by σ: the drift is u_t(x) + ½σ²·s_t(x), with the "
-                        "square of σ and the factor ½.": u + sigma * s,
-                    }, f"for σ = {sigma} and x of shape {tuple(x.shape)} the drift differs from u_t(x) + "
-                       f"½σ²·s_t(x) by up to {float((out - ref).abs().max()):.3g}.")
-        ok(f"drift is u_t(x) + ½σ²·s_t(x) for σ = {', '.join(map(str, LANGEVIN_SIGMAS))} and state shapes "
-           f"{', '.join(str(s) for s in SHAPES)} (one time for all, or one per particle)")
+    for sigma in LANGEVIN_SIGMAS:
+        sde = _construct_sde(cls, sigma)
+        for x, t in _sde_inputs(1):
+            values = broadcast_values(_call_method(sde, "diffusion", x, t), x, "diffusion")
+            if not close(values, torch.full_like(x, sigma), LOSS_TOL):
+                raise diagnose(values, _corrected_diffusion_mistakes(sigma, x, t),
+                               f"for σ = {sigma} the diffusion should be σ everywhere, but yours ranges from "
+                               f"{float(values.min()):.4g} to {float(values.max()):.4g}.")
+    ok("diffusion is σ (a number or a tensor that broadcasts against x)")
 
-        for sigma in LANGEVIN_SIGMAS:
-            sde = _construct_sde(cls, sigma)
-            for x, t in _sde_inputs(1):
-                values = broadcast_values(_call_method(sde, "diffusion", x, t), x, "diffusion")
-                if not close(values, torch.full_like(x, sigma), LOSS_TOL):
-                    raise diagnose(values, {
-                        "diffusion returned σ², the variance. The coefficient of dW is σ itself.":
-                            torch.full_like(x, sigma**2),
-                        "diffusion returned ½σ², the factor of the score in the drift. The coefficient of "
-                        "dW is σ itself.": torch.full_like(x, 0.5 * sigma**2),
-                        "diffusion returned √σ. The coefficient of dW is σ itself; the simulator supplies "
-                        "the √h.": torch.full_like(x, math.sqrt(sigma)),
-                        "diffusion returned 0: that is the probability-flow ODE. Return σ.": torch.zeros_like(x),
-                        "diffusion returned 1 whatever σ is: return the σ given to the constructor.":
-                            torch.ones_like(x),
-                        "diffusion returned the drift. It must return the noise coefficient σ.":
-                            _u(x, t) + 0.5 * sigma**2 * _s(x, t),
-                    }, f"for σ = {sigma} the diffusion should be σ everywhere, but yours ranges from "
-                       f"{float(values.min()):.4g} to {float(values.max()):.4g}.")
-        ok("diffusion is σ (a number or a tensor that broadcasts against x)")
-
-        sde = _construct_sde(cls, 0.0)
-        x, t = next(_sde_inputs(2))
-        if not close(_call_method(sde, "drift", x, t), _u(x, t), LOSS_TOL):
-            raise CheckFailed("with σ = 0 the drift must be the vector field u_t(x) itself (the probability-flow ODE).")
-        ok("σ = 0 gives back the ODE of the vector field")
-
-    return run_check("Langevin-corrected SDE", body, subject=cls)
+    sde = _construct_sde(cls, 0.0)
+    x, t = next(_sde_inputs(2))
+    if not close(_call_method(sde, "drift", x, t), _u(x, t), LOSS_TOL):
+        raise CheckFailed("with σ = 0 the drift must be the vector field u_t(x) itself "
+                          "(the probability-flow ODE).")
+    ok("σ = 0 gives back the ODE of the vector field")

@@ -10,8 +10,8 @@ from torch import Tensor
 
 from ..dynamics import ODE, SDE
 from ..simulators import ODESimulator, SDESimulator, Simulator
-from ._framework import (SHAPES, CheckFailed, CheckReport, call_step, close, diagnose, on_probe_device,
-                         require_device_safe, require_subclass, run_check)
+from ._framework import (SHAPES, CheckFailed, Ok, call_step, checker, close, diagnose, on_probe_device,
+                         require_device_safe, require_subclass, rounded, shapes_text)
 
 
 # --- test dynamics: time-dependent and nonlinear, so that mistakes show -------------------
@@ -79,7 +79,7 @@ def _check_ode_step(cls: type, exercise: str, seed: int, expected: Callable, sho
             raise diagnose(out, mistakes(), _collapsed_axis(out, x, ref) or
                            f"for x of shape {tuple(x.shape)} the result differs from {named} by up to "
                            f"{float((out - ref).abs().max()):.3g}.")
-    ok(f"matches {shown} for state shapes {', '.join(str(s) for s in SHAPES)}")
+    ok(f"matches {shown} for state shapes {shapes_text(SHAPES)}")
     ok("returns a new tensor of x's shape and leaves x untouched")
 
 
@@ -100,10 +100,10 @@ def _euler_expected(ode: ODE, x: Tensor, t: Tensor, h: float) -> tuple[Tensor, C
     }
 
 
-def check_euler_step(cls: type) -> CheckReport:
+@checker("Euler step")
+def check_euler_step(cls: type, ok: Ok) -> None:
     """Check an Euler simulator class: ``step`` must return ``x + h·u_t(x)``."""
-    return run_check("Euler step", lambda ok: _check_ode_step(cls, "euler_step", 0, _euler_expected, "x + h·u_t(x)",
-                                                               "x + h·u_t(x)", ok), subject=cls)
+    _check_ode_step(cls, "euler_step", 0, _euler_expected, "x + h·u_t(x)", "x + h·u_t(x)", ok)
 
 
 def _heun_expected(ode: ODE, x: Tensor, t: Tensor, h: float) -> tuple[Tensor, Callable[[], dict[str, Tensor]]]:
@@ -136,24 +136,11 @@ def _heun_expected(ode: ODE, x: Tensor, t: Tensor, h: float) -> tuple[Tensor, Ca
     }
 
 
-def check_heun_step(cls: type) -> CheckReport:
+@checker("Heun step")
+def check_heun_step(cls: type, ok: Ok) -> None:
     """Check a Heun simulator class against ``x + h/2·[u_t(x) + u_{t+h}(x + h·u_t(x))]``."""
-    return run_check("Heun step", lambda ok: _check_ode_step(
-        cls, "heun_step", 1, _heun_expected, "x + (h/2)·[u_t(x) + u_(t+h)(x + h·u_t(x))]", "Heun's step", ok),
-        subject=cls)
-
-
-def _rounded(values: Tensor) -> list[float]:
-    return [round(v, 4) for v in values.tolist()]
-
-
-def _moment_failure(value: Tensor, mistakes: dict[str, Tensor], near: Callable[[Tensor, Tensor], bool],
-                    fallback: str) -> CheckFailed:
-    """Like :func:`diagnose`, for a moment estimated from samples: ``near`` allows for its sampling error."""
-    for hint, wrong in mistakes.items():
-        if near(value, wrong):
-            return CheckFailed(hint)
-    return CheckFailed(fallback)
+    _check_ode_step(cls, "heun_step", 1, _heun_expected, "x + (h/2)·[u_t(x) + u_(t+h)(x + h·u_t(x))]", "Heun's step",
+                    ok)
 
 
 # For the Euler–Maruyama check: N copies of one state, so that the increments' moments can be read
@@ -181,107 +168,120 @@ def _em_moments(sim: Simulator, x1: Tensor, t: Tensor, h: float) -> tuple[Tensor
     return mean, var, kurt, corr
 
 
-def check_euler_maruyama_step(cls: type) -> CheckReport:
+def _em_mean_mistakes(sde: SDE, x1: Tensor, t: Tensor, h: float) -> dict[str, Tensor]:
+    """The named mistakes of the drift term: hint → the mean increment (float64, per coordinate) that
+    wrong step has from the state ``x1`` of shape ``(1, d)``."""
+
+    def u(x: Tensor, time: Tensor) -> Tensor:
+        return sde.drift(x, time)[0].double()
+
+    u_x, sig = u(x1, t), sde.diffusion(x1, t)[0].double()
+    pred, half = x1 + h * sde.drift(x1, t), x1 + 0.5 * h * sde.drift(x1, t)
+    return {
+        "the drift term has the wrong sign: x + h·u_t(x) + noise.": -h * u_x,
+        "the drift must be multiplied by h (and the noise by √h).": u_x,
+        "the drift was evaluated at t + h: Euler–Maruyama uses u_t(x) at the start of the step.": h * u(x1, t + h),
+        "the drift was evaluated at the predicted point x + h·u_t(x) (a Heun-like step). "
+        "Euler–Maruyama takes the drift at the current state: u_t(x).": h * u(pred, t),
+        "the drift was evaluated at x + (h/2)·u_t(x) (a midpoint step). Euler–Maruyama takes the "
+        "drift at the current state: u_t(x).": h * u(half, t),
+        "the drift was evaluated at the predicted point x + h·u_t(x) at time t + h. Euler–Maruyama "
+        "takes the drift at the start of the step: u_t(x).": h * u(pred, t + h),
+        "the drift was multiplied by √h; the drift scales with h, only the noise with √h.": math.sqrt(h) * u_x,
+        "the mean increment is 0: the drift term h·u_t(x) is missing.": torch.zeros_like(u_x),
+        "the noise does not average 0: torch.rand/rand_like draw uniform numbers in [0, 1). Use "
+        "standard normal noise, ε = torch.randn_like(x).": h * u_x + 0.5 * sig * math.sqrt(h),
+    }
+
+
+def _em_variance_mistakes(sde: SDE, x1: Tensor, t: Tensor, h: float) -> dict[str, Tensor]:
+    """The named mistakes of the noise term: hint → the variance of the increments (float64, per
+    coordinate) that wrong step has from the state ``x1`` of shape ``(1, d)``."""
+
+    def sigma(x: Tensor, time: Tensor) -> Tensor:
+        return sde.diffusion(x, time)[0].double()
+
+    sig = sigma(x1, t)
+    return {
+        "the noise must scale with √h, not h: σ_t(x)·√h·ε.": sig**2 * h**2,
+        "the noise is missing the diffusion coefficient σ_t(x): σ_t(x)·√h·ε.": torch.full_like(sig, h),
+        "the noise is scaled by σ² instead of σ: σ_t(x)·√h·ε.": sig**4 * h,
+        "the diffusion was evaluated at t + h: use σ_t(x) at the start of the step.": sigma(x1, t + h)**2 * h,
+        "the diffusion was evaluated at the predicted point x + h·u_t(x): use σ_t(x) at the current "
+        "state.": sigma(x1 + h * sde.drift(x1, t), t)**2 * h,
+        "the noise has no √h: a Brownian increment over a step h has standard deviation √h.": sig**2,
+        "the noise is uniform: torch.rand draws from [0, 1), whose variance is 1/12. Use standard "
+        "normal noise, ε = torch.randn_like(x).": sig**2 * h / 12,
+    }
+
+
+@checker("Euler–Maruyama step")
+def check_euler_maruyama_step(cls: type, ok: Ok) -> None:
     """Check an Euler–Maruyama class: increments must have mean ``h·u_t(x)``, variance
     ``σ_t(x)²·h`` and Gaussian shape, with independent noise across particles and coordinates."""
+    require_subclass(cls, SDESimulator, "euler_maruyama_step")
+    sde = _CheckSDE()
+    sim = cls(sde)
+    # The moments are checked first, on a batch in the plane, so that a noise of the wrong
+    # shape (e.g. one ε per particle, shared by its coordinates) is named by the statistics
+    # below rather than by a shape error on image-shaped states. The report lists the
+    # properties in their usual order all the same.
+    verified = []
+    inputs = list(_inputs(2))
+    _check_random(sim, *inputs[0])
+    gen = torch.Generator().manual_seed(3)
+    x1 = torch.randn(1, 2, generator=gen)
+    t, h = torch.tensor(0.4), 0.25
+    mean, var, kurt, corr = _em_moments(sim, x1, t, h)
+    exp_mean, exp_var = h * sde.drift(x1, t)[0].double(), sde.diffusion(x1, t)[0].double()**2 * h
+    mean_se, var_se = (exp_var / _EM_N).sqrt(), exp_var * math.sqrt(2 / _EM_N)
 
-    def body(ok):
-        require_subclass(cls, SDESimulator, "euler_maruyama_step")
-        sde = _CheckSDE()
-        sim = cls(sde)
-        # The moments are checked first, on a batch in the plane, so that a noise of the wrong
-        # shape (e.g. one ε per particle, shared by its coordinates) is named by the statistics
-        # below rather than by a shape error on image-shaped states. The report lists the
-        # properties in their usual order all the same.
-        verified = []
-        inputs = list(_inputs(2))
-        _check_random(sim, *inputs[0])
-        gen = torch.Generator().manual_seed(3)
-        x1 = torch.randn(1, 2, generator=gen)
-        t, h = torch.tensor(0.4), 0.25
-        mean, var, kurt, corr = _em_moments(sim, x1, t, h)
-        drift, sigma = sde.drift, sde.diffusion
-        u, u_end = drift(x1, t)[0].double(), drift(x1, t + h)[0].double()
-        sig, sig_end = sigma(x1, t)[0].double(), sigma(x1, t + h)[0].double()
-        pred, half = x1 + h * drift(x1, t), x1 + 0.5 * h * drift(x1, t)
-        exp_mean, exp_var = h * u, sig**2 * h
-        mean_se, var_se = (exp_var / _EM_N).sqrt(), exp_var * math.sqrt(2 / _EM_N)
+    def near_mean(a: Tensor, b: Tensor) -> bool:
+        return bool(((a - b).abs() <= _EM_SE * mean_se).all())
 
-        def near_mean(a: Tensor, b: Tensor) -> bool:
-            return bool(((a - b).abs() <= _EM_SE * mean_se).all())
+    def near_var(a: Tensor, b: Tensor) -> bool:
+        return bool(((a - b).abs() <= _EM_SE * var_se + 1e-12).all())
 
-        def near_var(a: Tensor, b: Tensor) -> bool:
-            return bool(((a - b).abs() <= _EM_SE * var_se + 1e-12).all())
+    # Identical particles that moved identically share their noise; this comes before the
+    # mean, which a single shared draw shifts by a random amount.
+    if float(var.max()) < 1e-8:
+        raise CheckFailed("all particles moved identically: the noise is shared. Draw an independent "
+                          "ε for every particle and coordinate: torch.randn_like(x).")
+    if not near_mean(mean, exp_mean):
+        raise diagnose(mean, _em_mean_mistakes(sde, x1, t, h),
+                       f"the average increment should be h·u_t(x) = {rounded(exp_mean)}, but yours "
+                       f"averages {rounded(mean)}.", near_mean)
+    verified.append("the increments average h·u_t(x) (the drift term is right)")
 
-        # Identical particles that moved identically share their noise; this comes before the
-        # mean, which a single shared draw shifts by a random amount.
-        if float(var.max()) < 1e-8:
-            raise CheckFailed("all particles moved identically: the noise is shared. Draw an independent "
-                              "ε for every particle and coordinate: torch.randn_like(x).")
-        if not near_mean(mean, exp_mean):
-            mean_mistakes = {
-                "the drift term has the wrong sign: x + h·u_t(x) + noise.": -h * u,
-                "the drift must be multiplied by h (and the noise by √h).": u,
-                "the drift was evaluated at t + h: Euler–Maruyama uses u_t(x) at the start of the step.": h * u_end,
-                "the drift was evaluated at the predicted point x + h·u_t(x) (a Heun-like step). "
-                "Euler–Maruyama takes the drift at the current state: u_t(x).": h * drift(pred, t)[0].double(),
-                "the drift was evaluated at x + (h/2)·u_t(x) (a midpoint step). Euler–Maruyama takes the "
-                "drift at the current state: u_t(x).": h * drift(half, t)[0].double(),
-                "the drift was evaluated at the predicted point x + h·u_t(x) at time t + h. Euler–Maruyama "
-                "takes the drift at the start of the step: u_t(x).": h * drift(pred, t + h)[0].double(),
-                "the drift was multiplied by √h; the drift scales with h, only the noise with √h.": math.sqrt(h) * u,
-                "the mean increment is 0: the drift term h·u_t(x) is missing.": torch.zeros_like(u),
-                "the noise does not average 0: torch.rand/rand_like draw uniform numbers in [0, 1). Use "
-                "standard normal noise, ε = torch.randn_like(x).": h * u + 0.5 * sig * math.sqrt(h),
-            }
-            raise _moment_failure(mean, mean_mistakes, near_mean,
-                                  f"the average increment should be h·u_t(x) = {_rounded(exp_mean)}, but yours "
-                                  f"averages {_rounded(mean)}.")
-        verified.append("the increments average h·u_t(x) (the drift term is right)")
+    if not near_var(var, exp_var):
+        raise diagnose(var, _em_variance_mistakes(sde, x1, t, h),
+                       f"the increments' variance should be σ_t(x)²·h = {rounded(exp_var)}, but yours "
+                       f"is {rounded(var)}.", near_var)
+    verified.append("the increments' variance is σ_t(x)²·h (the noise scales with √h)")
 
-        if not near_var(var, exp_var):
-            sig_pred = sigma(pred, t)[0].double()
-            var_mistakes = {
-                "the noise must scale with √h, not h: σ_t(x)·√h·ε.": sig**2 * h**2,
-                "the noise is missing the diffusion coefficient σ_t(x): σ_t(x)·√h·ε.": torch.full_like(sig, h),
-                "the noise is scaled by σ² instead of σ: σ_t(x)·√h·ε.": sig**4 * h,
-                "the diffusion was evaluated at t + h: use σ_t(x) at the start of the step.": sig_end**2 * h,
-                "the diffusion was evaluated at the predicted point x + h·u_t(x): use σ_t(x) at the current "
-                "state.": sig_pred**2 * h,
-                "the noise has no √h: a Brownian increment over a step h has standard deviation √h.": sig**2,
-                "the noise is uniform: torch.rand draws from [0, 1), whose variance is 1/12. Use standard "
-                "normal noise, ε = torch.randn_like(x).": sig**2 * h / 12,
-            }
-            raise _moment_failure(var, var_mistakes, near_var,
-                                  f"the increments' variance should be σ_t(x)²·h = {_rounded(exp_var)}, but yours "
-                                  f"is {_rounded(var)}.")
-        verified.append("the increments' variance is σ_t(x)²·h (the noise scales with √h)")
+    # Standard normal noise has kurtosis E[ε⁴]/E[ε²]² = 3; its standard error here is √(24/N).
+    if not bool(((kurt - 3).abs() <= _EM_SE * math.sqrt(24 / _EM_N)).all()):
+        k = float(kurt.mean())
+        what = ("it takes only two values, like ±1 (torch.sign(torch.randn_like(x)) or a coin flip)" if k < 1.3
+                else "it looks uniform (torch.rand scaled to the right variance?)" if k < 2.2
+                else "its tails are wrong")
+        raise CheckFailed(f"the increments have the right mean and variance, but the noise is not Gaussian "
+                          f"(kurtosis {k:.2f}, where a normal distribution has 3): {what}. A Brownian "
+                          "increment is normal: ε = torch.randn_like(x).")
+    verified.append("the noise is Gaussian (kurtosis 3)")
 
-        # Standard normal noise has kurtosis E[ε⁴]/E[ε²]² = 3; its standard error here is √(24/N).
-        if not bool(((kurt - 3).abs() <= _EM_SE * math.sqrt(24 / _EM_N)).all()):
-            k = float(kurt.mean())
-            what = ("it takes only two values, like ±1 (torch.sign(torch.randn_like(x)) or a coin flip)" if k < 1.3
-                    else "it looks uniform (torch.rand scaled to the right variance?)" if k < 2.2
-                    else "its tails are wrong")
-            raise CheckFailed(f"the increments have the right mean and variance, but the noise is not Gaussian "
-                              f"(kurtosis {k:.2f}, where a normal distribution has 3): {what}. A Brownian "
-                              "increment is normal: ε = torch.randn_like(x).")
-        verified.append("the noise is Gaussian (kurtosis 3)")
+    if abs(float(corr)) > 0.05:
+        raise CheckFailed(f"the noise of different coordinates is correlated ({float(corr):.2f}): draw one "
+                          "independent ε per coordinate, with the same shape as x (torch.randn_like(x)).")
+    verified.append("the noise is independent across coordinates")
 
-        if abs(float(corr)) > 0.05:
-            raise CheckFailed(f"the noise of different coordinates is correlated ({float(corr):.2f}): draw one "
-                              "independent ε per coordinate, with the same shape as x (torch.randn_like(x)).")
-        verified.append("the noise is independent across coordinates")
-
-        for x, t, h in inputs:
-            _check_random(sim, x, t, h)
-        x_probe, t_probe = on_probe_device(inputs[1][0], inputs[1][1])
-        require_device_safe(lambda: sim.step(x_probe, t_probe, inputs[1][2]))
-        ok("returns a new tensor of x's shape, leaves x untouched, is random, and keeps x's device")
-        for text in verified:
-            ok(text)
-
-    return run_check("Euler–Maruyama step", body, subject=cls)
+    for x, t, h in inputs:
+        _check_random(sim, x, t, h)
+    x_probe, t_probe = on_probe_device(inputs[1][0], inputs[1][1])
+    require_device_safe(lambda: sim.step(x_probe, t_probe, inputs[1][2]))
+    ok("returns a new tensor of x's shape, leaves x untouched, is random, and keeps x's device")
+    for text in verified:
+        ok(text)
 
 
 def _check_random(sim: Simulator, x: Tensor, t: Tensor, h: float) -> None:
