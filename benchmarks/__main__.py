@@ -6,6 +6,8 @@ and sampler tables), and, with the course part, the notebooks' run times into th
 the instructor guide (:mod:`labs_lib.authoring.run_times`, which ``python -m labs_lib.authoring
 --run-times`` runs alone). ``--only course`` only reads the timestamps stored in
 the solution notebooks, so it takes a second; ``make solutions`` runs it after re-executing them.
+``--only seeds`` (with or without ``course``) replaces just the robustness table, after a change to a
+notebook's training recipe, and says beside it how and when it was measured.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from labs_lib.authoring.run_times import README, replace_block, write_run_times
 from . import course, samplers, seeds, simulators
 
 BEGIN, END = "<!-- BEGIN BENCHMARKS -->", "<!-- END BENCHMARKS -->"
+# The heading that starts the course part (benchmarks/course.py), the last of the block.
+COURSE_HEADING = "**Solution notebooks: execution time"
 PARTS = ("simulators", "samplers", "seeds", "course")
 
 
@@ -31,15 +35,27 @@ def _machine() -> str:
             f"torch {torch.__version__}, Python {platform.python_version()}")
 
 
-def replace_course_section(text: str, course_text: str) -> str:
-    """README ``text`` with the course part of its benchmark block (from its heading on) replaced."""
+def replace_part(text: str, part_text: str, next_heading: str | None = None) -> str:
+    """README ``text`` with one part of its benchmark block replaced by ``part_text``: the old part runs from
+    the same heading (the first 40 characters of ``part_text``) up to ``next_heading`` or the block's end.
+    A part not yet in the block is added before ``next_heading`` (or at the end)."""
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{README} has no {BEGIN} ... {END} block to replace.")
     head, rest = text.split(BEGIN, 1)
     block, tail = rest.split(END, 1)
-    heading = course_text.split("\n", 1)[0][:40]  # "**Solution notebooks: execution time on ..."
+    following = ""
+    if next_heading is not None and next_heading in block:
+        block, following = block.split(next_heading, 1)
+        following = next_heading + following
+    heading = part_text.split("\n", 1)[0][:40]  # e.g. "**Solution notebooks: execution time on ..."
     kept = block.split(heading, 1)[0] if heading in block else block.rstrip("\n") + "\n\n"
-    return head + BEGIN + kept + course_text + "\n" + END + tail
+    between = "\n\n" if following else "\n"
+    return head + BEGIN + kept + part_text + between + following + END + tail
+
+
+def replace_course_section(text: str, course_text: str) -> str:
+    """README ``text`` with the course part of its benchmark block (from its heading on) replaced."""
+    return replace_part(text, course_text)
 
 
 def main() -> None:
@@ -64,8 +80,11 @@ def main() -> None:
         sections.append(simulators.run(args.rounds))
     if "samplers" in parts:
         sections.append(samplers.run())
+    seeds_seconds = 0.0
     if "seeds" in parts:
+        seeds_start = time.perf_counter()
         sections.append(seeds.run(args.seeds))
+        seeds_seconds = time.perf_counter() - seeds_start
     if "course" in parts:
         text, times = course.run()
         sections.append(text)
@@ -79,11 +98,16 @@ def main() -> None:
         text = README.read_text(encoding="utf-8")
         if parts.issuperset(PARTS):
             text = replace_block(text, BEGIN, END, report, README)
-        elif "course" in parts:
-            # The notebooks were re-executed (make solutions): their times and printed figures change,
-            # the measured simulator, sampler and seed tables do not.
-            text = replace_course_section(text, sections[-1])
-            print("\nREADME.md's benchmark section: the notebooks' times and figures replaced, the rest kept.")
+        elif parts <= {"seeds", "course"}:
+            # The notebooks were re-executed (make solutions) and/or their models retrained with several
+            # seeds: those parts are replaced, the measured simulator and sampler tables are kept.
+            if "seeds" in parts:
+                seeds_text = (sections[0] + f"\n\n*This table alone: `python -m benchmarks --only seeds "
+                              f"--write-readme` on {_machine()}, {seeds_seconds:.0f} s.*")
+                text = replace_part(text, seeds_text, next_heading=COURSE_HEADING)
+            if "course" in parts:
+                text = replace_course_section(text, sections[-1])
+            print(f"\nREADME.md's benchmark section: the {' and '.join(sorted(parts))} part(s) replaced, the rest kept.")
         else:
             print(f"\nREADME.md's benchmark section left as it is: it holds the report of all of {', '.join(PARTS)}.")
         README.write_text(text, encoding="utf-8")

@@ -4,11 +4,13 @@ A single training run is one draw. For every model a notebook presents, this tra
 ``n_seeds`` seeds (network initialisation and minibatches), with the notebook's own recipe, and
 reports for each figure of its verdict the median and the worst over the seeds, and on how many
 seeds the verdict passes. The recipes mirror the notebooks' training cells (Lab 05 sections 3, 6, 7
-and 8; Lab 06 sections 3, 4 and 9; Lab 07 section 6); change both together.
+and 8; Lab 06 sections 3, 4, 9 and 10; Lab 07 section 6); change both together. One row, the
+ablation of Lab 05 section 6, is a recipe the notebook only quotes.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -35,12 +37,13 @@ def _plane(report: ll.QualityReport) -> dict[str, float]:
     return {"levels": report["levels"], "off-support": 100 * report["off-support"], "regions": report["regions"]}
 
 
-def _flow(data, hidden, steps, lr, yardstick, source=None, batch_size=256, retrained=False):
+def _flow(data, hidden, steps, lr, yardstick, source=None, batch_size=256, retrained=False, position_features=0):
     """Lab 05's recipes: an MLP trained by CFM, sampled with 100 network evaluations.
 
     The first recipe (sections 3, 7, 8): uniform times, the linear learning-rate schedule, 100 Euler
     steps. ``retrained=True`` is section 6's retraining: logit-normal times, the cosine schedule,
-    50 Heun steps.
+    50 Heun steps; section 6 also gives the network ``position_features`` random Fourier features
+    of x (scale 0.5).
     """
     path = ll.AffinePath(ll.CondOTScheduler())
     sampler = ll.logit_normal_times if retrained else ll.uniform_times
@@ -48,7 +51,7 @@ def _flow(data, hidden, steps, lr, yardstick, source=None, batch_size=256, retra
 
     def run(seed: int) -> Outcome:
         ll.seed_everything(seed)
-        model = ll.MLPField(2, hidden=hidden)
+        model = ll.MLPField(2, hidden=hidden, position_features=position_features, position_scale=0.5)
         hist = ll.ConditionalFlowMatchingTrainer(model, path, data=data, source=source, time_sampler=sampler).train(
             n_steps=steps, batch_size=batch_size, lr=lr, seed=seed, device="cpu", progress=False,
             lr_schedule="cosine" if retrained else "linear")
@@ -97,6 +100,40 @@ def _score_sampler(kind: str, target, yardstick):
     return run
 
 
+@functools.lru_cache(maxsize=None)
+def _lab05_recipe_flow(seed: int) -> tuple[ll.MLPField, float]:
+    """Lab 06 section 10: a flow network trained with Lab 05's section-6 recipe (random Fourier features
+    of x, logit-normal times, 8,000 × 512, cosine schedule), and its training seconds. Cached, so that
+    a row that samples it again trains it once per seed."""
+    path, target = ll.AffinePath(ll.CondOTScheduler()), ll.GaussianMixture.symmetric_2d(5, radius=4.0, std=0.5)
+    ll.seed_everything(seed)
+    flow = ll.MLPField(2, hidden=(128, 128, 128), position_features=64, position_scale=0.5)
+    seconds = ll.ConditionalFlowMatchingTrainer(flow, path, target, time_sampler=ll.logit_normal_times).train(
+        n_steps=8000, batch_size=512, lr=5e-3, lr_schedule="cosine", seed=seed, device="cpu", progress=False).seconds
+    return flow, seconds
+
+
+def _lab05_recipe_sampler(sigma_scale: float, yardstick):
+    """Lab 06 section 10's SDE: that flow network's field and converted score, noise
+    σ_t = ``sigma_scale``·β_t, 200 Euler–Maruyama steps."""
+    path = ll.AffinePath(ll.CondOTScheduler())
+
+    def run(seed: int) -> Outcome:
+        flow, seconds = _lab05_recipe_flow(seed)
+
+        def score(x, t):
+            return path.velocity_to_score(flow(x, t), x, t)
+
+        sde = ll.LangevinCorrectedSDE(flow, score, lambda t: sigma_scale * (1 - t))
+        x0 = torch.randn(N_JUDGE, 2, generator=torch.Generator().manual_seed(1000 + seed))
+        torch.manual_seed(2000 + seed)
+        with torch.no_grad():
+            report = yardstick(ll.EulerMaruyamaSimulator(sde).simulate(x0, ll.time_grid(200)))
+        return Outcome(_plane(report), report.passed, seconds)
+
+    return run
+
+
 def _guided_digits(w: float):
     """Lab 07's recipe: the small U-Net trained by CFG (600 steps), 450 digits at guidance scale ``w``."""
     path = ll.AffinePath(ll.CondOTScheduler())
@@ -133,7 +170,9 @@ def models() -> list[tuple[str, Callable[[int], Outcome]]]:
     y_gmm, y_board, y_moons = ll.Yardstick(gmm), ll.Yardstick(board), ll.Yardstick(moons)
     return [
         ("05 mixture (MLP 3×128, 2,000 steps)", _flow(gmm, (128,) * 3, 2000, 5e-3, y_gmm)),
-        ("05 mixture retrained (8,000 × 512, logit-normal t, cosine lr, Heun)",
+        ("05 mixture retrained (8,000 × 512, logit-normal t, cosine lr, Heun, 64 Fourier features of x)",
+         _flow(gmm, (128,) * 3, 8000, 5e-3, y_gmm, batch_size=512, retrained=True, position_features=64)),
+        ("05 the same without the Fourier features of x (ablation)",
          _flow(gmm, (128,) * 3, 8000, 5e-3, y_gmm, batch_size=512, retrained=True)),
         ("05 moons (MLP 4×128, 3,000 steps)", _flow(moons, (128,) * 4, 3000, 3e-3, y_moons)),
         ("05 checkerboard (MLP 4×128, 2,000 steps)", _flow(board, (128,) * 4, 2000, 5e-3, y_board)),
@@ -142,6 +181,8 @@ def models() -> list[tuple[str, Callable[[int], Outcome]]]:
         ("06 flow network + converted score, σ_t = 4β_t", _score_sampler("converted", gmm, y_gmm)),
         ("06 DSM network, σ_t = 4β_t", _score_sampler("dsm", gmm, y_gmm)),
         ("06 ε-network, σ_t = 4β_t", _score_sampler("eps", gmm, y_gmm)),
+        # (its probability-flow ODE with Heun, 50 steps, is the row "05 mixture retrained": same networks, same starts)
+        ("06 flow network, Lab 05's recipe: converted score, σ_t = 4β_t", _lab05_recipe_sampler(4.0, y_gmm)),
         ("07 U-Net digits at w = 1 (test half)", _guided_digits(1.0)),
     ]
 

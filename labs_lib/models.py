@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._validation import as_tensor, validate_positive_int
+from ._validation import as_tensor, validate_positive, validate_positive_int
 from .times import batch_times
 
 
@@ -34,6 +34,32 @@ class FourierTime(nn.Module):
         """``t`` of shape ``(batch,)`` → features of shape ``(batch, 2K + 1)``."""
         angles = t.unsqueeze(-1) * self.freqs
         return torch.cat([t.unsqueeze(-1), torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+class FourierPosition(nn.Module):
+    r"""Random Fourier features of a position :math:`x \in \mathbb R^d`:
+    :math:`[\sin 2\pi Bx, \cos 2\pi Bx]` with a fixed matrix :math:`B \in \mathbb R^{m \times d}`,
+    :math:`B_{ij} \sim \mathcal N(0, s^2)`, drawn once from torch's random state and kept as a buffer.
+
+    A multilayer perceptron fed the raw coordinates learns smooth functions first and sharp ones
+    very slowly (its *spectral bias*). A field that must change abruptly across a short distance,
+    such as the marginal field of a mixture at the boundary between two modes, is such a sharp
+    function. Sines and cosines of random directions and frequencies (scale ``s``, in cycles per
+    unit of ``x``) give the network those variations for free (Tancik et al., 2020).
+    """
+
+    def __init__(self, dim: int, n_features: int, scale: float):
+        super().__init__()
+        validate_positive_int(dim, "dim")
+        validate_positive_int(n_features, "n_features")
+        validate_positive(scale, "scale")
+        self.register_buffer("directions", scale * torch.randn(n_features, dim))
+        self.dim = 2 * n_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` of shape ``(batch, d)`` → features of shape ``(batch, 2m)``."""
+        angles = 2 * math.pi * x @ self.directions.T
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
 def null_label_of(model: nn.Module) -> int:
@@ -57,15 +83,22 @@ class MLPField(nn.Module):
         dim: the state dimension ``d``.
         hidden: widths of the hidden layers.
         n_frequencies: Fourier features of the time (see :class:`FourierTime`).
+        position_features: random Fourier features of ``x`` added to the input (see
+            :class:`FourierPosition`); 0, the default, feeds the coordinates alone.
+        position_scale: the scale ``s`` of their frequencies, in cycles per unit of ``x``.
     """
 
-    def __init__(self, dim: int, hidden: Sequence[int] = (128, 128, 128), n_frequencies: int = 8):
+    def __init__(self, dim: int, hidden: Sequence[int] = (128, 128, 128), n_frequencies: int = 8,
+                 position_features: int = 0, position_scale: float = 0.5):
         super().__init__()
         self.dim = validate_positive_int(dim, "dim")
         if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
             raise ValueError(f"hidden must be a non-empty list of positive layer widths, got {hidden!r}.")
+        if isinstance(position_features, bool) or not isinstance(position_features, int) or position_features < 0:
+            raise ValueError(f"position_features must be a whole number >= 0 (0: none), got {position_features!r}.")
         self.time = FourierTime(n_frequencies)
-        widths = [dim + self.time.dim, *hidden]
+        self.position = FourierPosition(dim, position_features, position_scale) if position_features else None
+        widths = [dim + (self.position.dim if self.position else 0) + self.time.dim, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(a, b), nn.SiLU()]
@@ -77,7 +110,10 @@ class MLPField(nn.Module):
         x = as_tensor(x, "x")
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (batch, {self.dim}), got {tuple(x.shape)}.")
-        return self.net(torch.cat([x, self.time(batch_times(t, x))], dim=-1))
+        features = [x, self.time(batch_times(t, x))]
+        if self.position is not None:
+            features.insert(1, self.position(x))
+        return self.net(torch.cat(features, dim=-1))
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

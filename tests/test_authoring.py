@@ -223,6 +223,7 @@ def test_top_level_stub_raises_at_once():
 # Every solution opens with the two Colab front-matter cells (--check requires them): the
 # notebooks of the `course` fixture have them too, so their own cells start at this index.
 FM = 2
+TITLE = 0  # a title cell stays first: the front matter follows it (cells 1 and 2)
 
 
 def with_front_matter(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
@@ -268,7 +269,7 @@ def test_check_reports_stale_and_orphaned(course, capsys):
     sol, nbs = course
     generate(sol, nbs)
     nb = nbformat.read(sol / "01_simulating.ipynb", as_version=4)
-    nb.cells[FM].source = "# A new title"
+    nb.cells[TITLE].source = "# A new title"
     nbformat.write(nb, sol / "01_simulating.ipynb")
     assert check(sol, nbs) == 1
     assert "01_simulating.ipynb is out of date with its solution" in capsys.readouterr().out
@@ -294,7 +295,7 @@ def test_hand_edited_student_notebook_is_not_overwritten_without_force(course, c
     edited = target.read_text(encoding="utf-8")
     # the solution changes too, so the student notebook is out of date and would be rewritten
     sol_nb = nbformat.read(sol / "01_simulating.ipynb", as_version=4)
-    sol_nb.cells[FM].source = "# Changed"
+    sol_nb.cells[TITLE].source = "# Changed"
     nbformat.write(sol_nb, sol / "01_simulating.ipynb")
     with pytest.raises(AuthoringError, match=r"01_simulating\.ipynb changed by hand since it was generated.*--force"):
         generate(sol, nbs)
@@ -371,12 +372,12 @@ def test_front_matter_tags_and_slide_types_are_carried_to_the_student_notebook()
     exercise = new_code_cell(EULER_SOLUTION, execution_count=3)
     exercise.metadata.update({"slideshow": {"slide_type": "-"}, "tags": ["course-map"]})
     nb = with_front_matter(notebook(title, exercise), "04_paths.ipynb")
-    nb.cells[1].execution_count = 1  # an executed setup cell
+    nb.cells[2].execution_count = 1  # an executed setup cell (after the title and the badge)
     out = student(nb, "04_paths.ipynb")
     assert front_matter_problems(out, "04_paths.ipynb") == []
     assert [c.source for c in out.cells[:FM]] == [c.source for c in nb.cells[:FM]]
     assert [c.metadata for c in out.cells] == [c.metadata for c in nb.cells]
-    assert out.cells[1].execution_count is None and out.cells[FM + 1].execution_count is None
+    assert out.cells[2].execution_count is None and out.cells[FM + 1].execution_count is None
 
 
 def test_check_fails_when_a_solution_loses_its_front_matter(course, capsys):

@@ -114,3 +114,20 @@ def test_course_only_run_replaces_just_the_course_part_of_the_benchmark_block():
     out = replace_course_section(readme, new)
     assert "**OU SDE** table" in out and "| new |" in out and "| old |" not in out
     assert out.startswith("intro\n") and out.endswith(f"{END}\nafter\n")
+
+
+def test_seeds_only_run_replaces_just_the_seeds_table():
+    from benchmarks.__main__ import BEGIN, COURSE_HEADING, END, replace_part
+
+    readme = (f"intro\n{BEGIN}\nMeasured...\n\n**OU SDE** table\n\n**Every model the notebooks train, with 5 "
+              f"seeds** (old)\n\n| old seeds |\n\n{COURSE_HEADING} on this machine** (kept)\n\n| course |\n{END}\nafter\n")
+    new = "**Every model the notebooks train, with 5 seeds** (new)\n\n| new seeds |"
+    out = replace_part(readme, new, next_heading=COURSE_HEADING)
+    assert "| old seeds |" not in out and "| new seeds |" in out
+    assert "**OU SDE** table" in out and "| course |" in out  # the other parts are kept, in their order
+    assert out.index("| new seeds |") < out.index(COURSE_HEADING)
+    assert out.startswith("intro\n") and out.endswith(f"{END}\nafter\n")
+    # a README without a seeds table gets one, before the course part
+    added = replace_part(readme.replace(readme[readme.index("**Every"):readme.index(COURSE_HEADING)], ""), new,
+                         next_heading=COURSE_HEADING)
+    assert added.index("**OU SDE**") < added.index("| new seeds |") < added.index(COURSE_HEADING)

@@ -49,9 +49,11 @@ def test_front_matter_is_present_and_current(path: Path):
     nb = read(path)
     assert fm.front_matter_problems(nb, path.name) == [], (
         f"{path.parent.name}/{path.name}: {fm.front_matter_problems(nb, path.name)}. {fm.FRONT_MATTER_FIX}")
-    badge, setup = nb.cells[0], nb.cells[1]
+    # The lab's title comes first, so that it is the first thing a reader sees; then the front matter.
+    assert fm.is_title_cell(nb.cells[0]) and nb.cells[0].source.startswith("# Lab "), f"{path.name}: no title first"
+    badge, setup = nb.cells[1], nb.cells[2]
     link = BADGE_LINK.search(badge.source)
-    assert link, f"{path.name}: no Colab link in the first cell"
+    assert link, f"{path.name}: no Colab link in the cell after the title"
     assert "![" not in badge.source, "no image: an external badge image is broken offline"
     # Students open the student version of the notebook they are reading, from the main branch.
     assert link["url"] == (f"https://colab.research.google.com/github/{fm.COURSE_REPOSITORY}/blob/main/"
@@ -73,8 +75,8 @@ def test_every_cell_has_a_valid_slide_type_and_figures_are_never_skipped(path: P
     assert not skipped_figures, f"{path.name}: cells {skipped_figures} draw a figure that the slideshow would hide"
     assert slides.slide_problems(nb) == []
     assert kinds.count("slide") >= 5, f"{path.name}: only {kinds.count('slide')} slides"
-    assert kinds[0] == kinds[1] == "skip", "the front matter is not part of the slideshow"
-    assert kinds[2] == "slide", "the lab's title opens the slideshow"
+    assert kinds[0] == "slide", "the lab's title opens the slideshow"
+    assert kinds[1] == kinds[2] == "skip", "the front matter is not part of the slideshow"
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
@@ -105,7 +107,7 @@ def pip_calls(monkeypatch) -> list[tuple[tuple, dict]]:
 
 
 def run_setup_cell() -> None:
-    source = read(SOLUTIONS[0]).cells[1].source  # the cell students actually run
+    source = read(SOLUTIONS[0]).cells[2].source  # the cell students actually run
     assert source == fm.setup_source()
     exec(compile(source, "<setup cell>", "exec"), {"__name__": "__main__"})
 
@@ -185,10 +187,13 @@ def test_front_matter_is_inserted_carried_to_students_and_idempotent(bare_course
     out = capsys.readouterr().out
     assert f"updated {sol / '01_first.ipynb'}: front matter refreshed" in out and "wrote " in out
     after = read(sol / "01_first.ipynb")
-    assert [c.source for c in after.cells[2:]] == [c.source for c in before.cells]  # the rest untouched
-    assert [c.id for c in after.cells[2:]] == [c.id for c in before.cells]
-    assert [c.id for c in after.cells[:2]] == ["colab-badge", "colab-setup"]
-    assert "notebooks/01_first.ipynb" in after.cells[0].source
+    rest = [c for c in after.cells if fm.front_matter_tag(c) is None]
+    assert [c.source for c in rest] == [c.source for c in before.cells]  # the rest untouched
+    assert [c.id for c in rest] == [c.id for c in before.cells]
+    # after the title "# First"; the second notebook has no title cell, so its front matter opens it
+    assert [c.id for c in after.cells[1:3]] == ["colab-badge", "colab-setup"]
+    assert "notebooks/01_first.ipynb" in after.cells[1].source
+    assert [fm.front_matter_tag(c) for c in read(sol / "02_second.ipynb").cells][:3] == ["colab-badge", "colab-setup", None]
     for folder in (sol, nbs):
         for name in ("01_first.ipynb", "02_second.ipynb"):
             assert fm.front_matter_problems(read(folder / name), name) == []
@@ -212,24 +217,31 @@ def test_outdated_or_misplaced_front_matter_fails_check_and_is_refreshed(bare_co
     assert f"{sol / '02_second.ipynb'}: the Colab setup cell is out of date: its text differs" in out
     assert cli("--front-matter", course=bare_course) == 0
     nb = read(sol / "01_first.ipynb")
-    assert "github/someone/real-course/blob/main/notebooks/01_first.ipynb" in nb.cells[0].source
-    assert [c.id for c in nb.cells[:2]] == ["colab-badge", "colab-setup"]  # refreshed in place
+    assert "github/someone/real-course/blob/main/notebooks/01_first.ipynb" in nb.cells[1].source
+    assert [c.id for c in nb.cells[1:3]] == ["colab-badge", "colab-setup"]  # refreshed in place
     assert cli("--check", course=bare_course) == 0
     # A front-matter cell moved down the notebook is reported, then moved back.
-    nb.cells.insert(3, nb.cells.pop(0))
+    nb.cells.insert(3, nb.cells.pop(1))
     write(sol / "01_first.ipynb", nb)
     capsys.readouterr()
     assert cli("--check", course=bare_course) == 1
-    assert "the Colab badge cell is cell 3; it must be cell 0" in capsys.readouterr().out
+    assert "the Colab badge cell is cell 3; it must be cell 1" in capsys.readouterr().out
     cli("--front-matter", course=bare_course)
-    assert [fm.front_matter_tag(c) for c in read(sol / "01_first.ipynb").cells[:3]] == ["colab-badge", "colab-setup", None]
+    assert [fm.front_matter_tag(c) for c in read(sol / "01_first.ipynb").cells][:4] == [None, "colab-badge", "colab-setup", None]
+    # So is front matter above the title: the title must come first.
+    nb = read(sol / "01_first.ipynb")
+    nb.cells.insert(0, nb.cells.pop(0 + 1))
+    write(sol / "01_first.ipynb", nb)
+    capsys.readouterr()
+    assert cli("--check", course=bare_course) == 1
+    assert "the Colab badge cell is cell 0; it must be cell 1" in capsys.readouterr().out
 
 
 def test_a_changed_slide_type_or_tag_makes_the_front_matter_outdated():
     nb = new_notebook(cells=[new_markdown_cell("# T")])
     fm.refresh_front_matter(nb, "01_t.ipynb")
-    nb.cells[1].metadata.slideshow.slide_type = "slide"
-    nb.cells[0].metadata.tags.append("extra")
+    nb.cells[2].metadata.slideshow.slide_type = "slide"  # the setup cell, after the title and the badge
+    nb.cells[1].metadata.tags.append("extra")
     problems = fm.front_matter_problems(nb, "01_t.ipynb")
     assert any("setup cell is out of date: its slide type is not 'skip'" in p for p in problems)
     assert any("badge cell is out of date: its tags are" in p for p in problems)
@@ -239,23 +251,23 @@ def test_a_collapsed_front_matter_cell_is_outdated():
     # In JupyterLab 4.6 a notebook with a collapsed code input runs nothing on Run All Cells.
     nb = new_notebook(cells=[new_markdown_cell("# T")])
     fm.refresh_front_matter(nb, "01_t.ipynb")
-    nb.cells[1].metadata["jupyter"] = {"source_hidden": True}
+    nb.cells[2].metadata["jupyter"] = {"source_hidden": True}
     problems = fm.front_matter_problems(nb, "01_t.ipynb")
     assert any("setup cell is out of date: its input is collapsed" in p for p in problems), problems
     assert fm.refresh_front_matter(nb, "01_t.ipynb") is True
-    assert fm.front_matter_problems(nb, "01_t.ipynb") == [] and "jupyter" not in nb.cells[1].metadata
+    assert fm.front_matter_problems(nb, "01_t.ipynb") == [] and "jupyter" not in nb.cells[2].metadata
 
 
 def test_an_executed_setup_cell_is_current_and_kept_as_it_is():
     nb = new_notebook(cells=[new_markdown_cell("# T")])
     fm.refresh_front_matter(nb, "01_t.ipynb")
-    setup = nb.cells[1]
+    setup = nb.cells[2]
     setup.execution_count = 1
     setup.outputs = [new_output("stream", name="stdout", text="")]
     setup.metadata["execution"] = {"iopub.status.idle": "2026-01-01T00:00:00Z"}
     assert fm.front_matter_problems(nb, "01_t.ipynb") == []
     assert fm.refresh_front_matter(nb, "01_t.ipynb") is False
-    assert nb.cells[1] is setup and setup.execution_count == 1
+    assert nb.cells[2] is setup and setup.execution_count == 1
 
 
 def test_duplicate_front_matter_is_reported_and_dropped():

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from labs_lib import MLPField
-from labs_lib.models import FourierTime
+from labs_lib.models import FourierPosition, FourierTime
 from labs_lib.times import batch_times
 
 # --- FourierTime -----------------------------------------------------------------------------
@@ -166,3 +166,61 @@ def test_mlp_rejects_non_tensors_and_wrong_time_shapes():
         model([[0.0, 1.0]], 0.5)
     with pytest.raises(ValueError, match=r"t must be a scalar or have shape \(batch,\) = \(4,\)"):
         model(torch.zeros(4, 2), torch.zeros(3))
+
+
+# --- FourierPosition and MLPField's position features -----------------------------------------
+
+
+def test_fourier_position_is_sines_and_cosines_of_its_directions(gen):
+    torch.manual_seed(0)
+    emb = FourierPosition(2, n_features=5, scale=0.5)
+    x = torch.randn(7, 2, generator=gen)
+    angles = 2 * math.pi * (x[:, :1] * emb.directions[:, 0] + x[:, 1:] * emb.directions[:, 1])
+    torch.testing.assert_close(emb(x), torch.cat([torch.sin(angles), torch.cos(angles)], dim=1))
+    assert emb.dim == 10
+    # every pair (sin, cos) lies on the unit circle: the features are bounded whatever the scale of x
+    torch.testing.assert_close(emb(100 * x)[:, :5] ** 2 + emb(100 * x)[:, 5:] ** 2, torch.ones(7, 5))
+
+
+def test_fourier_position_frequencies_have_the_requested_scale():
+    # B_ij ~ N(0, s²): with 20,000 entries the sample standard deviation is within 2% of s (~3 s.e.)
+    torch.manual_seed(1)
+    directions = FourierPosition(2, n_features=10_000, scale=0.7).directions
+    assert directions.shape == (10_000, 2)
+    assert abs(float(directions.std()) / 0.7 - 1) < 0.02
+    assert abs(float(directions.mean())) < 0.02
+
+
+def test_fourier_position_is_saved_with_the_model():
+    model = make_field(position_features=6, seed=2)
+    state = model.state_dict()
+    assert "position.directions" in state
+    clone = make_field(position_features=6, seed=9)  # other random directions ...
+    clone.load_state_dict(state)  # ... replaced by the saved ones
+    x = torch.randn(4, 2)
+    torch.testing.assert_close(clone(x, 0.3), model(x, 0.3))
+
+
+def test_position_features_widen_the_input_only(gen):
+    plain, rich = make_field(hidden=(32, 16)), make_field(hidden=(32, 16), position_features=8)
+    first = [m for m in rich.net if isinstance(m, nn.Linear)][0]
+    assert first.in_features == 2 + 16 + 17  # x, 8 sines and 8 cosines, the time features
+    assert rich.n_parameters() == plain.n_parameters() + 16 * 32
+    x, t = torch.randn(5, 2, generator=gen), torch.rand(5, generator=gen)
+    assert rich(x, t).shape == (5, 2)
+    rich(x, t).pow(2).sum().backward()
+    assert all(p.grad is not None for p in rich.parameters())
+    assert plain.position is None  # the default network is unchanged
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "8"])
+def test_mlp_rejects_bad_position_features(bad):
+    with pytest.raises(ValueError, match="position_features must be a whole number >= 0"):
+        MLPField(2, position_features=bad)
+
+
+@pytest.mark.parametrize("scale, error", [(0.0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
+                                          ("1", TypeError)])
+def test_fourier_position_rejects_bad_scales(scale, error):
+    with pytest.raises(error, match="scale"):
+        MLPField(2, position_features=4, position_scale=scale)

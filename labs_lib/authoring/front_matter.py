@@ -1,7 +1,9 @@
 """The Colab front matter that opens every notebook: an "Open in Colab" badge and a setup cell.
 
-Every solution notebook, and so every student notebook generated from it, starts with two cells
-written from the templates below (edit the templates, never the cells):
+Every solution notebook, and so every student notebook generated from it, opens with its title cell
+(a markdown cell whose first line is a ``# `` heading), so that the lab's name and aims are the first
+thing a reader sees; right after it come two cells written from the templates below (edit the
+templates, never the cells; a notebook without a title cell gets them at the top):
 
 1. a markdown cell tagged ``colab-badge``: a one-line link that opens the *student* version of
    the same notebook, ``notebooks/NN_topic.ipynb``, on Google Colab, from the course's GitHub
@@ -15,9 +17,9 @@ written from the templates below (edit the templates, never the cells):
 
 Both cells have the slide type ``skip``: they are plumbing, not part of a lecture.
 
-``python -m labs_lib.authoring --front-matter`` inserts the two cells, or rewrites them where they
-differ from the templates, and leaves every other cell alone; ``--check`` fails while a solution's
-front matter is missing or out of date.
+``python -m labs_lib.authoring --front-matter`` inserts the two cells, or rewrites or moves them where
+they differ from the templates or their place, and leaves every other cell alone; ``--check`` fails
+while a solution's front matter is missing, out of date or out of place.
 """
 
 from __future__ import annotations
@@ -136,11 +138,22 @@ def _differences(cell: nbformat.NotebookNode, template: nbformat.NotebookNode) -
     return out
 
 
+def is_title_cell(cell: nbformat.NotebookNode) -> bool:
+    """Whether ``cell`` is a lab's title cell: markdown whose first line is a level-1 heading (``# ...``)."""
+    return cell.cell_type == "markdown" and cell.source.lstrip().startswith("# ")
+
+
+def _front_matter_start(cells: list[nbformat.NotebookNode]) -> int:
+    """Where the front matter belongs among the other ``cells``: after the title cell when they start with one."""
+    return 1 if cells and is_title_cell(cells[0]) else 0
+
+
 def front_matter_problems(nb: nbformat.NotebookNode, name: str, repository: str | None = None) -> list[str]:
     """Why the front matter of ``nb`` (the notebook file ``name``) is not current; empty when it is."""
     problems = []
     templates = front_matter(name, repository)
-    for position, template in enumerate(templates):
+    start = _front_matter_start([cell for cell in nb.cells if front_matter_tag(cell) is None])
+    for position, template in enumerate(templates, start=start):
         tag = front_matter_tag(template)
         what = "Colab badge cell" if tag == BADGE_TAG else "Colab setup cell"
         tagged = [i for i, cell in enumerate(nb.cells) if tag in _tags(cell)]
@@ -158,7 +171,8 @@ def front_matter_problems(nb: nbformat.NotebookNode, name: str, repository: str 
 
 
 def refresh_front_matter(nb: nbformat.NotebookNode, name: str, repository: str | None = None) -> bool:
-    """Put the current front matter at the top of ``nb`` in place; return whether anything changed.
+    """Put the current front matter in its place in ``nb`` (after the title cell, else at the top), in
+    place; return whether anything changed.
 
     A front-matter cell that already matches its template is kept as it is, outputs and
     execution count included, so that refreshing an executed notebook twice changes nothing.
@@ -186,7 +200,8 @@ def refresh_front_matter(nb: nbformat.NotebookNode, name: str, repository: str |
         elif template.id in taken:
             template.id = uuid.uuid4().hex[:8]
         head.append(template)
-    cells = head + rest
+    start = _front_matter_start(rest)
+    cells = rest[:start] + head + rest[start:]
     changed = len(cells) != len(nb.cells) or any(a is not b for a, b in zip(cells, nb.cells))
     nb.cells = cells
     return changed
