@@ -10,7 +10,6 @@ ablation of Lab 05 section 6, is a recipe the notebook only quotes.
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -37,30 +36,37 @@ def _plane(report: ll.QualityReport) -> dict[str, float]:
     return {"levels": report["levels"], "off-support": 100 * report["off-support"], "regions": report["regions"]}
 
 
-def _flow(data, hidden, steps, lr, yardstick, source=None, batch_size=256, retrained=False, position_features=0):
-    """Lab 05's recipes: an MLP trained by CFM, sampled with 100 network evaluations.
+def _train_flow(data, hidden, steps, lr, seed, source=None, batch_size=256, retrained=False,
+                position_features=0) -> tuple[ll.MLPField, float]:
+    """Lab 05's training: an MLP trained by CFM with ``seed``; returns it and its training seconds.
 
-    The first recipe (sections 3, 7, 8): uniform times, the linear learning-rate schedule, 100 Euler
-    steps. ``retrained=True`` is section 6's retraining: logit-normal times, the cosine schedule,
-    50 Heun steps; section 6 also gives the network ``position_features`` random Fourier features
-    of x (scale 0.5).
+    The first recipe (sections 3, 7, 8): uniform times, the linear learning-rate schedule.
+    ``retrained=True`` is section 6's retraining: logit-normal times, the cosine schedule; section 6
+    also gives the network ``position_features`` random Fourier features of x (scale 0.5).
     """
-    path = ll.AffinePath(ll.CondOTScheduler())
-    sampler = ll.logit_normal_times if retrained else ll.uniform_times
+    ll.seed_everything(seed)
+    model = ll.MLPField(2, hidden=hidden, position_features=position_features, position_scale=0.5)
+    hist = ll.ConditionalFlowMatchingTrainer(
+        model, ll.AffinePath(ll.CondOTScheduler()), data=data, source=source,
+        time_sampler=ll.logit_normal_times if retrained else ll.uniform_times).train(
+        n_steps=steps, batch_size=batch_size, lr=lr, seed=seed, device="cpu", progress=False,
+        lr_schedule="cosine" if retrained else "linear")
+    return model, hist.seconds
+
+
+def _flow(data, hidden, steps, lr, yardstick, source=None, batch_size=256, retrained=False, position_features=0):
+    """Lab 05's recipes (:func:`_train_flow`), sampled with 100 network evaluations: 100 Euler steps,
+    or 50 Heun steps for the retrained model."""
     simulator, n_steps = (ll.HeunSimulator, 50) if retrained else (ll.EulerSimulator, 100)
 
     def run(seed: int) -> Outcome:
-        ll.seed_everything(seed)
-        model = ll.MLPField(2, hidden=hidden, position_features=position_features, position_scale=0.5)
-        hist = ll.ConditionalFlowMatchingTrainer(model, path, data=data, source=source, time_sampler=sampler).train(
-            n_steps=steps, batch_size=batch_size, lr=lr, seed=seed, device="cpu", progress=False,
-            lr_schedule="cosine" if retrained else "linear")
+        model, seconds = _train_flow(data, hidden, steps, lr, seed, source, batch_size, retrained, position_features)
         gen = torch.Generator().manual_seed(1000 + seed)
         start = source.sample(N_JUDGE, generator=gen) if source is not None else torch.randn(N_JUDGE, 2, generator=gen)
         with torch.no_grad():
             samples = simulator(ll.VectorFieldODE(model)).simulate(start, ll.time_grid(n_steps))
         report = yardstick(samples)
-        return Outcome(_plane(report), report.passed, hist.seconds)
+        return Outcome(_plane(report), report.passed, seconds)
 
     return run
 
@@ -100,31 +106,21 @@ def _score_sampler(kind: str, target, yardstick):
     return run
 
 
-@functools.lru_cache(maxsize=None)
-def _lab05_recipe_flow(seed: int) -> tuple[ll.MLPField, float]:
-    """Lab 06 section 10: a flow network trained with Lab 05's section-6 recipe (random Fourier features
-    of x, logit-normal times, 8,000 × 512, cosine schedule), and its training seconds. Cached, so that
-    a row that samples it again trains it once per seed."""
-    path, target = ll.AffinePath(ll.CondOTScheduler()), ll.GaussianMixture.symmetric_2d(5, radius=4.0, std=0.5)
-    ll.seed_everything(seed)
-    flow = ll.MLPField(2, hidden=(128, 128, 128), position_features=64, position_scale=0.5)
-    seconds = ll.ConditionalFlowMatchingTrainer(flow, path, target, time_sampler=ll.logit_normal_times).train(
-        n_steps=8000, batch_size=512, lr=5e-3, lr_schedule="cosine", seed=seed, device="cpu", progress=False).seconds
-    return flow, seconds
-
-
-def _lab05_recipe_sampler(sigma_scale: float, yardstick):
-    """Lab 06 section 10's SDE: that flow network's field and converted score, noise
-    σ_t = ``sigma_scale``·β_t, 200 Euler–Maruyama steps."""
+def _lab05_recipe_sde(yardstick):
+    """Lab 06 section 10's sampler: the flow network of Lab 05's section-6 recipe (:func:`_train_flow`),
+    its field and converted score with noise σ_t = 4β_t, 200 Euler–Maruyama steps. Its probability-flow
+    ODE with Heun is the row "05 mixture retrained": the same networks from the same starts."""
     path = ll.AffinePath(ll.CondOTScheduler())
+    target = ll.GaussianMixture.symmetric_2d(5, radius=4.0, std=0.5)
 
     def run(seed: int) -> Outcome:
-        flow, seconds = _lab05_recipe_flow(seed)
+        flow, seconds = _train_flow(target, (128,) * 3, 8000, 5e-3, seed, batch_size=512, retrained=True,
+                                    position_features=64)
 
         def score(x, t):
             return path.velocity_to_score(flow(x, t), x, t)
 
-        sde = ll.LangevinCorrectedSDE(flow, score, lambda t: sigma_scale * (1 - t))
+        sde = ll.LangevinCorrectedSDE(flow, score, lambda t: 4.0 * (1 - t))
         x0 = torch.randn(N_JUDGE, 2, generator=torch.Generator().manual_seed(1000 + seed))
         torch.manual_seed(2000 + seed)
         with torch.no_grad():
@@ -181,8 +177,7 @@ def models() -> list[tuple[str, Callable[[int], Outcome]]]:
         ("06 flow network + converted score, σ_t = 4β_t", _score_sampler("converted", gmm, y_gmm)),
         ("06 DSM network, σ_t = 4β_t", _score_sampler("dsm", gmm, y_gmm)),
         ("06 ε-network, σ_t = 4β_t", _score_sampler("eps", gmm, y_gmm)),
-        # (its probability-flow ODE with Heun, 50 steps, is the row "05 mixture retrained": same networks, same starts)
-        ("06 flow network, Lab 05's recipe: converted score, σ_t = 4β_t", _lab05_recipe_sampler(4.0, y_gmm)),
+        ("06 flow network, Lab 05's recipe: converted score, σ_t = 4β_t", _lab05_recipe_sde(y_gmm)),
         ("07 U-Net digits at w = 1 (test half)", _guided_digits(1.0)),
     ]
 
