@@ -24,8 +24,8 @@ import nbformat
 import pytest
 
 from labserver import ROOT, LabServer
-from views import (copy_notebook, empty_images, error_texts, lab_files, open_notebook, run_all, run_cell,
-                   student_version_of, type_into_cell, walk_slideshow)
+from views import (ERROR_OUTPUT, copy_notebook, empty_images, error_texts, lab_files, open_notebook, run_all,
+                   run_cell, student_version_of, type_into_cell, walk_slideshow)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -81,6 +81,12 @@ def test_student_notebook_first_steps(lab_server: LabServer, page: Page, console
     message = errors[0]
     assert "is not written yet" in message and "Traceback" not in message, f"{where}: {message[:1500]}"
     assert len(message.strip().splitlines()) <= 6, f"the stop message is long ({where}): {message[:1500]}"
+    # JupyterLab leaves the view where the run had scrolled to; the message must be on screen,
+    # a second or two later as a person would look (labs_lib brings the cell into view).
+    page.wait_for_timeout(1500)
+    box, height = page.locator(ERROR_OUTPUT).first.bounding_box(), page.viewport_size["height"]
+    assert box is not None and 0 <= box["y"] and box["y"] + min(box["height"], 60) <= height, (
+        f"after Run All the stop message is off screen ({where}): {box}, window height {height}")
 
     exercise, check = _first_exercise(nb)
     solution = nbformat.read(ROOT / "solutions" / notebook.name, as_version=4).cells[exercise].source

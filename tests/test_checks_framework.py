@@ -278,7 +278,11 @@ class RecordingShell:
     """What explain_unfinished_exercises needs of IPython's shell, recording what it is asked to show."""
 
     def __init__(self):
-        self.handler, self.shown = None, []
+        self.handler, self.shown, self.published = None, [], []
+        self.display_pub = self  # IPython's display publisher: publish(data=...)
+
+    def publish(self, data, **kwargs):
+        self.published.append(data)
 
     def set_custom_exc(self, exc_tuple, handler):
         assert exc_tuple == (NotImplementedError,)
@@ -300,6 +304,9 @@ def test_an_unfinished_exercise_is_shown_as_one_message():
     # the student-notebook test and the checkers still recognise it as the exercise's stub
     assert str(value).startswith("Exercise: MyEulerSimulator.step is not written yet, and this cell needs it.")
     assert "run that cell, then run this one again" in str(value)
+    # and the cell is brought into view (Run All stops there, the view may be far below)
+    (published,) = shell.published
+    assert "element.scrollIntoView({block: 'center'})" in published["application/javascript"]
 
 
 def test_other_errors_keep_their_traceback():
@@ -309,7 +316,7 @@ def test_other_errors_keep_their_traceback():
     explain_unfinished_exercises(shell)
     other = NotImplementedError("a method of some library")
     shell.handler(shell, NotImplementedError, other, "tb", tb_offset=1)
-    assert shell.shown[-1] == ((NotImplementedError, other, "tb"), False)
+    assert shell.shown[-1] == ((NotImplementedError, other, "tb"), False) and shell.published == []
 
 
 def test_outside_ipython_nothing_is_installed(monkeypatch):

@@ -185,13 +185,21 @@ def _unfinished_exercise_message(exercise: str) -> str:
             "(Run All stops at the first such cell; the cells above it have run.)")
 
 
+# `element` is the output's node in JupyterLab's JavaScript renderer. When Run All ends, JupyterLab
+# scrolls to the notebook's last cell (the active one since the run started), just after this output
+# arrives: so it is brought into view again a moment later, once.
+_SCROLL_TO_THIS_CELL = ("const bring = () => element.isConnected && element.scrollIntoView({block: 'center'});\n"
+                        "setTimeout(bring, 0); setTimeout(bring, 1000);")
+
+
 def explain_unfinished_exercises(shell: Any = None) -> bool:
     """In a notebook, show a cell that reaches an unfinished exercise as one short message.
 
     Without this, such a cell (a simulation that calls your ``step``, say) fails with the whole
     traceback through ``labs_lib``, 20 or 30 red lines that look like a crash, and Run All stops
-    there. With it, the error says which exercise is missing and what to do; Run All still stops
-    (the cell did fail), and any other error keeps its full traceback.
+    there. With it, the error says which exercise is missing and what to do, and the cell is
+    scrolled to the middle of the screen; Run All still stops (the cell did fail), and any other
+    error keeps its full traceback.
 
     ``shell`` is the IPython shell (the running one by default). Returns whether the handler was
     installed: False outside IPython, where there is nothing to do.
@@ -210,6 +218,12 @@ def explain_unfinished_exercises(shell: Any = None) -> bool:
         if stub is None:
             shell.showtraceback((etype, value, tb), tb_offset=tb_offset)  # not a stub: the usual traceback
         else:
+            # Run All stops here, but JupyterLab leaves the view where the run had scrolled to, often
+            # far below; a line of JavaScript in this cell's output brings the cell to the middle of
+            # the screen. (Only JupyterLab and Notebook run it; elsewhere it is an empty output.)
+            publisher = getattr(shell, "display_pub", None)
+            if publisher is not None:
+                publisher.publish(data={"application/javascript": _SCROLL_TO_THIS_CELL})
             shell.showtraceback((etype, NotImplementedError(_unfinished_exercise_message(stub.group(1))), None),
                                 exception_only=True)
 
