@@ -70,6 +70,11 @@ LR_SCHEDULES: dict[str, Callable[[int, int], float]] = {
 }
 
 
+#: The width of a progress bar's label in a notebook: bars of trainings with shorter and longer
+#: descriptions ("DSM", "circles → checkerboard") start at the same place, one under the other.
+PROGRESS_LABEL_WIDTH = "16em"
+
+
 def uniform_times(n: int, device: torch.device | str | None = None) -> Tensor:
     """``n`` training times :math:`t \\sim U[0, 1)`, shape ``(n,)``: every time weighted alike."""
     return torch.rand(n, device=device)
@@ -99,6 +104,7 @@ class Trainer(ABC):
             raise ValueError(f"model ({type(model).__name__}) has no parameters to train.")
         self.model = model
         self.device = params[0].device
+        self._run: _Run | None = None  # the run that train() started, until it ends
 
     @abstractmethod
     def loss(self, batch_size: int) -> Tensor:
@@ -107,7 +113,7 @@ class Trainer(ABC):
     def train(self, n_steps: int, batch_size: int = 256, lr: float = 1e-3, seed: int | None = None,
               device: torch.device | str | None = None, progress: bool = True,
               description: str = "training", ema: float | None = None,
-              lr_schedule: str = "linear") -> TrainingHistory:
+              lr_schedule: str = "linear", pause_after: int | None = None) -> TrainingHistory:
         r"""Run ``n_steps`` Adam steps; returns the :class:`TrainingHistory`.
 
         The learning rate decays over the run, which lowers the noise of the last steps at no
@@ -125,6 +131,12 @@ class Trainer(ABC):
         + (1 - \text{ema})\,\theta` after every step, instead of the last weights. The average
         over the last :math:`\approx 1/(1-\text{ema})` steps smooths out the noise of single
         minibatch steps, which a sampler would otherwise integrate into every trajectory.
+
+        With ``pause_after=k`` the run stops after its first ``k`` steps, model in ``eval()`` mode
+        to be looked at, and :meth:`resume` runs the rest: the same optimiser state and the same
+        schedule over all ``n_steps``, so that a paused and resumed run takes exactly the steps of
+        an uninterrupted one. (While paused, a model trained with ``ema`` holds its current
+        weights; the average replaces them when the run ends.)
         """
         validate_positive_int(n_steps, "n_steps")
         validate_positive_int(batch_size, "batch_size")
@@ -133,6 +145,11 @@ class Trainer(ABC):
             raise ValueError(f"ema must be a decay strictly between 0 and 1 (e.g. 0.999) or None, got {ema!r}.")
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(map(repr, LR_SCHEDULES))}, got {lr_schedule!r}.")
+        if pause_after is not None:
+            validate_positive_int(pause_after, "pause_after")
+            if pause_after >= n_steps:
+                raise ValueError(f"pause_after must be fewer than the run's {n_steps} steps, got {pause_after}: "
+                                 f"leave it out to train without a pause.")
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int):
                 raise TypeError(f"seed must be an int or None, got {type(seed).__name__}.")
@@ -143,40 +160,85 @@ class Trainer(ABC):
             self.model.to(self.device)
         else:
             self.device = next(self.model.parameters()).device
-        self.model.train()
         opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         factor = LR_SCHEDULES[lr_schedule]
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: factor(i, n_steps))
-        averaged = (torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema))
-                    if ema is not None else None)
-        # Losses stay on the device until a progress update: a .item() per step would force a
-        # synchronisation per step on a GPU.
-        losses = torch.empty(n_steps, device=self.device)
-        bar = tqdm(range(n_steps), desc=description, disable=not progress, mininterval=0.5)
+        self._run = _Run(
+            n_steps=n_steps, batch_size=batch_size, lr=lr, description=description, optimizer=opt,
+            scheduler=torch.optim.lr_scheduler.LambdaLR(opt, lambda i: factor(i, n_steps)),
+            averaged=(torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema))
+                      if ema is not None else None),
+            # Losses stay on the device until a progress update: a .item() per step would force a
+            # synchronisation per step on a GPU.
+            losses=torch.empty(n_steps, device=self.device))
+        return self._advance(pause_after or n_steps, progress)
+
+    def resume(self, n_steps: int | None = None, progress: bool = True) -> TrainingHistory:
+        """Go on with a run paused by ``train(..., pause_after=k)``: the next ``n_steps`` steps, or all that are left.
+
+        Returns the :class:`TrainingHistory` of the whole run so far (every step since ``train``).
+        """
+        run = self._run
+        if run is None:
+            raise RuntimeError("there is no run to resume: start one with train(n_steps, ..., pause_after=k).")
+        left = run.n_steps - run.done
+        if left == 0:
+            raise RuntimeError(f"the run of {run.n_steps} steps has finished: start a new one with train(...).")
+        if n_steps is not None:
+            validate_positive_int(n_steps, "n_steps")
+            if n_steps > left:
+                raise ValueError(f"the run has {left} of its {run.n_steps} steps left, not {n_steps}.")
+        return self._advance(n_steps or left, progress)
+
+    def _advance(self, n_steps: int, progress: bool) -> TrainingHistory:
+        """Run the next ``n_steps`` steps of the current run; the model ends in ``eval()`` mode."""
+        run = self._run
+        first, last = run.done, run.done + n_steps
+        self.model.train()
+        bar = tqdm(range(first, last), desc=run.description, disable=not progress, mininterval=0.5,
+                   initial=first, total=run.n_steps)
+        if hasattr(bar, "container"):  # a notebook's bar (a widget): labels of one width, so bars line up
+            bar.container.children[0].layout.min_width = PROGRESS_LABEL_WIDTH
         start = time.perf_counter()
         for i in bar:
-            opt.zero_grad(set_to_none=True)
-            loss = self.loss(batch_size)
+            run.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss(run.batch_size)
             loss.backward()
-            opt.step()
-            sched.step()
-            if averaged is not None:
-                averaged.update_parameters(self.model)
-            losses[i] = loss.detach()
-            if (i + 1) % 100 == 0 or i + 1 == n_steps:
-                recent = losses[max(0, i - 99): i + 1]
+            run.optimizer.step()
+            run.scheduler.step()
+            if run.averaged is not None:
+                run.averaged.update_parameters(self.model)
+            run.losses[i] = loss.detach()
+            if (i + 1) % 100 == 0 or i + 1 == last:
+                recent = run.losses[max(first, i - 99): i + 1]
                 if not bool(torch.isfinite(recent).all()):
                     raise FloatingPointError(
                         f"the loss became NaN or infinite before step {i + 1}: lower the learning rate "
-                        f"(lr = {lr:g}) or check the data for NaNs.")
+                        f"(lr = {run.lr:g}) or check the data for NaNs.")
                 bar.set_postfix(loss=f"{float(recent.mean()):.4f}", refresh=False)
-        seconds = time.perf_counter() - start
-        if averaged is not None:
+        run.seconds += time.perf_counter() - start
+        run.done = last
+        if last == run.n_steps and run.averaged is not None:
             with torch.no_grad():
-                for p, p_avg in zip(self.model.parameters(), averaged.module.parameters()):
+                for p, p_avg in zip(self.model.parameters(), run.averaged.module.parameters()):
                     p.copy_(p_avg)
         self.model.eval()
-        return TrainingHistory(losses=losses.cpu().numpy(), seconds=seconds)
+        return TrainingHistory(losses=run.losses[:last].cpu().numpy(), seconds=run.seconds)
+
+
+@dataclass
+class _Run:
+    """The state of one training run between :meth:`Trainer.train` and its last :meth:`Trainer.resume`."""
+
+    n_steps: int
+    batch_size: int
+    lr: float
+    description: str
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    averaged: nn.Module | None
+    losses: Tensor
+    done: int = 0
+    seconds: float = 0.0
 
 
 class ConditionalFlowMatchingTrainer(Trainer):

@@ -355,3 +355,67 @@ def test_cfm_learns_a_gaussian_end_to_end():
     floor = noise_floor(target, wasserstein2, 1000, seed=1)
     w2 = wasserstein2(samples, target.sample(1000, generator=torch.Generator().manual_seed(2)))
     assert w2 <= 1.5 * floor.median, (w2, floor)
+
+
+# --- a run paused and resumed ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("schedule, ema", [("linear", None), ("cosine", None), ("cosine", 0.9)])
+def test_a_paused_and_resumed_run_takes_exactly_the_steps_of_an_uninterrupted_one(schedule, ema):
+    # Random batches, Adam's moments and the schedule over the whole run must all carry over the pause;
+    # a resume that rebuilt the optimiser or restarted the schedule would change the weights.
+    whole, paused = linear_model(0), linear_model(0)
+    kwargs = dict(batch_size=8, lr=0.05, seed=4, progress=False, lr_schedule=schedule, ema=ema)
+    full = Regression(whole).train(50, **kwargs)
+    trainer = Regression(paused)
+    first = trainer.train(50, pause_after=20, **kwargs)
+    assert first.losses.shape == (20,) and not paused.training
+    state = torch.random.get_rng_state()  # a notebook may look at the model between the two cells,
+    paused(torch.randn(5, 1))  # drawing random numbers...
+    torch.set_rng_state(state)  # ...as long as it leaves the global random state as it found it
+    middle = trainer.resume(10, progress=False)
+    rest = trainer.resume(progress=False)
+    assert middle.losses.shape == (30,) and rest.losses.shape == (50,) and rest.seconds >= first.seconds
+    np.testing.assert_array_equal(rest.losses[:20], first.losses)
+    for p, q in zip(whole.parameters(), paused.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_resume_goes_on_from_the_random_state_it_finds():
+    # The batches after the pause come from the global generator: a notebook that draws random
+    # numbers in between gets other batches (as documented), not an error.
+    kwargs = dict(batch_size=8, lr=0.05, seed=4, progress=False)
+    a, b = Regression(linear_model(0)), Regression(linear_model(0))
+    a.train(30, pause_after=10, **kwargs)
+    b.train(30, pause_after=10, **kwargs)
+    torch.randn(3)
+    assert not np.array_equal(a.resume(progress=False).losses, b.resume(progress=False).losses)
+
+
+def test_resume_says_what_is_wrong():
+    trainer = Regression(linear_model(0))
+    with pytest.raises(RuntimeError, match="no run to resume: start one with train"):
+        trainer.resume()
+    trainer.train(10, batch_size=4, progress=False, pause_after=4)
+    with pytest.raises(ValueError, match="the run has 6 of its 10 steps left, not 7"):
+        trainer.resume(7)
+    trainer.resume(progress=False)
+    with pytest.raises(RuntimeError, match="the run of 10 steps has finished"):
+        trainer.resume()
+    for bad in (10, 12):
+        with pytest.raises(ValueError, match="pause_after must be fewer than the run's 10 steps"):
+            trainer.train(10, batch_size=4, progress=False, pause_after=bad)
+    with pytest.raises(ValueError, match="pause_after"):
+        trainer.train(10, batch_size=4, progress=False, pause_after=0)
+
+
+def test_ema_replaces_the_weights_only_when_the_run_ends():
+    model = OneParameter()
+    trainer = LinearInP(model)
+    trainer.train(40, batch_size=1, lr=1e-2, progress=False, ema=0.9, pause_after=20)
+    # paused: the current weights, -Σ_{j<20} lr (1 - 0.9 j/40)
+    assert float(model.p.detach()) == pytest.approx(sum(-1e-2 * (1 - 0.9 * j / 40) for j in range(20)), rel=1e-5)
+    trainer.resume(progress=False)
+    reference = OneParameter()
+    LinearInP(reference).train(40, batch_size=1, lr=1e-2, progress=False, ema=0.9)
+    assert float(model.p.detach()) == pytest.approx(float(reference.p.detach()), rel=1e-6)
