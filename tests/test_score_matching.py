@@ -200,6 +200,46 @@ def test_langevin_corrected_sde_validates():
         ll.LangevinCorrectedSDE(_u, _s, "1")
 
 
+class CountingField(torch.nn.Module):
+    """A small field network that counts its calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.net, self.calls = ll.MLPField(2, hidden=(16,)), 0
+
+    def forward(self, x, t):
+        self.calls += 1
+        return self.net(x, t)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.5, lambda t: 4 * (1 - t)])
+def test_from_flow_is_the_same_sde_with_one_network_call_per_step(sigma, gen):
+    path = ll.AffinePath(ll.CondOTScheduler())
+    field = CountingField()
+    plain = ll.LangevinCorrectedSDE(field, lambda x, t: path.velocity_to_score(field(x, t), x, t), sigma)
+    fast = ll.LangevinCorrectedSDE.from_flow(field, path, sigma)
+    x = 2 * torch.randn(64, 2, generator=gen)
+    with torch.no_grad():
+        for t in (0.1, 0.5, 0.9):
+            tt = torch.tensor(t)
+            expected = plain.drift(x, tt)
+            field.calls = 0
+            assert torch.equal(fast.drift(x, tt), expected)  # the same numbers, bit for bit
+            assert field.calls == 1
+            assert float(torch.as_tensor(fast.diffusion(x, tt))) == pytest.approx(
+                float(torch.as_tensor(plain.diffusion(x, tt))))
+    with pytest.raises(TypeError, match="path must be a Gaussian path with velocity_to_score"):
+        ll.LangevinCorrectedSDE.from_flow(field, ll.CondOTScheduler(), 1.0)
+
+
+def test_the_probability_flow_ode_does_not_evaluate_the_score(gen):
+    def no_score(x, t):
+        raise AssertionError("σ = 0 needs no score")
+
+    x = torch.randn(5, 2, generator=gen)
+    assert torch.equal(ll.LangevinCorrectedSDE(_u, no_score, 0.0).drift(x, torch.tensor(0.4)), _u(x, 0.4))
+
+
 def _mode_statistics(x: torch.Tensor, data: ll.GaussianMixture) -> tuple[torch.Tensor, float]:
     """Fraction of the samples nearest to each mode, and the mean squared distance to that mode."""
     k = torch.cdist(x, data.means).argmin(1)
