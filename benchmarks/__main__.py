@@ -1,4 +1,4 @@
-"""python -m benchmarks [--only simulators,samplers,seeds,course] [--rounds N] [--seeds N] [--write-readme]
+"""python -m benchmarks [--only simulators,samplers,seeds,course] [--rounds N] [--seeds N] [--rows PREFIXES] [--write-readme]
 
 ``--write-readme`` writes what was measured where it is shown: the full report into README.md's
 benchmark section (only when every part ran, so that ``--only course`` cannot wipe the simulator
@@ -7,14 +7,17 @@ the instructor guide (:mod:`labs_lib.authoring.run_times`, which ``python -m lab
 --run-times`` runs alone). ``--only course`` only reads the timestamps stored in
 the solution notebooks, so it takes a second; ``make solutions`` runs it after re-executing them.
 ``--only seeds`` (with or without ``course``) replaces just the robustness table, after a change to a
-notebook's training recipe, and says beside it how and when it was measured.
+notebook's training recipe, and says beside it how and when it was measured; ``--rows 07`` with it
+re-measures only the models whose names start with ``07`` and keeps the other rows as README has them.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import shlex
 import time
+from datetime import date
 from pathlib import Path
 
 import torch
@@ -62,6 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--only", default="simulators,samplers,seeds,course")
     parser.add_argument("--seeds", type=int, default=5, help="training seeds per model for the robustness table")
+    parser.add_argument("--rows", default="",
+                        help="with --only seeds: re-measure only the models whose names start with these "
+                             "comma-separated prefixes (e.g. 07); the other rows are kept from README")
     parser.add_argument("--rounds", type=int, default=9)
     # One thread by default, as the notebooks and the tests run: on a 2-core machine PyTorch's
     # second thread mostly waits on these small per-step operations and only adds noise.
@@ -83,7 +89,8 @@ def main() -> None:
     seeds_seconds = 0.0
     if "seeds" in parts:
         seeds_start = time.perf_counter()
-        sections.append(seeds.run(args.seeds))
+        rows = [r for r in args.rows.split(",") if r]
+        sections.append(seeds.run(args.seeds, rows, README.read_text(encoding="utf-8") if rows else ""))
         seeds_seconds = time.perf_counter() - seeds_start
     if "course" in parts:
         text, times = course.run()
@@ -102,8 +109,16 @@ def main() -> None:
             # The notebooks were re-executed (make solutions) and/or their models retrained with several
             # seeds: those parts are replaced, the measured simulator and sampler tables are kept.
             if "seeds" in parts:
-                seeds_text = (sections[0] + f"\n\n*This table alone: `python -m benchmarks --only seeds "
-                              f"--write-readme` on {_machine()}, {seeds_seconds:.0f} s.*")
+                if rows:
+                    # The notes of the earlier runs stay (the other rows were measured then), less an
+                    # earlier note of these same rows.
+                    notes = [line for line in seeds.run_notes(text) if not line.startswith(f"*Rows {args.rows} ")]
+                    notes.append(f"*Rows {args.rows} re-measured on {date.today()}: `python -m benchmarks --only seeds "
+                                 f"--rows {shlex.quote(args.rows)} --write-readme` on {_machine()}, {seeds_seconds:.0f} s.*")
+                else:
+                    notes = [f"*This table alone: `python -m benchmarks --only seeds --write-readme` on {_machine()}, "
+                             f"{seeds_seconds:.0f} s.*"]
+                seeds_text = sections[0] + "\n\n" + "\n\n".join(notes)
                 text = replace_part(text, seeds_text, next_heading=COURSE_HEADING)
             if "course" in parts:
                 text = replace_course_section(text, sections[-1])

@@ -131,3 +131,41 @@ def test_seeds_only_run_replaces_just_the_seeds_table():
     added = replace_part(readme.replace(readme[readme.index("**Every"):readme.index(COURSE_HEADING)], ""), new,
                          next_heading=COURSE_HEADING)
     assert added.index("**OU SDE**") < added.index("| new seeds |") < added.index(COURSE_HEADING)
+
+
+def test_seed_table_rows_re_measures_only_the_chosen_models(monkeypatch):
+    from benchmarks import seeds
+
+    calls = []
+
+    def fake(name):
+        def judge(seed):
+            calls.append((name, seed))
+            return seeds.Outcome({"spread": 1.0, "features": 1.1}, passed=True, seconds=2.0)
+        return judge
+
+    monkeypatch.setattr(seeds, "models", lambda: [(n, fake(n)) for n in ("05 a", "07 b", "07 c", "08 new")])
+    previous = ("| model | passes | figure | median | worst | all seeds | training (median) |\n|---|\n"
+                "| 05 a | 1 / 2 | levels | 0.1 | 0.2 | 0.1, 0.2 | 9 s |\n| | | regions | 0.3 | 0.4 | 0.3, 0.4 | |\n"
+                "| 07 b | 0 / 2 | spread | 0.8 | 0.7 | 0.8, 0.7 | 9 s |\n"
+                "| 06 gone | 0 / 2 | spread | 0.8 | 0.7 | 0.8, 0.7 | 9 s |\n")
+    table = seeds.run(n_seeds=2, rows=["07"], previous=previous)
+    assert sorted(calls) == [("07 b", 0), ("07 b", 1), ("07 c", 0), ("07 c", 1)]  # only the chosen models ran
+    body = [line for line in table.splitlines() if line.startswith("| ")][1:]
+    assert body[:2] == previous.splitlines()[2:4]  # 05 a kept as it was, both its lines
+    assert body[2].startswith("| 07 b | 2 / 2 | spread | 1.000 |") and body[4].startswith("| 07 c | 2 / 2 |")
+    assert not any("06 gone" in line or "08 new" in line for line in body)  # not a model / never measured
+    with pytest.raises(SystemExit, match="no model's name starts with 09"):
+        seeds.run(n_seeds=2, rows=["09"], previous=previous)
+
+
+def test_a_row_of_draws_is_judged_once_per_draw(monkeypatch):
+    from benchmarks import seeds
+
+    def judge(draw):
+        return seeds.Outcome({"features": float(draw)}, passed=draw < 12, seconds=3.0)
+
+    judge.runs = [10, 11, 12]
+    monkeypatch.setattr(seeds, "models", lambda: [("draws", judge)])
+    rows = [line for line in seeds.run(n_seeds=5).splitlines() if line.startswith("| draws")]
+    assert rows == ["| draws | 2 / 3 | features | 11.000 | 12.000 | 10.000, 11.000, 12.000 | 3 s |"]
