@@ -102,7 +102,11 @@ def test_an_unfinished_exercise_stops_run_all_with_one_short_message(tmp_path):
              "def step(x):\n    raise NotImplementedError('Exercise: MyEulerSimulator.step')")
     nb = _notebook(setup, "def simulate(x):\n    return step(x)\n\nsimulate(1)", "raise NotImplementedError('other')")
     execute_notebook(nb, "x.ipynb", tmp_path, allow_errors=True)
-    (stub_error,), (other_error,) = nb.cells[2].outputs, nb.cells[3].outputs
+    stopped, (other_error,) = nb.cells[2].outputs, nb.cells[3].outputs
+    (stub_error,) = [o for o in stopped if o.output_type == "error"]
+    # and, before the error, the line of JavaScript that brings the stopped cell into view
+    (scroll,) = [o for o in stopped if o.output_type == "display_data"]
+    assert "scrollIntoView" in scroll.data["application/javascript"]
     assert stub_error.ename == "NotImplementedError"
     assert stub_error.evalue.startswith("Exercise: MyEulerSimulator.step is not written yet")
     assert len(stub_error.traceback) <= 2 and "simulate" not in "".join(stub_error.traceback)
