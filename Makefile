@@ -10,7 +10,7 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 # Seconds one notebook cell may run under nbval (nbval's default is 2000). The longest cell takes
-# about 50 s on a 2-core CPU; the limit bounds an occasional kernel-messaging stall (see
+# 50–75 s on a slow 2-core CPU (half of Lab 07's training); the limit bounds an occasional kernel-messaging stall (see
 # tests/test_notebooks.py, CELL_TIMEOUT_S, the same limit for the student notebooks).
 NBVAL_CELL_TIMEOUT ?= 120
 # The browser that `make test-browser` drives; installed from Debian when it is missing.
