@@ -1,14 +1,15 @@
 """The course tooling's command line: ``python -m labs_lib.authoring``.
 
-Run it after changing a solution notebook: for each ``solutions/NN_topic.ipynb`` it writes the
+Run it after changing a solution notebook: for each ``solutions/NN_topic_solution.ipynb`` it writes the
 student version ``notebooks/NN_topic.ipynb`` (solution regions become stubs that raise
 ``NotImplementedError`` naming the exercise, outputs are cleared; see
 :mod:`labs_lib.authoring.generator`). A student notebook edited by hand is never overwritten
 silently: the generator stops and asks for ``--force``.
 
 ``--check`` writes nothing and exits with status 1 when anything generated from the solutions is
-out of date: ``notebooks/``, a solution's Colab front matter, a cell's slide type, or a course-map
-figure in ``docs/figures`` (``make test`` runs it).
+out of date: ``notebooks/``, a solution's Colab front matter, a cell's slide type, a course-map
+figure in ``docs/figures`` or a run time, or when a solution's stored run time is over its lab's
+time budget (``make test`` runs it).
 ``--execute-solutions`` re-runs every solution notebook and stores its outputs (the solutions are
 committed executed), printing each notebook's run time.
 ``--front-matter`` inserts or refreshes, at the top of every solution notebook, the Colab badge
@@ -34,7 +35,7 @@ from .course_map import FIGURES, stale_figures, write_figures
 from .front_matter import FRONT_MATTER_FIX
 from .generator import generate, plan, stale
 from .notebooks import AuthoringError
-from .run_times import GUIDE, README, stale_run_times, write_run_times
+from .run_times import GUIDE, README, over_budget, stale_run_times, write_run_times
 from .solutions import execute_solutions, front_matter_report, slides_report, update_solutions
 
 
@@ -57,7 +58,10 @@ def report_stale(solutions: Path, notebooks: Path, figures: Path = FIGURES) -> i
             ("figures", stale_figures(solutions, figures),
              "Run `python -m labs_lib.authoring --figures` (`make solutions` if the outputs are not stored)."),
             ("run times", stale_run_times(solutions, *documents) if documents else [],
-             "Run `python -m labs_lib.authoring --run-times` (`make solutions` does).")):
+             "Run `python -m labs_lib.authoring --run-times` (`make solutions` does)."),
+            ("over budget", over_budget(solutions),
+             "Make the lab faster (fewer or cheaper training steps, fewer samplers), then `make solutions`; "
+             "the budgets are in labs_lib/authoring/run_times.py.")):
         for problem in problems:
             print(f"{title}: {problem}")
         if problems:

@@ -38,13 +38,32 @@ def notebook_seconds(nb: nbformat.NotebookNode) -> float | None:
 
 
 def solution_run_times(solutions: Path) -> dict[str, float]:
-    """``NN_topic.ipynb → seconds`` for every solution notebook with stored timestamps."""
+    """``NN_topic_solution.ipynb → seconds`` for every solution notebook with stored timestamps."""
     times = {}
     for path in course_notebooks(solutions):
         seconds = notebook_seconds(read_notebook(path))
         if seconds is not None:
             times[path.name] = seconds
     return times
+
+
+# Each lab's time budget on the course's 2-core CPU, training included (seconds): the short labs
+# 01–04 90 s, the training labs 3 min, Lab 07 (a U-Net on digits) 4 min. A lab not listed gets
+# DEFAULT_BUDGET. `--check` (run by `make test`) fails when a stored run time is over its budget, so
+# a lab cannot grow past it unnoticed; the machine's own speed varies, so leave a margin.
+BUDGETS = {"01": 90.0, "02": 90.0, "03": 90.0, "04": 90.0, "05": 180.0, "06": 180.0, "07": 240.0}
+DEFAULT_BUDGET = 180.0
+
+
+def budget(name: str) -> float:
+    """The time budget in seconds of the lab ``NN_...`` (a notebook's file name or the lab's name)."""
+    return BUDGETS.get(Path(name).name[:2], DEFAULT_BUDGET)
+
+
+def over_budget(solutions: Path) -> list[str]:
+    """The solution notebooks whose stored run time exceeds their lab's budget, one line each."""
+    return [f"{name} ran in {seconds:.0f} s, over its budget of {budget(name):.0f} s"
+            for name, seconds in solution_run_times(solutions).items() if seconds > budget(name)]
 
 
 def replace_block(text: str, begin: str, end: str, content: str, where: Path) -> str:
