@@ -12,6 +12,7 @@ module                 what it holds
 ``paths``              schedules, affine/Gaussian paths, exact Gaussian-mixture marginals
 ``models``             MLP fields taking ``(x, t)`` (and a label, for guidance)
 ``unet``               a small U-Net for label-conditioned fields on images
+``dit``                a small diffusion transformer: patchify, sine-cosine positions, adaLN-Zero blocks
 ``digits``             labelled image data: scikit-learn's 8×8 digits (``mnist``: optional MNIST)
 ``guidance``           guided path samples, the classifier-free guidance field and sampler
 ``digit_metrics``      held-out classifier accuracy, W2 to real digits, memorization check
@@ -44,6 +45,7 @@ from .models import LabelledMLPField, MLPField, null_label_of
 from .digits import Digits, LabelledImages, load_digits_split
 from .guidance import CFGVectorField, GuidedPathSample, generate_guided, sample_guided_path
 from .unet import UNet
+from .dit import DiT, modulate, patchify, sincos_position_embedding, unpatchify
 from .paths import (AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, PathSample, Scheduler,
                     SchedulerOutput, SqrtScheduler)
 from .simulators import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, ODESimulator, SDESimulator,
@@ -66,4 +68,5 @@ __all__ = [
     "autocorrelation", "distance_curve", "Yardstick", "QualityReport",
     "Digits", "LabelledImages", "LabelledSampleable", "load_digits_split", "LabelledMLPField", "UNet",
     "CFGVectorField", "GuidedPathSample", "generate_guided", "sample_guided_path",
+    "DiT", "patchify", "unpatchify", "sincos_position_embedding", "modulate",
 ]
