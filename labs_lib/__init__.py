@@ -13,12 +13,13 @@ module                 what it holds
 ``models``             MLP fields taking ``(x, t)`` (and a label, for guidance)
 ``unet``               a small U-Net for label-conditioned fields on images
 ``dit``                a small diffusion transformer: patchify, sine-cosine positions, adaLN-Zero blocks
+``autoencoder``        a convolutional autoencoder / VAE, latent normalisation, latent data for a flow
 ``digits``             labelled image data: scikit-learn's 8×8 digits (``mnist``: optional MNIST)
 ``guidance``           guided path samples, the classifier-free guidance field and sampler
 ``digit_metrics``      held-out classifier accuracy, W2 to real digits, memorization check
 ``times``              the two ways a time is shaped against a batch (broadcast, per sample)
 ``losses``             every training loss, one calling convention: ``loss(model, path, x_0, x_1, t, ...)``
-``training``           trainers with progress bars and loss history: CFM, DSM, ε-prediction, CFG
+``training``           trainers with progress bars and loss history: CFM, DSM, ε-prediction, CFG, autoencoder
 ``metrics``            W2, energy distance, MMD, and their noise floors
 ``yardstick``          calibrated sample-quality verdicts for targets with an exact density
 ``wrong_samplers``     samplers wrong on purpose: the catalogue the verdicts must reject
@@ -36,8 +37,8 @@ from .times import batch_times, expand_time
 from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinSDE, LinearODE, OrnsteinUhlenbeck,
                        VectorFieldODE)
 from .losses import cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
-from .training import (CFGTrainer, ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer, NoisePredictionTrainer,
-                       Trainer, TrainingHistory, logit_normal_times, uniform_times)
+from .training import (AutoencoderTrainer, CFGTrainer, ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer,
+                       NoisePredictionTrainer, Trainer, TrainingHistory, logit_normal_times, uniform_times)
 from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_slope, mmd_rbf, noise_floor,
                       sample_quality, wasserstein2)
 from .yardstick import QualityReport, Yardstick
@@ -46,6 +47,8 @@ from .digits import Digits, LabelledImages, load_digits_split
 from .guidance import CFGVectorField, GuidedPathSample, generate_guided, sample_guided_path
 from .unet import UNet
 from .dit import DiT, modulate, patchify, sincos_position_embedding, unpatchify
+from .autoencoder import (Autoencoder, AutoencoderOutput, LatentImages, autoencoder_loss, gaussian_kl,
+                          generate_latent_guided, reconstruction_mse)
 from .paths import (AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, PathSample, Scheduler,
                     SchedulerOutput, SqrtScheduler)
 from .simulators import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, ODESimulator, SDESimulator,
@@ -69,4 +72,6 @@ __all__ = [
     "Digits", "LabelledImages", "LabelledSampleable", "load_digits_split", "LabelledMLPField", "UNet",
     "CFGVectorField", "GuidedPathSample", "generate_guided", "sample_guided_path",
     "DiT", "patchify", "unpatchify", "sincos_position_embedding", "modulate",
+    "Autoencoder", "AutoencoderOutput", "AutoencoderTrainer", "LatentImages", "autoencoder_loss", "gaussian_kl",
+    "reconstruction_mse", "generate_latent_guided",
 ]

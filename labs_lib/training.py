@@ -11,7 +11,8 @@ conditional flow matching objective
 
 whose value on one batch is :func:`~labs_lib.losses.cfm_loss`. The trainers draw a fresh batch
 at every step and hand it to a loss of :mod:`labs_lib.losses`: conditional flow matching,
-denoising score matching, ε-prediction and classifier-free guidance sit side by side here.
+denoising score matching, ε-prediction and classifier-free guidance sit side by side here, and
+the compressor of a latent flow, :class:`AutoencoderTrainer`.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ._validation import validate_positive, validate_positive_int
+from ._validation import as_tensor, validate_positive, validate_positive_int
+from .autoencoder import Autoencoder, autoencoder_loss
 from .config import get_device, seed_everything
+from .digits import LabelledImages
 from .distributions import LabelledSampleable, Sampleable
 from .losses import DSM_WEIGHTINGS, cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
 from .models import null_label_of
@@ -380,3 +383,45 @@ class CFGTrainer(Trainer):
         t = torch.rand(batch_size, device=self.device)
         drop_mask = torch.rand(batch_size, device=self.device) < self.eta
         return cfg_loss(self.model, self.path, x_0, x_1, t, y, drop_mask, self.null_label)
+
+
+class AutoencoderTrainer(Trainer):
+    r"""Trains an :class:`~labs_lib.autoencoder.Autoencoder` (or VAE) on images, then measures its latent normalisation.
+
+    The loss is :func:`~labs_lib.autoencoder.autoencoder_loss`,
+    :math:`\mathbb E\|x - D(z)\|^2 + \beta\,\mathrm{KL}`, on a batch drawn with replacement at
+    every step. When the run has taken all its steps (after :meth:`train`, or after the
+    :meth:`resume` that ends a paused run), the shift and scale of the latents are measured on
+    **all** the training images (:meth:`~labs_lib.autoencoder.Autoencoder.measure_normalisation`),
+    so that ``model.encode`` is ready for a latent flow.
+
+    Args:
+        model: the autoencoder.
+        data: the training images: :class:`~labs_lib.digits.LabelledImages` (e.g.
+            :class:`~labs_lib.digits.Digits`; the labels are not used) or a tensor ``(N, *model.image_shape)``.
+        beta: the weight of the KL term (a VAE only; 0 for a plain autoencoder).
+    """
+
+    def __init__(self, model: Autoencoder, data: LabelledImages | Tensor, beta: float = 0.0):
+        if not isinstance(model, Autoencoder):
+            raise TypeError(f"model must be an Autoencoder, got {type(model).__name__}.")
+        super().__init__(model)
+        images = data.images if isinstance(data, LabelledImages) else as_tensor(data, "data")
+        model._check_images(images)
+        if images.shape[0] < 2:
+            raise ValueError(f"the training set needs at least 2 images, got {images.shape[0]}.")
+        validate_positive(beta, "beta", allow_zero=True)
+        if beta > 0 and not model.variational:
+            raise ValueError(f"beta = {beta:g} weighs a KL term, which only a VAE has: build the model with "
+                             "variational=True, or use beta=0.")
+        self.images, self.beta = images, float(beta)
+
+    def loss(self, batch_size: int) -> Tensor:
+        idx = torch.randint(self.images.shape[0], (batch_size,))
+        return autoencoder_loss(self.model, self.images[idx].to(self.device), self.beta)
+
+    def _advance(self, n_steps: int, progress: bool) -> TrainingHistory:
+        history = super()._advance(n_steps, progress)
+        if self._run is not None and self._run.done == self._run.n_steps:
+            self.model.measure_normalisation(self.images)
+        return history
