@@ -21,6 +21,9 @@ it, :class:`~labs_lib.training.CFGTrainer` trains a guided field on it,
 :func:`~labs_lib.guidance.generate_guided` samples it (``shape=autoencoder.latent_shape``). The
 latent generator can be either :class:`~labs_lib.models.LabelledMLPField` (it flattens any shape)
 or :class:`~labs_lib.dit.DiT` with ``patch_size=1`` (one token per latent pixel: four tokens).
+The MLP is the default choice: a 2×2 latent has too little layout for attention to exploit, and the
+MLP is several times cheaper per step (measured once, seed 0, 1 thread, 8-number latent: 1,500
+steps of the MLP in 6 s against 400 of the DiT in 13 s, both near the digits' W2 floor at w = 2).
 ``channels`` of length 4 halves three times to a ``(latent_channels, 1, 1)`` latent, a plain vector.
 
 **The VAE.** With ``variational=True`` the encoder outputs a mean :math:`\mu(x)` and a log-variance
@@ -239,6 +242,11 @@ class Autoencoder(nn.Module):
         The shift is the mean and the scale the standard deviation of every coordinate of the
         encoded means :math:`\\mu(x)` of all the images, so that ``encode(images)`` has mean 0 and
         variance 1 over its coordinates.
+
+        Why a shift as well as a scale: measured on the digits' training half after 600 steps
+        (seeds 0-2), a plain autoencoder's latents sat at a mean of -0.51 to +0.70 with a spread
+        of 1.6 to 2.5, far from the flow's source N(0, I); a VAE's (beta = 0.1) at |mean| < 0.08,
+        spread 0.87 to 1.21, as its KL term pulls them towards N(0, I).
         """
         images = self._check_images(images)
         validate_positive_int(batch_size, "batch_size")

@@ -136,9 +136,9 @@ def test_normalised_latents_have_unit_variance_on_the_measured_data(variational)
     model = Autoencoder(latent_channels=2, variational=variational)
     data = Digits().images
     shift, scale = model.measure_normalisation(data)
-    raw = model.encode(data, normalise=False)
+    with torch.no_grad():  # a frozen compressor: no graph needed
+        raw, z = model.encode(data, normalise=False), model.encode(data).double()
     assert shift == pytest.approx(float(raw.double().mean()), abs=1e-6)
-    z = model.encode(data).double()
     assert abs(float(z.mean())) < 1e-5
     assert float(z.var()) == pytest.approx(1.0, abs=1e-5)  # the same (unbiased) estimator as the scale
     # decode undoes the normalisation: decoding a normalised latent is decoding the raw one
@@ -305,15 +305,18 @@ def test_bad_construction_is_explained(kwargs, err, match):
 
 
 def test_a_short_training_reconstructs_held_out_digits():
-    """400 Adam steps (batch 128, lr 1e-2, cosine schedule) of the default network with an 8-number
-    latent (latent_channels=2) on the training half. Test-half reconstruction MSE per pixel, measured
-    on the 2-core course machine, 1 thread: seeds 0-4 gave 0.0843, 0.0748, 0.0781, 0.0789, 0.0701
-    (8-11 s each). PCA with 8 components, the best *linear* 8-number code, gives 0.0985 on the same
-    split; the bound 0.095 sits 13% above the worst seed and below PCA."""
+    """400 Adam steps (batch 128, lr 5e-3, cosine schedule) of the default network with an 8-number
+    latent (latent_channels=2) on the training half, torch.manual_seed(s) before building the model and
+    seed=s for the run. Test-half reconstruction MSE per pixel, measured on the shared 2-core course
+    machine with 1 thread, seeds 0-5: 0.0753, 0.0692, 0.0775, 0.0739, 0.0741, 0.0726 (7.5-10.4 s each;
+    at lr 1e-2 the same seeds spread from 0.068 to 0.093, hence the lower rate). PCA with 8 components,
+    the best *linear* 8-number code, gives 0.0985 on the same split; the bound 0.09 sits 16% above the
+    worst seed and below PCA."""
     split = load_digits_split()
+    torch.manual_seed(0)
     model = Autoencoder(latent_channels=2)
-    AutoencoderTrainer(model, Digits()).train(400, batch_size=128, lr=1e-2, lr_schedule="cosine", seed=0,
+    AutoencoderTrainer(model, Digits()).train(400, batch_size=128, lr=5e-3, lr_schedule="cosine", seed=0,
                                               progress=False)
     mse = reconstruction_mse(model, split.test_images)
-    assert mse < 0.095, f"test reconstruction MSE {mse:.4f}"
+    assert mse < 0.09, f"test reconstruction MSE {mse:.4f}"
     assert mse > 0.01  # an 8-number code cannot copy 64 pixels: a tiny error would mean a leak
