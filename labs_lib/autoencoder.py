@@ -80,7 +80,8 @@ class AutoencoderOutput:
 
 
 def gaussian_kl(mean: Tensor, log_var: Tensor) -> Tensor:
-    r"""KL divergence from :math:`\mathcal N(\mu, \operatorname{diag}\sigma^2)` to :math:`\mathcal N(0, I)`, per example.
+    r"""KL divergence from :math:`\mathcal N(\mu, \operatorname{diag}\sigma^2)` to :math:`\mathcal N(0, I)`,
+    per example.
 
     .. math:: \tfrac12 \textstyle\sum_j \big(\mu_j^2 + e^{\log\sigma^2_j} - 1 - \log\sigma^2_j\big)
 
@@ -127,7 +128,8 @@ class Autoencoder(nn.Module):
         super().__init__()
         image_shape = tuple(image_shape)
         if len(image_shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in image_shape):
-            raise ValueError(f"image_shape must be (channels, height, width) of positive integers, got {image_shape!r}.")
+            raise ValueError(f"image_shape must be (channels, height, width) of positive integers, "
+                             f"got {image_shape!r}.")
         validate_positive_int(latent_channels, "latent_channels")
         channels = list(channels)
         if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
@@ -191,7 +193,8 @@ class Autoencoder(nn.Module):
     # --- the maps ----------------------------------------------------------------------------
 
     def encode_distribution(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """The encoder's raw output: the mean ``(batch, *latent_shape)`` and, for a VAE, the log-variance (else ``None``)."""
+        """The encoder's raw output: the mean ``(batch, *latent_shape)`` and, for a VAE, the log-variance
+        of the same shape (``None`` for a plain autoencoder)."""
         h = self.encoder(self._check_images(x))
         if not self.variational:
             return h, None
@@ -299,7 +302,8 @@ def autoencoder_loss(model: Autoencoder, x: Tensor, beta: float = 0.0) -> Tensor
 
 @torch.no_grad()
 def reconstruction_mse(model: Autoencoder, images: Tensor, batch_size: int = 1024) -> float:
-    """Mean squared error per pixel of :math:`D(\\mu(x))` against ``images`` ``(N, *image_shape)``: the reconstruction floor."""
+    """Mean squared error per pixel of :math:`D(\\mu(x))` against ``images`` ``(N, *image_shape)``: the
+    reconstruction floor."""
     was_training = model.training
     model.eval()
     try:

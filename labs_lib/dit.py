@@ -104,7 +104,9 @@ def unpatchify(tokens: Tensor, patch_size: int, height: int, width: int) -> Tens
 
 
 def sincos_position_embedding(grid_height: int, grid_width: int, dim: int) -> Tensor:
-    r"""Fixed 2-D sine-cosine codes of a patch grid, shape ``(grid_height · grid_width, dim)``, row-major like :func:`patchify`.
+    r"""Fixed 2-D sine-cosine codes of a patch grid, shape ``(grid_height · grid_width, dim)``.
+
+    The rows follow the token order of :func:`patchify` (row-major).
 
     The first half of the ``dim`` numbers encodes the patch row :math:`i`, the second half the
     column :math:`j`, each as :math:`[\sin(\omega_k i), \cos(\omega_k i)]_{k < \text{dim}/4}` with
@@ -144,7 +146,8 @@ def modulate(h: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 
 
 class SelfAttention(nn.Module):
-    r"""Multi-head self-attention: :math:`\mathrm{softmax}(QK^\top/\sqrt{d_h})V` per head, heads concatenated and mixed."""
+    r"""Multi-head self-attention: :math:`\mathrm{softmax}(QK^\top/\sqrt{d_h})V` per head, the heads concatenated
+    and mixed by a linear map."""
 
     def __init__(self, width: int, heads: int):
         super().__init__()
@@ -155,7 +158,8 @@ class SelfAttention(nn.Module):
     def forward(self, h: Tensor) -> Tensor:
         """``h`` ``(batch, n_tokens, width)`` → the same shape."""
         b, n, w = h.shape
-        q, k, v = self.qkv(h).reshape(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)  # 3 × (B, heads, N, d_h)
+        # 3 × (B, heads, N, d_h): each head attends with its own slice of the width
+        q, k, v = self.qkv(h).reshape(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
         a = F.scaled_dot_product_attention(q, k, v)
         return self.out(a.transpose(1, 2).reshape(b, n, w))
 
@@ -183,7 +187,8 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.modulation[1].bias)
 
     def forward(self, h: Tensor, c: Tensor) -> Tensor:
-        """Tokens ``h`` ``(batch, n_tokens, width)``, conditioning ``c`` ``(batch, cond_dim)`` → ``(batch, n_tokens, width)``."""
+        """Tokens ``h`` ``(batch, n_tokens, width)``, conditioning ``c`` ``(batch, cond_dim)``
+        → ``(batch, n_tokens, width)``."""
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c).chunk(6, dim=1)
         h = h + gate1.unsqueeze(1) * self.attn(modulate(self.norm1(h), shift1, scale1))
         return h + gate2.unsqueeze(1) * self.mlp(modulate(self.norm2(h), shift2, scale2))
@@ -240,7 +245,8 @@ class DiT(nn.Module):
         if width % 4:
             raise ValueError(f"width must be divisible by 4 (the 2-D sine-cosine position codes), got {width}.")
         if width % heads:
-            raise ValueError(f"width ({width}) must be divisible by heads ({heads}): each head gets width / heads numbers.")
+            raise ValueError(f"width ({width}) must be divisible by heads ({heads}): each head gets "
+                             "width / heads numbers.")
         if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or int(mlp_ratio * width) < 1:
             raise ValueError(f"mlp_ratio must be a positive number, got {mlp_ratio!r}.")
         token_dim = image_channels * patch_size * patch_size

@@ -85,7 +85,8 @@ def test_a_plain_autoencoder_is_deterministic():
 def test_gaussian_kl_against_its_closed_form():
     mean = torch.tensor([[1.0, -2.0], [0.0, 0.0]])
     log_var = torch.tensor([[0.0, math.log(4.0)], [0.0, math.log(0.25)]])
-    # ½ Σ (μ² + σ² − 1 − log σ²) by hand: first row (1 + 1 − 1 − 0) + (4 + 4 − 1 − log 4), second 0 + (0.25 − 1 + log 4)
+    # ½ Σ (μ² + σ² − 1 − log σ²) by hand: first row (1 + 1 − 1 − 0) + (4 + 4 − 1 − log 4),
+    # second row 0 + (0.25 − 1 + log 4)
     expected = torch.tensor([0.5 * (1 + 7 - math.log(4.0)), 0.5 * (0.25 - 1 + math.log(4.0))])
     torch.testing.assert_close(gaussian_kl(mean, log_var), expected)
     assert torch.equal(gaussian_kl(torch.zeros(3, 2, 2, 2), torch.zeros(3, 2, 2, 2)), torch.zeros(3))
@@ -114,7 +115,8 @@ def test_autoencoder_loss_is_the_squared_error_plus_beta_kl():
     loss = autoencoder_loss(vae, x, beta=0.3)
     torch.manual_seed(5)  # the same reparameterisation noise
     out = vae(x)
-    expected = (out.reconstruction - x).pow(2).flatten(1).sum(1).mean() + 0.3 * gaussian_kl(out.mean, out.log_var).mean()
+    expected = ((out.reconstruction - x).pow(2).flatten(1).sum(1).mean()
+                + 0.3 * gaussian_kl(out.mean, out.log_var).mean())
     torch.testing.assert_close(loss, expected)
 
 
