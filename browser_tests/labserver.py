@@ -50,13 +50,13 @@ class LabServer:
         except urllib.error.HTTPError as err:
             return err.code
 
-    def log_tail(self, lines: int = 60) -> str:
-        """The last lines of the server's log, for failure messages."""
+    def log_tail(self, lines: int | None = 60) -> str:
+        """The last ``lines`` lines of the server's log (all of it for None), for failure messages."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(text.splitlines()[-lines:] if lines is not None else text.splitlines())
 
 
 def _free_port() -> int:
