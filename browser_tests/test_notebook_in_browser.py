@@ -1,6 +1,6 @@
 """Lab 01 as a person sees it: JupyterLab in a real (headless) Chromium, then the RISE slideshow.
 
-Both tests open copies of ``solutions/01_simulating_odes_and_sdes_solution.ipynb`` under
+Both tests open copies of ``solutions/01_simulating_odes_and_sdes.ipynb`` under
 ``artifacts/browser/work/``. The solution, because every cell of it must succeed (the student
 version stops at its first exercise with ``NotImplementedError``, on purpose). Copies, so that
 JupyterLab's autosave never writes into ``solutions/``:
@@ -26,7 +26,7 @@ from views import copy_notebook, menu, open_notebook, run_all, title_of
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
-NOTEBOOK = "01_simulating_odes_and_sdes_solution.ipynb"
+NOTEBOOK = "01_simulating_odes_and_sdes.ipynb"
 # Running every cell, kernel start included, takes about 20 s here; a busy 2-core CI machine
 # may be several times slower.
 RUN_ALL_TIMEOUT_MS = 300_000

@@ -1,6 +1,6 @@
 """The course tooling's command line: ``python -m labs_lib.authoring``.
 
-Run it after changing a solution notebook: for each ``solutions/NN_topic_solution.ipynb`` it writes the
+Run it after changing a solution notebook: for each ``solutions/NN_topic.ipynb`` it writes the
 student version ``notebooks/NN_topic.ipynb`` (solution regions become stubs that raise
 ``NotImplementedError`` naming the exercise, outputs are cleared; see
 :mod:`labs_lib.authoring.generator`). A student notebook edited by hand is never overwritten

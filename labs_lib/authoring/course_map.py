@@ -1,6 +1,6 @@
 """Course-map figures: one picture per lab, cut from the solution notebook's own output.
 
-Each ``solutions/NN_topic_solution.ipynb`` marks exactly one code cell with the cell tag ``course-map``:
+Each ``solutions/NN_topic.ipynb`` marks exactly one code cell with the cell tag ``course-map``:
 a cell that draws the figure that best sums up the lab. :func:`write_figures` takes the first
 ``image/png`` output of that cell and stores it as ``docs/figures/NN_topic.png``, which the
 README's course map shows. The pictures are never drawn by hand or by a separate script, so they
@@ -73,7 +73,7 @@ def tagged_png(nb: nbformat.NotebookNode, name: str) -> bytes:
 
 
 def plan_figures(solutions: Path, figures: Path = FIGURES) -> dict[Path, bytes]:
-    """``figures/NN_topic.png → PNG bytes`` for every ``solutions/NN_topic_solution.ipynb``; writes nothing.
+    """``figures/NN_topic.png → PNG bytes`` for every ``solutions/NN_topic.ipynb``; writes nothing.
 
     Every notebook is read before anything is returned, so one broken notebook stops the whole
     run instead of leaving a half-updated figures folder.

@@ -1,4 +1,4 @@
-"""The student-notebook generator: ``solutions/NN_topic_solution.ipynb`` → ``notebooks/NN_topic.ipynb``.
+"""The student-notebook generator: ``solutions/NN_topic.ipynb`` → ``notebooks/NN_topic.ipynb``.
 
 * every code region between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes a stub,
   indented like the marker, that raises ``NotImplementedError`` naming the exercise

@@ -38,7 +38,7 @@ def notebook_seconds(nb: nbformat.NotebookNode) -> float | None:
 
 
 def solution_run_times(solutions: Path) -> dict[str, float]:
-    """``NN_topic_solution.ipynb → seconds`` for every solution notebook with stored timestamps."""
+    """``NN_topic.ipynb → seconds`` for every solution notebook with stored timestamps."""
     times = {}
     for path in course_notebooks(solutions):
         seconds = notebook_seconds(read_notebook(path))
