@@ -12,7 +12,6 @@ from pathlib import Path
 
 import nbformat
 
-from labs_lib.authoring.notebooks import lab_name
 from labs_lib.authoring.run_times import notebook_seconds
 
 QUALITY = re.compile(r"noise floor|real-vs-real|floor\b|accura|trained in|off-support|yardstick", re.IGNORECASE)
@@ -50,9 +49,9 @@ def run(solutions: Path = Path("solutions")) -> tuple[str, dict[str, float]]:
         seconds = notebook_seconds(nbformat.read(path, as_version=4))
         if seconds is not None:
             times[path.name] = seconds
-        rows.append(f"| {lab_name(path)} | {'not recorded' if seconds is None else f'{seconds:.0f} s'} |")
+        rows.append(f"| {path.stem} | {'not recorded' if seconds is None else f'{seconds:.0f} s'} |")
         for line in quality_lines(path):
-            quality.append(f"| {lab_name(path)} | `{line}` |")
+            quality.append(f"| {path.stem} | `{line}` |")
     total = sum(times.values())
     text = ("**Solution notebooks: execution time on this machine** (from the timestamps stored when they "
             f"were last executed; total {total:.0f} s)\n\n" + "\n".join(rows))

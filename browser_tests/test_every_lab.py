@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 import nbformat
 import pytest
 
-from labs_lib.authoring.notebooks import solution_name
 
 from labserver import ROOT, LabServer
 from views import (ERROR_OUTPUT, copy_notebook, empty_images, error_texts, lab_files, open_notebook, run_all,
@@ -91,7 +90,7 @@ def test_student_notebook_first_steps(lab_server: LabServer, page: Page, console
         f"after Run All the stop message is off screen ({where}): {box}, window height {height}")
 
     exercise, check = _first_exercise(nb)
-    solution = nbformat.read(ROOT / "solutions" / solution_name(notebook), as_version=4).cells[exercise].source
+    solution = nbformat.read(ROOT / "solutions" / notebook.name, as_version=4).cells[exercise].source
     type_into_cell(page, panel, exercise, student_version_of(solution))
     run_cell(page, panel, exercise, CELL_TIMEOUT_MS)
     run_cell(page, panel, check, CELL_TIMEOUT_MS)

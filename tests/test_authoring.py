@@ -11,7 +11,6 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_
 from course_files import finish_course
 from labs_lib.authoring.cli import main
 from labs_lib.authoring.front_matter import front_matter_problems, refresh_front_matter
-from labs_lib.authoring.notebooks import lab_name, solution_name, student_name
 from labs_lib.authoring.run_times import DEFAULT_BUDGET, budget, over_budget
 from labs_lib.authoring.generator import (ANSWER_PROMPT, AuthoringError, cells_hash, generate, make_student_notebook,
                                           plan, stale)
@@ -267,28 +266,6 @@ def test_check_reports_missing_then_fresh(course, capsys):
     assert nb.cells[FM + 1].source == EULER_STUDENT.rstrip("\n")
 
 
-def test_a_solution_with_the_suffix_gives_a_student_notebook_without_it(tmp_path, capsys):
-    # solutions/NN_topic_solution.ipynb → notebooks/NN_topic.ipynb: two notebooks of one lab open in
-    # JupyterLab side by side show different tab names, and the Colab link and course-map figure
-    # use the lab's name.
-    assert lab_name("solutions/03_paths_solution.ipynb") == lab_name("03_paths.ipynb") == "03_paths"
-    assert student_name("03_paths_solution.ipynb") == "03_paths.ipynb"
-    assert solution_name("notebooks/03_paths.ipynb") == solution_name("03_paths_solution.ipynb") == "03_paths_solution.ipynb"
-    sol, nbs, figures = tmp_path / "solutions", tmp_path / "notebooks", tmp_path / "figures"
-    write(sol / "03_paths_solution.ipynb", with_front_matter(
-        notebook(new_markdown_cell("# Title"), new_code_cell(EULER_SOLUTION)), "03_paths.ipynb"))
-    finish_course(sol, figures)
-    assert main(["--solutions", str(sol), "--notebooks", str(nbs)]) == 0
-    assert [p.name for p in nbs.iterdir()] == ["03_paths.ipynb"] and [p.name for p in figures.iterdir()] == ["03_paths.png"]
-    assert check(sol, nbs) == 0
-    capsys.readouterr()
-    # the front matter must point at the student notebook, not at the solution's own name
-    nb = nbformat.read(sol / "03_paths_solution.ipynb", as_version=4)
-    refresh_front_matter(nb, "03_paths_solution.ipynb")
-    nbformat.write(nb, sol / "03_paths_solution.ipynb")
-    assert check(sol, nbs) == 1 and "front matter" in capsys.readouterr().out
-
-
 def test_check_reports_stale_and_orphaned(course, capsys):
     sol, nbs = course
     generate(sol, nbs)
@@ -460,7 +437,7 @@ def test_check_fails_on_stale_run_times_and_run_times_writes_them(course, capsys
 def test_check_fails_when_a_stored_run_time_is_over_the_labs_budget(course, capsys):
     sol, nbs = course
     generate(sol, nbs)
-    assert budget("01_simulating_solution.ipynb") == 90 and budget("07_x.ipynb") == 240
+    assert budget("01_simulating.ipynb") == 90 and budget("07_x.ipynb") == 240
     assert budget("12_a_lab_not_listed.ipynb") == DEFAULT_BUDGET
     path = sol / "02_more-stuff.ipynb"
     nb = nbformat.read(path, as_version=4)

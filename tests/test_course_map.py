@@ -21,7 +21,7 @@ from nbformat.v4 import new_markdown_cell, new_notebook, new_output
 from course_files import PNG_A, PNG_B, figure_cell, image_output
 from labs_lib.authoring.cli import main
 from labs_lib.authoring.course_map import TAG, CourseMapError, stale_figures, tagged_png, write_figures
-from labs_lib.authoring.notebooks import AuthoringError, lab_name, student_name
+from labs_lib.authoring.notebooks import AuthoringError
 from labs_lib.authoring.run_times import (GUIDE, MAP_BEGIN, MAP_END, TIMES_BEGIN, TIMES_END, over_budget,
                                          solution_run_times, stale_run_times, update_course_map, update_guide)
 
@@ -144,7 +144,7 @@ def test_real_course_map_keeps_its_figures_when_run_times_are_written():
     for i, path in enumerate(SOLUTIONS):
         cells = [c.strip() for c in rows[path.name].strip().strip("|").split("|")]
         assert cells[-1] == f"{1000 + i} s", f"the run time of {path.name} is not the course map's last column"
-        assert any(f'src="docs/figures/{lab_name(path)}.png"' in c for c in cells[:-1])
+        assert any(f'src="docs/figures/{path.stem}.png"' in c for c in cells[:-1])
     assert out.replace(MAP_BEGIN, "").count("|") == text.replace(MAP_BEGIN, "").count("|")
     # the markers keep lines of their own (a marker glued to the last row breaks the table)
     assert f"\n{MAP_END}" in out and f"{MAP_BEGIN}\n" in out
@@ -176,7 +176,7 @@ def test_readme_course_map_shows_every_figure():
     rows = _map_rows(text)
     for path in SOLUTIONS:
         assert path.name in rows, f"README's course map has no row linking solutions/{path.name}"
-        figure = f"docs/figures/{lab_name(path)}.png"
+        figure = f"docs/figures/{path.stem}.png"
         assert f'<img src="{figure}" width="200">' in rows[path.name], \
             f"README's course-map row of {path.name} does not show {figure}"
 
@@ -188,7 +188,7 @@ def test_course_map_names_lead_to_the_student_notebooks():
     for path in SOLUTIONS:
         lab_cell = rows[path.name].split("|")[2]
         links = re.findall(r"\]\(([^)]+)\)", lab_cell)
-        student = f"notebooks/{student_name(path)}"
+        student = f"notebooks/{path.name}"
         assert links == [student, f"solutions/{path.name}"], \
             f"the course-map row of {path.name} should link {student}, then its solution: {links}"
         assert (ROOT / links[0]).exists()

@@ -21,7 +21,6 @@ from course_files import finish_course
 from labs_lib.authoring import front_matter as fm
 from labs_lib.authoring import generate, slides
 from labs_lib.authoring.cli import main
-from labs_lib.authoring.notebooks import student_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -42,13 +41,13 @@ def png_output(cell: nbformat.NotebookNode) -> bool:
 
 
 def test_there_are_notebooks_of_both_kinds():
-    assert len(SOLUTIONS) >= 7 and [student_name(p) for p in SOLUTIONS] == [p.name for p in STUDENT]
+    assert len(SOLUTIONS) >= 7 and [p.name for p in SOLUTIONS] == [p.name for p in STUDENT]
 
 
 @pytest.mark.parametrize("path", SOLUTIONS + STUDENT, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_front_matter_is_present_and_current(path: Path):
     nb = read(path)
-    problems = fm.front_matter_problems(nb, student_name(path))
+    problems = fm.front_matter_problems(nb, path.name)
     assert problems == [], f"{path.parent.name}/{path.name}: {problems}. {fm.FRONT_MATTER_FIX}"
     # The lab's title comes first, so that it is the first thing a reader sees; then the front matter.
     assert fm.is_title_cell(nb.cells[0]) and nb.cells[0].source.startswith("# Lab "), f"{path.name}: no title first"
@@ -58,7 +57,7 @@ def test_front_matter_is_present_and_current(path: Path):
     assert "![" not in badge.source, "no image: an external badge image is broken offline"
     # Students open the student version of the notebook they are reading, from the main branch.
     assert link["url"] == (f"https://colab.research.google.com/github/{fm.COURSE_REPOSITORY}/blob/main/"
-                           f"notebooks/{student_name(path)}")
+                           f"notebooks/{path.name}")
     assert setup.cell_type == "code" and "nbval-skip" in setup.metadata.tags
     # a collapsed input would make JupyterLab's Run All Cells run nothing (seen in the browser)
     assert not setup.metadata.get("jupyter", {}).get("source_hidden"), "the setup cell's input is collapsed"
@@ -82,7 +81,7 @@ def test_every_cell_has_a_valid_slide_type_and_figures_are_never_skipped(path: P
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_student_notebooks_carry_the_slide_types_and_tags_unchanged(path: Path):
-    solution, student = read(path), read(ROOT / "notebooks" / student_name(path))
+    solution, student = read(path), read(ROOT / "notebooks" / path.name)
     assert [slides.slide_type(c) for c in student.cells] == [slides.slide_type(c) for c in solution.cells]
     assert [c.metadata.get("tags", []) for c in student.cells] == [c.metadata.get("tags", []) for c in solution.cells]
 

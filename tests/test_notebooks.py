@@ -16,7 +16,6 @@ import nbformat
 import pytest
 
 from labs_lib.authoring.execution import execute_notebook
-from labs_lib.authoring.notebooks import student_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -29,7 +28,7 @@ def _code_cells(path: Path):
 
 def test_there_are_notebooks():
     assert SOLUTIONS, "no solution notebooks found"
-    assert [student_name(p) for p in SOLUTIONS] == [p.name for p in STUDENT]
+    assert [p.name for p in SOLUTIONS] == [p.name for p in STUDENT]
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)

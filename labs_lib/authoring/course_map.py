@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from .notebooks import AuthoringError, course_notebooks, lab_name, read_notebook
+from .notebooks import AuthoringError, course_notebooks, read_notebook
 
 TAG = "course-map"
 FIGURES = Path("docs/figures")
@@ -81,7 +81,7 @@ def plan_figures(solutions: Path, figures: Path = FIGURES) -> dict[Path, bytes]:
     plan: dict[Path, bytes] = {}
     for src in course_notebooks(solutions, CourseMapError):
         nb = read_notebook(src, CourseMapError)
-        plan[figures / f"{lab_name(src)}.png"] = tagged_png(nb, src.name)
+        plan[figures / f"{src.stem}.png"] = tagged_png(nb, src.name)
     if not plan:
         raise CourseMapError(f"no notebooks in {solutions}.")
     return plan

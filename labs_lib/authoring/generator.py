@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 
-from .notebooks import AuthoringError, course_notebooks, read_notebook, student_name
+from .notebooks import AuthoringError, course_notebooks, read_notebook
 
 CODE_BEGIN = re.compile(r"^(?P<indent>[ \t]*)###\s*BEGIN SOLUTION\b:?\s*(?P<name>.*?)\s*$")
 CODE_END = re.compile(r"^[ \t]*###\s*END SOLUTION\b")
@@ -140,7 +140,7 @@ def plan(solutions: Path, notebooks: Path) -> Plan:
     writes = {}
     for src in course_notebooks(solutions):
         student = make_student_notebook(read_notebook(src), src.name)
-        writes[notebooks / student_name(src)] = nbformat.writes(student) + "\n"
+        writes[notebooks / src.name] = nbformat.writes(student) + "\n"
     orphans = [p for p in sorted(notebooks.glob("*.ipynb")) if p not in writes] if notebooks.is_dir() else []
     return Plan(writes, orphans)
 

@@ -9,26 +9,6 @@ import nbformat
 
 # solutions/NN_topic.ipynb and notebooks/NN_topic.ipynb: two digits, an underscore, a topic
 NOTEBOOK_NAME = re.compile(r"^\d\d_[\w-]+\.ipynb$")
-# The solutions carry this suffix so that a solution and a student notebook open side by side in
-# JupyterLab show different tab names (a tab shows only the file name, never its folder).
-SOLUTION_SUFFIX = "_solution"
-
-
-def lab_name(path: Path | str) -> str:
-    """The lab's name, ``NN_topic``, of a solution (``NN_topic.ipynb``) or a student notebook
-    (``NN_topic.ipynb``): the stem of its student notebook and of its course-map figure."""
-    stem = Path(path).stem
-    return stem[:-len(SOLUTION_SUFFIX)] if stem.endswith(SOLUTION_SUFFIX) else stem
-
-
-def student_name(path: Path | str) -> str:
-    """The file name of the student notebook generated from the solution ``path``."""
-    return f"{lab_name(path)}.ipynb"
-
-
-def solution_name(path: Path | str) -> str:
-    """The file name of the solution notebook of a lab (given either of its notebooks)."""
-    return f"{lab_name(path)}{SOLUTION_SUFFIX}.ipynb"
 
 
 class AuthoringError(Exception):
