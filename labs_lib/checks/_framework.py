@@ -295,13 +295,19 @@ def construct(cls: type, args: tuple, failure: Callable[[TypeError], str]) -> An
         raise CheckFailed(failure(err)) from None
 
 
-def require_state_shaped(out: object, x: Tensor, what: str, fix: str) -> Tensor:
-    """``out``, returned by the student's ``what`` (``"step"``, ``"drift"``, ...) for states ``x``, must be
-    a tensor of ``x``'s shape; the failure says what came back, and ends a shape failure with ``fix``."""
+def require_tensor(out: object, what: str) -> Tensor:
+    """``out``, returned by the student's ``what``, must be a tensor (of any shape); the failure says what came back."""
     if out is None:
         raise CheckFailed(f"{what} returned None. Did you forget `return`?")
     if not isinstance(out, Tensor):
         raise CheckFailed(f"{what} must return a torch.Tensor, got {type(out).__name__}.")
+    return out
+
+
+def require_state_shaped(out: object, x: Tensor, what: str, fix: str) -> Tensor:
+    """``out``, returned by the student's ``what`` (``"step"``, ``"drift"``, ...) for states ``x``, must be
+    a tensor of ``x``'s shape; the failure says what came back, and ends a shape failure with ``fix``."""
+    out = require_tensor(out, what)
     if out.shape != x.shape:
         raise CheckFailed(f"for x of shape {tuple(x.shape)} {what} returned shape {tuple(out.shape)}. {fix}")
     return out
@@ -371,6 +377,16 @@ def per_sample_time(t: Tensor | float, x: Tensor) -> Tensor:
         return t.reshape(-1, *([1] * (x.ndim - 1)))
     raise CheckFailed(f"the network was called with t of shape {tuple(t.shape)} for x of shape "
                       f"{tuple(x.shape)}: pass one time per sample, t of shape (batch,).")
+
+
+def require_repeatable(call: Callable[[], object], first: Tensor, given: str) -> None:
+    """Call the student's loss, ``call()``, once more under another global seed: a loss given all its randomness
+    (``given``, in words) must return the same number as its ``first`` call, else it drew random numbers of its own."""
+    torch.manual_seed(2)
+    again = call()
+    if not (isinstance(again, Tensor) and close(again.detach(), first.detach(), tol=1e-6)):
+        raise CheckFailed(f"your loss changed between two calls with the same inputs: use the given {given} "
+                          "instead of drawing new random numbers.")
 
 
 def require_gradient(loss: Tensor, model: torch.nn.Module,
