@@ -3,6 +3,9 @@
 Both exercises receive a network ``model(x, t, y)``. The checkers pass a small stand-in network
 whose output depends on ``x``, ``t`` and the label in a nonlinear way (so that every mistake moves
 the answer), which records how it was called and rejects impossible labels with a clear message.
+
+Lab 08's latent CFG loss (:mod:`labs_lib.checks.latent`) is the same loss on encoded images: its
+checker uses this module's stand-in network, loss inputs and table of named mistakes.
 """
 
 from __future__ import annotations
