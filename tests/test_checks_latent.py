@@ -337,6 +337,12 @@ def latent_null_hard_coded_1(model, autoencoder, path, x_0, images, t, y, drop_m
     return _cfg(model, path, x_0, z, t, y, drop_mask, null_label=1)
 
 
+def latent_null_hard_coded_3(model, autoencoder, path, x_0, images, t, y, drop_mask):
+    with torch.no_grad():
+        z = autoencoder.encode(images)
+    return _cfg(model, path, x_0, z, t, y, drop_mask, null_label=3)
+
+
 def latent_mask_ignored(model, autoencoder, path, x_0, images, t, y, drop_mask):
     with torch.no_grad():
         z = autoencoder.encode(images)
@@ -394,6 +400,7 @@ LATENT_MISTAKES = [
     (latent_null_hard_coded_10, "received the label 10"),
     (latent_null_zero, "dropped labels became 0, a real class of this model: is the null label hard-coded?"),
     (latent_null_hard_coded_1, "became 1, a real class of this model"),
+    (latent_null_hard_coded_3, "became 3, a real class of this model"),
     (latent_mask_ignored, "no label was dropped"),
     (latent_encoder_tracked, "the loss's gradient reaches the autoencoder's parameters"),
     (latent_swapped, "x_0 and x_1 are swapped"),

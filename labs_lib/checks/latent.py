@@ -187,8 +187,9 @@ def check_modulate(fn: Callable, ok: Ok) -> None:
 
 # --- exercise 3: the CFG loss in latent space -----------------------------------------------------
 
-# (image shape, latent channels, the autoencoder's channels, batch sizes): the latents are (2, 2, 2) and (3, 2, 2)
-_AUTOENCODERS = (((1, 8, 8), 2, (4, 8, 8), (6, 8)), ((2, 4, 4), 3, (4, 8), (5,)))
+# (image shape, latent channels, the autoencoder's channels, (batch size, the model's number of classes) per case):
+# latents (2, 2, 2) and (3, 2, 2). Two class counts, so that a null label hard-coded to either model's is caught.
+_AUTOENCODERS = (((1, 8, 8), 2, (4, 8, 8), ((6, 3), (8, 3))), ((2, 4, 4), 3, (4, 8), ((5, 5),)))
 
 
 def _autoencoder(k: int) -> Autoencoder:
@@ -220,9 +221,9 @@ def _cases():
     k = 0
     for a, (image_shape, _, _, batches) in enumerate(_AUTOENCODERS):
         ae = _autoencoder(a)
-        for n in batches:
+        for n, num_classes in batches:
             yield (f"for images of shape {(n, *image_shape)} (latents {(n, *ae.latent_shape)})",
-                   _CheckModel(seed=60 + k), (ae, _PATH, *_latent_inputs(ae, n, 70 + k)))
+                   _CheckModel(num_classes, seed=60 + k), (ae, _PATH, *_latent_inputs(ae, n, 70 + k)))
             k += 1
 
 
@@ -334,7 +335,7 @@ def check_latent_cfg_loss(fn: Callable, ok: Ok) -> None:
                       _latent_mistakes, "the CFG loss on the normalised latents")
     ok("matches cfg_loss(model, path, x_0, z, t, y, drop_mask, model.null_label) on the normalised latents "
        "z = autoencoder.encode(images), for images of shapes (1, 8, 8) and (2, 4, 4), latents (2, 2, 2) and "
-       "(3, 2, 2), batches of 5 to 8")
+       "(3, 2, 2), batches of 5 to 8, models of 3 and 5 classes")
     ok("uses the given x_0 (no new noise), drops the labels where drop_mask is True, and its gradient reaches the "
        "network's parameters")
     _require_frozen_encoder(fn)
