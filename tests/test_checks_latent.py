@@ -139,6 +139,11 @@ def patchify_wrong_order_on_the_cpu(x, p):
     return patchify_reference(x, p) + torch.zeros(patchify_reference(x, p).shape)
 
 
+def patchify_view_after_permute(x, p):
+    b, c, h, w = x.shape
+    return _grid(x, p).permute(0, 2, 4, 1, 3, 5).view(b, (h // p) * (w // p), c * p * p)
+
+
 PATCHIFY_MISTAKES = [
     (patchify_column_major, "column by column (top to bottom"),
     (patchify_channel_last, "channel last, (a, b, c)"),
@@ -147,6 +152,7 @@ PATCHIFY_MISTAKES = [
     (patchify_plain_reshape, "a plain x.reshape(B, -1, C·p·p)"),
     (patchify_unfold_layout, "the layout of F.unfold"),
     (patchify_flat, "expected (B, N, C·p·p) = (2, 16, 4)"),
+    (patchify_view_after_permute, "use .reshape(...) instead"),
     (patchify_no_return, "Did you forget `return`?"),
     (patchify_numpy, "must return a torch.Tensor, got ndarray"),
     (patchify_transposes_in_place, "modified its input x in place"),

@@ -235,6 +235,9 @@ def _hint_for_error(err: Exception) -> str:
     text = str(err)
     if isinstance(err, TypeError) and "sqrt" in text:
         return "h is a Python float: take its square root with math.sqrt(h) or h ** 0.5."
+    if isinstance(err, RuntimeError) and "view size is not compatible" in text:
+        return ("after permute or transpose a tensor's memory is no longer in order, and .view cannot regroup it: "
+                "use .reshape(...) instead (it copies when it must).")
     if isinstance(err, RuntimeError) and "size of tensor" in text:
         return "a shape mismatch: keep every term the same shape as x (no sums or slices over axes)."
     if isinstance(err, AttributeError) and err.name in ("drift", "diffusion") and isinstance(err.obj, Simulator):
