@@ -339,10 +339,10 @@ def test_the_device_probe_runs_the_references_to_the_end():
     """The probe is not vacuous: the references run on the meta device and return meta tensors (an
     operation the meta device cannot do would end the probe without a verdict)."""
     from labs_lib.checks._framework import PROBE_DEVICE, on_probe_device
-    from labs_lib.checks.guidance import _CheckModel, _field_inputs, _loss_inputs
+    from labs_lib.checks.guidance import CheckModel, _field_inputs, cfg_loss_inputs
     from labs_lib.paths import AffinePath, CosineScheduler
 
-    model, *inputs = on_probe_device(_CheckModel(), *_loss_inputs((6, 2), 10))
+    model, *inputs = on_probe_device(CheckModel(), *cfg_loss_inputs((6, 2), 10))
     assert cfg_loss(model, AffinePath(CosineScheduler()), *inputs, 3).device == PROBE_DEVICE
-    model, *inputs = on_probe_device(_CheckModel(), *_field_inputs((6, 2), 30))
+    model, *inputs = on_probe_device(CheckModel(), *_field_inputs((6, 2), 30))
     assert field_reference(model, *inputs, 2.5, 3).device == PROBE_DEVICE

@@ -24,10 +24,10 @@ from ._framework import (CheckFailed, Ok, check_loss_values, checker, close, dia
 # (batch, *state) shapes tried by both checkers: points, vectors, small and digit-sized images
 GUIDANCE_SHAPES: tuple[tuple[int, ...], ...] = ((6, 2), (5, 3), (4, 1, 3, 3), (8, 1, 8, 8))
 _NUM_CLASSES = 3  # labels 0, 1, 2 and the null label 3
-_PATH = AffinePath(CosineScheduler())  # the loss's path; not CondOT, whose velocity is x_1 - x_0
+CFG_PATH = AffinePath(CosineScheduler())  # the loss's path; not CondOT, whose velocity is x_1 - x_0
 
 
-class _CheckModel(nn.Module):
+class CheckModel(nn.Module):
     r"""A stand-in guided field :math:`u(x, t, y) = \tanh(a_y x + b_y t) + c_y x t` with a row per label.
 
     It records the batch size of every call, and raises :class:`CheckFailed` (with a hint) when
@@ -77,7 +77,7 @@ def _labels(n: int, gen: torch.Generator) -> Tensor:
 # --- exercise 1: the CFG training loss ------------------------------------------------------
 
 
-def _loss_inputs(shape: tuple[int, ...], seed: int):
+def cfg_loss_inputs(shape: tuple[int, ...], seed: int):
     gen = torch.Generator().manual_seed(seed)
     n = shape[0]
     x_1 = torch.randn(shape, generator=gen)
@@ -93,7 +93,7 @@ def _loss_inputs(shape: tuple[int, ...], seed: int):
 def _loss_cases():
     """``(where, a fresh stand-in model, the loss's other arguments)`` for every shape in GUIDANCE_SHAPES."""
     for k, shape in enumerate(GUIDANCE_SHAPES):
-        yield f"for x of shape {shape}", _CheckModel(seed=k), (_PATH, *_loss_inputs(shape, 10 + k), _NUM_CLASSES)
+        yield f"for x of shape {shape}", CheckModel(seed=k), (CFG_PATH, *cfg_loss_inputs(shape, 10 + k), _NUM_CLASSES)
 
 
 def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, *args) -> Tensor:
@@ -110,7 +110,7 @@ def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, *args) -> Tenso
     return out
 
 
-def _loss_mistakes(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor, y: Tensor, drop: Tensor,
+def cfg_loss_mistakes(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor, y: Tensor, drop: Tensor,
                    null: int) -> dict[str, Tensor]:
     """The named mistakes of exercise 1: hint → the loss that wrong line of code returns on this input."""
 
@@ -161,9 +161,9 @@ def check_cfg_loss(fn: Callable, ok: Ok) -> None:
     ``mean_i ||model(x_t, t, ỹ) - dx_t||²`` with ``ỹ = null_label`` where ``drop_mask``."""
     require_function(fn, "check_cfg_loss", "my_cfg_loss")
     check_loss_values(lambda model, *args: _call_loss(fn, model, *args), _loss_cases(), cfg_loss,
-                      _loss_mistakes, "the CFG loss")
-    probe = on_probe_device(_CheckModel(), *_loss_inputs(GUIDANCE_SHAPES[0], 10))
-    require_device_safe(lambda: fn(probe[0], _PATH, *probe[1:], _NUM_CLASSES))
+                      cfg_loss_mistakes, "the CFG loss")
+    probe = on_probe_device(CheckModel(), *cfg_loss_inputs(GUIDANCE_SHAPES[0], 10))
+    require_device_safe(lambda: fn(probe[0], CFG_PATH, *probe[1:], _NUM_CLASSES))
     ok(f"matches mean ‖u(x_t | ỹ) − dx_t‖² for shapes {shapes_text(GUIDANCE_SHAPES)} (a cosine path, so the "
        "target is the path's own velocity)")
     ok("drops exactly the labels where drop_mask is True, to the null label")
@@ -212,7 +212,7 @@ def check_cfg_field(fn: Callable, ok: Ok) -> None:
     require_function(fn, "check_cfg_field", "my_cfg_field")
     null = _NUM_CLASSES
     for k, (shape, w) in enumerate(zip(GUIDANCE_SHAPES, _GUIDANCE_SCALES)):
-        model = _CheckModel(seed=20 + k)
+        model = CheckModel(seed=20 + k)
         x, t, y = _field_inputs(shape, 30 + k)
         with torch.no_grad():
             out, changed = run_untouched(lambda: fn(model, x, t, y, w, null), {"x": x, "t": t, "y": y})
@@ -239,7 +239,7 @@ def check_cfg_field(fn: Callable, ok: Ok) -> None:
                                   "output with .chunk(2). On a GPU one big batch costs about as much as one small one.")
             raise CheckFailed(f"the network was called with batches {calls}; expected one call with the "
                               f"stacked batch of {2 * n}.")
-    probe = on_probe_device(_CheckModel(), *_field_inputs(GUIDANCE_SHAPES[0], 30))
+    probe = on_probe_device(CheckModel(), *_field_inputs(GUIDANCE_SHAPES[0], 30))
     with torch.no_grad():
         require_device_safe(lambda: fn(*probe, _GUIDANCE_SCALES[0], null))
     ok(f"matches (1 − w)·u(x|∅) + w·u(x|y) for shapes {shapes_text(GUIDANCE_SHAPES)} and w = "

@@ -9,7 +9,7 @@ training set once (:class:`~labs_lib.autoencoder.LatentImages`) and trains with 
 the reference here is those two library calls, written out.
 
 The latent loss is checked with the stand-in guided network of the CFG checkers
-(:class:`~labs_lib.checks.guidance._CheckModel`) and with the CFG loss's named mistakes, applied to
+(:class:`~labs_lib.checks.guidance.CheckModel`) and with the CFG loss's named mistakes, applied to
 the latents, after the mistakes that belong to latent space itself.
 """
 
@@ -29,7 +29,7 @@ from ..paths import AffinePath
 from ._framework import (CheckFailed, Ok, call_guarded, check_loss_values, checker, close, diagnose,
                          on_probe_device, require_device_safe, require_function, require_repeatable,
                          require_scalar_loss, require_tensor, shapes_text)
-from .guidance import _PATH, _CheckModel, _loss_inputs as _cfg_loss_inputs, _loss_mistakes as _cfg_loss_mistakes
+from .guidance import CFG_PATH, CheckModel, cfg_loss_inputs, cfg_loss_mistakes
 
 # --- exercise 1: patchify -------------------------------------------------------------------------
 
@@ -212,7 +212,7 @@ def _images(ae: Autoencoder, n: int, seed: int) -> Tensor:
 
 def _latent_inputs(ae: Autoencoder, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``(x_0, images, t, y, drop_mask)``: x_0 of the LATENT shape, the CFG loss's t, labels and drop mask."""
-    x_0, _, t, y, drop = _cfg_loss_inputs((n, *ae.latent_shape), seed)
+    x_0, _, t, y, drop = cfg_loss_inputs((n, *ae.latent_shape), seed)
     return x_0, _images(ae, n, seed + 1000), t, y, drop
 
 
@@ -223,7 +223,7 @@ def _cases():
         ae = _autoencoder(a)
         for n, num_classes in batches:
             yield (f"for images of shape {(n, *image_shape)} (latents {(n, *ae.latent_shape)})",
-                   _CheckModel(num_classes, seed=60 + k), (ae, _PATH, *_latent_inputs(ae, n, 70 + k)))
+                   CheckModel(num_classes, seed=60 + k), (ae, CFG_PATH, *_latent_inputs(ae, n, 70 + k)))
             k += 1
 
 
@@ -255,7 +255,7 @@ def _latent_mistakes(model: nn.Module, ae: Autoencoder, path: AffinePath, x_0: T
         "(z − shift)/scale, the latents the generator learns and decode expects.":
             cfg_loss(model, path, x_0, _latents(ae, images, normalise=False), t, y, drop, null),
         **hard_coded,
-        **_cfg_loss_mistakes(model, path, x_0, z, t, y, drop, null),
+        **cfg_loss_mistakes(model, path, x_0, z, t, y, drop, null),
     }
 
 
