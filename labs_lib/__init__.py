@@ -10,6 +10,7 @@ module                 what it holds
 ``dynamics``           ``ODE``, ``SDE``, linear ODE, Brownian motion, OU, Langevin
 ``simulators``         Euler, Heun, Euler–Maruyama, recorded trajectories
 ``paths``              schedules, affine/Gaussian paths, exact Gaussian-mixture marginals
+``diffusion``          the VP forward SDE and DDPM chain, DDPM/DDIM/DPM-Solver++(2M) samplers, step schedules
 ``models``             MLP fields taking ``(x, t)`` (and a label, for guidance)
 ``unet``               a small U-Net for label-conditioned fields on images
 ``dit``                a small diffusion transformer: patchify, sine-cosine positions, adaLN-Zero blocks
@@ -53,6 +54,9 @@ from .paths import (AffinePath, CondOTScheduler, CosineScheduler, GaussianMixtur
                     SchedulerOutput, SqrtScheduler)
 from .simulators import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, ODESimulator, SDESimulator,
                          Simulator, Trajectory, time_grid)
+from .diffusion import (DDIMSimulator, DDPMSimulator, DPMSolverPP2M, VPForwardSDE, ddpm_alpha_bars, ddpm_forward_step,
+                        ddpm_step_coefficients, karras_time_grid, log_snr_time_grid, prediction_to_score,
+                        probability_flow_ode, uniform_time_grid, validate_vp_scheduler, vp_reverse_sde)
 
 __version__ = "0.1.0"
 
@@ -74,4 +78,7 @@ __all__ = [
     "DiT", "patchify", "unpatchify", "sincos_position_embedding", "modulate",
     "Autoencoder", "AutoencoderOutput", "AutoencoderTrainer", "LatentImages", "autoencoder_loss", "gaussian_kl",
     "reconstruction_mse", "generate_latent_guided",
+    "VPForwardSDE", "validate_vp_scheduler", "ddpm_alpha_bars", "ddpm_step_coefficients", "ddpm_forward_step",
+    "prediction_to_score", "probability_flow_ode", "vp_reverse_sde", "DDIMSimulator", "DDPMSimulator", "DPMSolverPP2M",
+    "uniform_time_grid", "log_snr_time_grid", "karras_time_grid",
 ]
