@@ -120,8 +120,8 @@ def validate_vp_scheduler(scheduler: Scheduler, atol: float = 1e-5, n_points: in
     j = int(torch.argmax(d.abs()))
     if not abs(float(d[j])) <= 1e3 * atol:
         raise ValueError(
-            f"the scheduler's derivatives are not those of a variance-preserving schedule: at t = {float(t[j + 1]):.3g}, "
-            f"alpha * d_alpha + beta * d_beta = {float(d[j]):.4g} (should be 0).")
+            "the scheduler's derivatives are not those of a variance-preserving schedule: at "
+            f"t = {float(t[j + 1]):.3g}, alpha * d_alpha + beta * d_beta = {float(d[j]):.4g} (should be 0).")
 
 
 class VPForwardSDE(SDE):
@@ -172,7 +172,8 @@ class VPForwardSDE(SDE):
         return torch.sqrt(g2.clamp(min=0))
 
     def marginal_mean_std(self, x0: Tensor, tau: float) -> tuple[Tensor, float]:
-        r"""The exact law of :math:`Y_\tau` given :math:`Y_0 = x_0`: mean :math:`\alpha_{1-\tau}x_0`, std :math:`\beta_{1-\tau}`."""
+        r"""The exact law of :math:`Y_\tau` given :math:`Y_0 = x_0`: mean :math:`\alpha_{1-\tau}x_0`,
+        std :math:`\beta_{1-\tau}` (a float), for ``tau`` in [0, 1]."""
         tau = validate_positive(tau, "tau", allow_zero=True)
         if tau > 1:
             raise ValueError(f"tau must lie in [0, 1], got {tau}.")
@@ -208,7 +209,8 @@ def ddpm_step_coefficients(alpha_bar_prev: float | Tensor, alpha_bar: float | Te
     .. math:: a = \sqrt{\bar\alpha_k/\bar\alpha_{k-1}}, \qquad b = \sqrt{1 - \bar\alpha_k/\bar\alpha_{k-1}}.
 
     In DDPM's notation :math:`1 - \bar\alpha_k/\bar\alpha_{k-1}` is the step's :math:`\beta_k` (not the
-    course's :math:`\beta_t`). Requires :math:`0 < \bar\alpha_{k-1} \le 1` and :math:`0 \le \bar\alpha_k \le \bar\alpha_{k-1}`.
+    course's :math:`\beta_t`). Requires :math:`0 < \bar\alpha_{k-1} \le 1` and
+    :math:`0 \le \bar\alpha_k \le \bar\alpha_{k-1}`. Returns two tensors of the arguments' shape.
     """
     ab_prev = torch.as_tensor(alpha_bar_prev, dtype=torch.get_default_dtype()) \
         if not isinstance(alpha_bar_prev, Tensor) else alpha_bar_prev
@@ -224,11 +226,16 @@ def ddpm_step_coefficients(alpha_bar_prev: float | Tensor, alpha_bar: float | Te
 
 def ddpm_forward_step(x_prev: Tensor, alpha_bar_prev: float | Tensor, alpha_bar: float | Tensor,
                       generator: torch.Generator | None = None) -> Tensor:
-    r"""One step of the DDPM forward chain, :math:`x_k = \sqrt{\bar\alpha_k/\bar\alpha_{k-1}}\,x_{k-1} + \sqrt{1 - \bar\alpha_k/\bar\alpha_{k-1}}\,\varepsilon`.
+    r"""One step of the DDPM forward chain (step index k, data at k = 0):
+
+    .. math:: x_k = \sqrt{\bar\alpha_k/\bar\alpha_{k-1}}\,x_{k-1} + \sqrt{1 - \bar\alpha_k/\bar\alpha_{k-1}}\,\varepsilon.
 
     If :math:`x_{k-1} \sim \mathcal N(\sqrt{\bar\alpha_{k-1}}x_0, (1-\bar\alpha_{k-1})I)` then
     :math:`x_k \sim \mathcal N(\sqrt{\bar\alpha_k}x_0, (1-\bar\alpha_k)I)`: the means multiply, and the
-    variances give :math:`\tfrac{\bar\alpha_k}{\bar\alpha_{k-1}}(1 - \bar\alpha_{k-1}) + 1 - \tfrac{\bar\alpha_k}{\bar\alpha_{k-1}} = 1 - \bar\alpha_k`.
+    variances give
+
+    .. math:: \tfrac{\bar\alpha_k}{\bar\alpha_{k-1}}(1 - \bar\alpha_{k-1}) + 1 - \tfrac{\bar\alpha_k}{\bar\alpha_{k-1}}
+              = 1 - \bar\alpha_k .
 
     Args:
         x_prev: the states at level ``k - 1``, shape ``(batch, ...)``.
@@ -314,14 +321,16 @@ def vp_reverse_sde(path: AffinePath, model: Callable[[Tensor, Tensor], Tensor],
     """
     _check_path_and_model(path, model, kind)
     forward = VPForwardSDE(path.scheduler)
-    ode = probability_flow_ode(path, model, kind)
-    score = prediction_to_score(path, model, kind)
     g = lambda t: torch.sqrt(2 * forward.theta(1 - t))  # noqa: E731  (τ = 1 - t)
-    return LangevinCorrectedSDE(ode.drift, score, g)
+    if kind == "velocity":  # one model call per step: the score is converted from the drift's own u
+        return LangevinCorrectedSDE.from_flow(_shape_checked(model, kind), path, g)
+    ode = probability_flow_ode(path, model, kind)
+    return LangevinCorrectedSDE(ode.drift, prediction_to_score(path, model, kind), g)
 
 
 def _denoise(score: Callable, path: AffinePath, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, SchedulerOutput]:
-    r"""Tweedie: :math:`\hat\varepsilon = -\beta_t s`, :math:`\hat x_1 = (x + \beta_t^2 s)/\alpha_t` (t clamped to ``[1e-4, 1]``)."""
+    r"""Tweedie: :math:`\hat\varepsilon = -\beta_t s`, :math:`\hat x_1 = (x + \beta_t^2 s)/\alpha_t`
+    (t clamped to ``[1e-4, 1]``); returns ``(x1_hat, eps_hat, schedule at t)``."""
     s_hat = score(x, t)
     sch = path.scheduler(expand_time(t, x).clamp(min=_T_MIN, max=1.0))
     eps_hat = -sch.beta_t * s_hat
@@ -388,14 +397,14 @@ class DDIMSimulator(_PredictionSimulator):
 class DDPMSimulator(_PredictionSimulator):
     r"""The DDPM ancestral step (Ho et al., 2020): sample the posterior :math:`q(x_{t'} \mid x_t, x_1 = \hat x_1)`.
 
-    With :math:`r = \alpha_t^2\beta_{t'}^2 / (\alpha_{t'}^2\beta_t^2)` (DDPM's :math:`\bar\alpha_t/\bar\alpha_{t-1}` on a
-    VP path, where it reads :math:`\alpha_t^2/\alpha_{t'}^2`) and :math:`a = \alpha_t/\alpha_{t'}`, the forward
-    kernel is :math:`x_t = a\,x_{t'} + \sqrt{\beta_t^2 - a^2\beta_{t'}^2}\,\varepsilon`, and Bayes gives
+    With :math:`a = \alpha_t/\alpha_{t'}` and :math:`r = a^2\beta_{t'}^2/\beta_t^2`, the forward kernel is :math:`x_t = a\,x_{t'} + \sqrt{\beta_t^2 - a^2\beta_{t'}^2}\,\varepsilon`, and Bayes gives
 
     .. math:: \tilde\mu = \frac{\alpha_{t'}(\beta_t^2 - a^2\beta_{t'}^2)}{\beta_t^2}\,\hat x_1 + \frac{a\,\beta_{t'}^2}{\beta_t^2}\,x_t,
               \qquad \tilde\sigma^2 = \beta_{t'}^2\,(1 - r),
 
-    and :math:`x_{t'} = \tilde\mu + \tilde\sigma\,\xi`. The same law as ``DDIMSimulator(..., eta=1)``.
+    and :math:`x_{t'} = \tilde\mu + \tilde\sigma\,\xi`. On a VP path (:math:`\bar\alpha = \alpha^2`) these are DDPM's
+    :math:`\tilde\mu_t` and :math:`\tilde\beta_t = \frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}(1 - \bar\alpha_t/\bar\alpha_{t-1})`.
+    The same law as ``DDIMSimulator(..., eta=1)``.
     With the exact :math:`\hat x_1 = \mathbb E[x_1 \mid x_t]` it still loses the spread of
     :math:`x_1` given :math:`x_t` at every step, so its error is :math:`O(h)` in distribution.
     Arguments as in :class:`DDIMSimulator` (no ``eta``).

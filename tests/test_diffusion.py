@@ -178,9 +178,9 @@ def test_prediction_kinds_give_the_same_sampler(kind, mixture_path):
 def test_ddim_transports_noise_to_the_gaussian_data_exactly_in_parameters(gaussian_path):
     """With the exact score of Gaussian data, a DDIM step is affine in x, so the 200-step map
     y = A x + b sends N(0, I) to N(b, A Aᵀ) exactly; read A and b off 3 points.
-    Measured: |b - μ| = 1.5e-3 (the N(0, I) start in place of p_{t_min}: α_{t_min}|μ| ≈ 1.8e-3),
-    max |A Aᵀ - Σ| = 3.5e-3 (the O(h) discretisation); tolerance 1e-2. Halving the steps about
-    doubles the covariance error (order 1)."""
+    Measured: max |b - μ| = 9.4e-4 (the N(0, I) start in place of p_{t_min}, of the order of
+    α_{t_min}|μ| = 1.6e-3), max |A Aᵀ - Σ| = 6.5e-3 at 200 steps and 1.29e-2 at 100 (the O(h)
+    discretisation: ratio 1.99); tolerances 1e-2, and a ratio in (1.6, 2.4) for order 1."""
     sim = DDIMSimulator(gaussian_path.path, gaussian_path.score, "score")
     mu, cov = gaussian_path.data.means[0], gaussian_path.data.covs[0]
     probe = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=F64)
@@ -196,7 +196,8 @@ def test_ddim_transports_noise_to_the_gaussian_data_exactly_in_parameters(gaussi
 
 def test_ddim_and_heun_samples_have_the_gaussian_moments(gaussian_path):
     """N(0, I) pushed by DDIM (200 steps) and Heun on the PF-ODE: sample mean and covariance within
-    5 SE (SE of a mean √(Σ_ii/N) ≤ 0.005, of a covariance entry ≤ 0.005) plus the 0.004 bias above."""
+    5 SE (SE of a mean √(Σ_ii/N) ≤ 0.005, of a covariance entry ≤ 0.005) plus the 0.0065 bias above.
+    Measured (seed 1): mean errors ≤ 0.0026 for both, covariance ≤ 0.0060 (DDIM) and 0.0046 (Heun)."""
     n = 20_000
     torch.manual_seed(1)
     x = torch.randn(n, 2)
@@ -205,7 +206,7 @@ def test_ddim_and_heun_samples_have_the_gaussian_moments(gaussian_path):
                 HeunSimulator(probability_flow_ode(gaussian_path.path, gaussian_path.score, "score"))):
         y = sim.simulate(x, uniform_time_grid(200, dtype=F64))
         assert float((y.mean(0) - mu).abs().max()) < 5 * 0.005
-        assert float((torch.cov(y.T) - cov).abs().max()) < 5 * 0.005 + 0.004
+        assert float((torch.cov(y.T) - cov).abs().max()) < 5 * 0.005 + 0.0065
 
 
 def test_ddpm_ancestral_reaches_the_gaussian_data(gaussian_path):
@@ -285,6 +286,23 @@ def test_measured_convergence_order_on_a_mixture(method, mixture_path):
     assert abs(slope - order) < 0.3, (slope, errs)
 
 
+def test_image_shaped_states(path):
+    """(batch, c, h, w) states go through every sampler. Data a point mass at 0: x̂_1 = 0, so
+    ε̂ = x/β_t; DDIM and DPM-Solver++(2M) map a state at t to β'/β times itself, and every sampler
+    ends exactly at 0 (β_1 = 0 kills DDPM's last noise)."""
+    x = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    sch = path.scheduler
+    point_mass_eps = lambda x, t: x / sch(torch.as_tensor(t, dtype=x.dtype)).beta_t  # noqa: E731
+    ts = uniform_time_grid(6, dtype=F64)
+    for run in (DDIMSimulator(path, point_mass_eps, "epsilon").simulate, DPMSolverPP2M(path, point_mass_eps, "epsilon").sample,
+                DDPMSimulator(path, point_mass_eps, "epsilon").simulate):
+        assert run(x, ts).shape == x.shape
+        assert torch.allclose(run(x, ts), torch.zeros_like(x), atol=1e-12)
+    mid = DDIMSimulator(path, point_mass_eps, "epsilon").simulate(x, ts[:3])
+    ratio = float(sch(ts[2]).beta_t / sch(ts[0]).beta_t)
+    assert torch.allclose(mid, ratio * x, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Step schedules
 # ---------------------------------------------------------------------------------------------------
@@ -297,7 +315,8 @@ def _log_snr(t):
 @pytest.mark.parametrize("n", [2, 5, 32])
 def test_schedules_increase_from_near_zero_to_one(n):
     sch = CosineScheduler()
-    for ts in (uniform_time_grid(n, dtype=F64), log_snr_time_grid(sch, n, dtype=F64), karras_time_grid(sch, n, dtype=F64)):
+    grids = (uniform_time_grid(n, dtype=F64), log_snr_time_grid(sch, n, dtype=F64), karras_time_grid(sch, n, dtype=F64))
+    for ts in grids:
         assert ts.shape == (n + 1,) and bool((ts[1:] > ts[:-1]).all())
         assert 0 < float(ts[0]) < 0.01 and float(ts[-1]) == 1.0
     assert float(uniform_time_grid(n)[0]) == pytest.approx(1e-3)
