@@ -441,6 +441,11 @@ class DPMSolverPP2M:
     :math:`\beta_i = 0` is its limit :math:`x_i = \alpha_i D_{i-1}`. One first-order step adds :math:`O(h^2)`:
     the global error stays :math:`O(h^2)`.
 
+    Its order is in the λ-step size. On a uniform grid in t the λ-steps next to :math:`t = 1` do not
+    shrink (:math:`\lambda \approx -\log(1 - t)`, so the step from :math:`1 - 2/n` to :math:`1 - 1/n` is
+    :math:`\log 2` for every n): on a 3-component mixture the measured slope was only 1.4 over 16 ... 256
+    uniform steps, against 2.25 on :func:`karras_time_grid` (tests/test_diffusion.py). Use a λ-aware grid.
+
     Not a :class:`~labs_lib.simulators.Simulator`: it carries the previous prediction from step to step
     (see the module docstring).
 
@@ -545,6 +550,11 @@ def log_snr_time_grid(scheduler: Scheduler, n_steps: int, t_min: float = 1e-3, d
     :math:`-\lambda(t_{\min})` (for the cosine schedule, :math:`t = 1 - t_{\min}`); the last time is 1, where
     :math:`\lambda = \infty`. Steps crowd where the SNR moves fast in t: at both ends of the cosine path.
     Needs ``n_steps >= 2`` and a schedule whose SNR increases.
+
+    The last step, from :math:`\lambda = -\lambda(t_{\min})` to :math:`\infty`, does not shrink as ``n_steps``
+    grows, so its error is a floor: with :math:`t_{\min} = 0.05` (last step 0.95 → 1) DDIM and
+    DPM-Solver++(2M) on a Gaussian mixture both stalled near 8e-3. Keep :math:`t_{\min}` small (the default
+    1e-3 makes the last step 0.999 → 1).
     """
     _check_grid_args(n_steps, t_min)
     if n_steps < 2:
