@@ -6,7 +6,8 @@ the same distance between two independent sample sets of the target, of the same
 A model is as good as we can tell when its distance sits at the floor.
 
 * :func:`wasserstein2` — exact :math:`W_2` between two equal-size empirical measures: the
-  optimal matching is found by SciPy's linear-assignment solver (``linear_sum_assignment``).
+  optimal matching (:func:`optimal_assignment`) is found by SciPy's linear-assignment solver
+  (``linear_sum_assignment``).
 * :func:`energy_distance` — :math:`2\,\mathbb E\|X-Y\| - \mathbb E\|X-X'\| - \mathbb E\|Y-Y'\|`.
 * :func:`mmd_rbf` — squared maximum mean discrepancy with a Gaussian (RBF) kernel.
 * :func:`frechet_distance` — the distance between Gaussians fitted to two sets (FID's formula).
@@ -41,19 +42,37 @@ def _pair(x: Tensor, y: Tensor, same_size: bool = False) -> tuple[Tensor, Tensor
     return x.detach().double().cpu(), y.detach().double().cpu()
 
 
+def optimal_assignment(x: Tensor, y: Tensor) -> Tensor:
+    r"""The permutation :math:`\pi` that minimises :math:`\sum_i \|x_i - y_{\pi(i)}\|^2`, solved exactly.
+
+    The one home of the assignment behind :func:`wasserstein2` and the minibatch optimal-transport
+    coupling of :func:`labs_lib.coupling.ot_coupling`: SciPy's ``linear_sum_assignment`` on the
+    squared distances, computed in float64 on the CPU.
+
+    Args:
+        x, y: shape ``(n, d)`` each (same ``n``; a few thousand at most: the solver is cubic).
+
+    Returns:
+        Shape ``(n,)``, int64, on the CPU: ``y[perm]`` is the point matched to ``x`` row by row.
+    """
+    x, y = _pair(x, y, same_size=True)
+    _, cols = linear_sum_assignment(torch.cdist(x, y).pow(2).numpy())
+    return torch.from_numpy(cols).long()
+
+
 def wasserstein2(x: Tensor, y: Tensor) -> float:
     r"""Exact 2-Wasserstein distance between the empirical measures of ``x`` and ``y``.
 
     With equal weights and equal sizes the optimal coupling is a permutation, so
-    :math:`W_2^2 = \min_\pi \frac1n \sum_i \|x_i - y_{\pi(i)}\|^2`, solved exactly.
+    :math:`W_2^2 = \min_\pi \frac1n \sum_i \|x_i - y_{\pi(i)}\|^2`, solved exactly by
+    :func:`optimal_assignment`.
 
     Args:
         x, y: shape ``(n, d)`` each (same ``n``; a few thousand at most: the solver is cubic).
     """
+    perm = optimal_assignment(x, y)
     x, y = _pair(x, y, same_size=True)
-    cost = torch.cdist(x, y).pow(2).numpy()
-    rows, cols = linear_sum_assignment(cost)
-    return float(np.sqrt(cost[rows, cols].mean()))
+    return float((x - y[perm]).pow(2).sum(1).mean().sqrt())
 
 
 def energy_distance(x: Tensor, y: Tensor) -> float:
