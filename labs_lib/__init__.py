@@ -20,8 +20,11 @@ module                 what it holds
 ``digit_metrics``      held-out classifier accuracy, W2 to real digits, memorization check
 ``times``              the two ways a time is shaped against a batch (broadcast, per sample)
 ``losses``             every training loss, one calling convention: ``loss(model, path, x_0, x_1, t, ...)``
-``training``           trainers with progress bars and loss history: CFM, DSM, ε-prediction, CFG, autoencoder
-``metrics``            W2, energy distance, MMD, and their noise floors
+``training``           trainers with progress bars and loss history: CFM (independent or OT-coupled), DSM,
+                       ε-prediction, CFG, autoencoder
+``metrics``            W2 (and its optimal assignment), energy distance, MMD, and their noise floors
+``likelihood``         the instantaneous change of variables: exact and Hutchinson divergence, log-likelihood
+``coupling``           minibatch optimal-transport coupling, straightness and one-step error of a flow
 ``yardstick``          calibrated sample-quality verdicts for targets with an exact density
 ``wrong_samplers``     samplers wrong on purpose: the catalogue the verdicts must reject
 ``plotting``           densities, samples, vector fields, trajectories, animations
@@ -39,9 +42,12 @@ from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinS
                        VectorFieldODE)
 from .losses import cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
 from .training import (AutoencoderTrainer, CFGTrainer, ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer,
-                       NoisePredictionTrainer, Trainer, TrainingHistory, logit_normal_times, uniform_times)
+                       NoisePredictionTrainer, OTConditionalFlowMatchingTrainer, Trainer, TrainingHistory,
+                       logit_normal_times, uniform_times)
 from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_slope, mmd_rbf, noise_floor,
-                      sample_quality, wasserstein2)
+                      optimal_assignment, sample_quality, wasserstein2)
+from .likelihood import divergence, hutchinson_divergence, log_likelihood, standard_normal_log_density
+from .coupling import one_step_error, ot_coupling, straightness
 from .yardstick import QualityReport, Yardstick
 from .models import LabelledMLPField, MLPField, null_label_of
 from .digits import Digits, LabelledImages, load_digits_split
@@ -81,4 +87,6 @@ __all__ = [
     "VPForwardSDE", "validate_vp_scheduler", "ddpm_alpha_bars", "ddpm_step_coefficients", "ddpm_forward_step",
     "prediction_to_score", "probability_flow_ode", "vp_reverse_sde", "DDIMSimulator", "DDPMSimulator", "DPMSolverPP2M",
     "uniform_time_grid", "log_snr_time_grid", "karras_time_grid",
+    "divergence", "hutchinson_divergence", "log_likelihood", "standard_normal_log_density",
+    "optimal_assignment", "ot_coupling", "OTConditionalFlowMatchingTrainer", "straightness", "one_step_error",
 ]
