@@ -26,17 +26,14 @@ Two measures of straightness, for a field :math:`u` and starting points :math:`X
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import Tensor
 
 from ._validation import validate_batch, validate_positive_int
 from .dynamics import VectorFieldODE
+from .likelihood import Field
 from .metrics import optimal_assignment
 from .simulators import HeunSimulator, time_grid
-
-Field = Callable[[Tensor, Tensor], Tensor]
 
 
 def ot_coupling(x_0: Tensor, x_1: Tensor) -> Tensor:
@@ -112,7 +109,8 @@ def straightness(field: Field, x_0: Tensor, n_steps: int = 100, t1: float = 1.0)
 
 @torch.no_grad()
 def one_step_error(field: Field, x_0: Tensor, n_steps: int = 100, t1: float = 1.0) -> float:
-    r""":math:`\mathbb E\|X_1^{(1)} - X_1^{(n)}\|^2`: one Euler step :math:`X_0 + u_0(X_0)` against Heun with ``n_steps``.
+    r""":math:`\mathbb E\|X_1^{(1)} - X_1^{(n)}\|^2`: one Euler step :math:`X_0 + u_0(X_0)` against Heun with
+    ``n_steps``.
 
     Zero for a straight flow at constant speed; the squared distance a one-step sampler is off by.
 

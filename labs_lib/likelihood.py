@@ -142,7 +142,8 @@ def divergence(field: Field, x: Tensor, t: Tensor | float) -> Tensor:
 
 def hutchinson_divergence(field: Field, x: Tensor, t: Tensor | float, n_probes: int = 1,
                           generator: torch.Generator | None = None, probe: str = "rademacher") -> Tensor:
-    r"""Hutchinson's unbiased estimate of :math:`\nabla\cdot u_t(x) = \operatorname{tr} J`, :math:`J = \partial u/\partial x`.
+    r"""Hutchinson's unbiased estimate of :math:`\nabla\cdot u_t(x) = \operatorname{tr} J`,
+    :math:`J = \partial u/\partial x`.
 
     For a random probe :math:`v` with :math:`\mathbb E[vv^\top] = I`,
     :math:`\mathbb E[v^\top J v] = \operatorname{tr}(J\,\mathbb E[vv^\top]) = \operatorname{tr}J`; one
@@ -186,7 +187,9 @@ def _field_and_divergence(field: Field, x: Tensor, t: Tensor, how: str, n_probes
 
 
 def standard_normal_log_density(x: Tensor) -> Tensor:
-    r""":math:`\log\mathcal N(x; 0, I) = -\tfrac12\|x\|^2 - \tfrac d2\log 2\pi`; ``x`` of shape ``(batch, d)`` → ``(batch,)``."""
+    r""":math:`\log\mathcal N(x; 0, I) = -\tfrac12\|x\|^2 - \tfrac d2\log 2\pi`, the noise's log-density.
+
+    ``x`` of shape ``(batch, d)`` → shape ``(batch,)``."""
     x = validate_batch(x, "x", ndim=2)
     return -0.5 * (x**2).sum(1) - 0.5 * x.shape[1] * math.log(2 * math.pi)
 

@@ -12,7 +12,9 @@ conditional flow matching objective
 whose value on one batch is :func:`~labs_lib.losses.cfm_loss`. The trainers draw a fresh batch
 at every step and hand it to a loss of :mod:`labs_lib.losses`: conditional flow matching,
 denoising score matching, ε-prediction and classifier-free guidance sit side by side here, and
-the compressor of a latent flow, :class:`AutoencoderTrainer`.
+the compressor of a latent flow, :class:`AutoencoderTrainer`. How a batch's noise and data are
+paired is one overridable step, :meth:`ConditionalFlowMatchingTrainer.couple`: independently, or
+by minibatch optimal transport in :class:`OTConditionalFlowMatchingTrainer` (Lab 10).
 """
 
 from __future__ import annotations
