@@ -50,7 +50,7 @@ def hand_cfm(model, alpha, beta, d_alpha, d_beta, x_0, x_1, t):
         xt = alpha(ti) * x_1[i] + beta(ti) * x_0[i]
         target = d_alpha(ti) * x_1[i] + d_beta(ti) * x_0[i]
         out = model(xt.unsqueeze(0), t[i:i + 1])[0]
-        total += float(((out - target) ** 2).sum())
+        total += float(((out - target) ** 2).sum().detach())
     return total / x_0.shape[0]
 
 
