@@ -165,24 +165,23 @@ class Autoencoder(nn.Module):
 
     # --- checks ------------------------------------------------------------------------------
 
-    def _check_images(self, x: object) -> Tensor:
-        x = as_tensor(x, "x")
-        if tuple(x.shape[1:]) != self.image_shape or x.ndim != 4:
-            hint = " Did you forget the batch axis? Try x.unsqueeze(0)." if tuple(x.shape) == self.image_shape else ""
-            raise ValueError(f"x must have shape (batch, {', '.join(map(str, self.image_shape))}), "
+    @staticmethod
+    def _check_batch(x: object, name: str, shape: tuple[int, ...], kind: str) -> Tensor:
+        """``x`` as a floating-point tensor ``(batch, *shape)``; else an error saying what was expected."""
+        x = as_tensor(x, name)
+        if tuple(x.shape[1:]) != shape or x.ndim != 1 + len(shape):
+            hint = " Did you forget the batch axis? Try x.unsqueeze(0)." if tuple(x.shape) == shape else ""
+            raise ValueError(f"{name} must have shape (batch, {', '.join(map(str, shape))}) ({kind}), "
                              f"got {tuple(x.shape)}.{hint}")
         if not torch.is_floating_point(x):
-            raise TypeError(f"x must be a floating-point tensor (images in [-1, 1]), got {x.dtype}.")
+            raise TypeError(f"{name} must be a floating-point tensor ({kind}), got {x.dtype}.")
         return x
 
+    def _check_images(self, x: object) -> Tensor:
+        return self._check_batch(x, "x", self.image_shape, "images in [-1, 1]")
+
     def _check_latents(self, z: object) -> Tensor:
-        z = as_tensor(z, "z")
-        if tuple(z.shape[1:]) != self.latent_shape or z.ndim != 4:
-            raise ValueError(f"z must have shape (batch, {', '.join(map(str, self.latent_shape))}) (the latent "
-                             f"shape), got {tuple(z.shape)}.")
-        if not torch.is_floating_point(z):
-            raise TypeError(f"z must be a floating-point tensor, got {z.dtype}.")
-        return z
+        return self._check_batch(z, "z", self.latent_shape, "the latent shape")
 
     def _check_measured(self, what: str) -> None:
         if not bool(self.normalisation_measured):
