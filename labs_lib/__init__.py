@@ -14,7 +14,7 @@ module                 what it holds
 ``models``             MLP fields taking ``(x, t)`` (and a label, for guidance)
 ``unet``               a small U-Net for label-conditioned fields on images
 ``dit``                a small diffusion transformer: patchify, sine-cosine positions, adaLN-Zero blocks
-``autoencoder``        a convolutional autoencoder / VAE, latent normalisation, latent data for a flow
+``autoencoder``        an autoencoder / VAE (convolutional or dense), latent normalisation, latent data for a flow
 ``digits``             labelled image data: scikit-learn's 8×8 digits (``mnist``: optional MNIST)
 ``guidance``           guided path samples, the classifier-free guidance field and sampler
 ``digit_metrics``      held-out classifier accuracy, W2 to real digits, memorization check
