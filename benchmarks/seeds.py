@@ -4,7 +4,7 @@ A single training run is one draw. For every model a notebook presents, this tra
 ``n_seeds`` seeds (network initialisation and minibatches), with the notebook's own recipe, and
 reports for each figure of its verdict the median and the worst over the seeds, and on how many
 seeds the verdict passes. The recipes mirror the notebooks' training cells (Lab 05 sections 3, 6, 7
-and 8; Lab 06 sections 3, 4, 9 and 10; Lab 07 section 6); change both together. Two rows, the
+and 8; Lab 06 sections 3, 4, 9 and 10; Lab 07 section 6; Lab 08 sections 2, 5 and 6); change both together. Two rows, the
 ablations of Lab 05 section 6 and Lab 07 section 8, are recipes the notebooks only quote.
 """
 
@@ -135,15 +135,53 @@ def _train_unet(seed: int, n_steps: int = 1800, lr_schedule: str = "cosine") -> 
     return model, hist.seconds
 
 
-def _judge_digits(model: ll.UNet, w: float, seed: int, seconds: float) -> Outcome:
-    """450 digits at guidance scale ``w``, sampled as Lab 07 does (25 Heun steps) from noise ``seed``,
-    judged on the test half."""
+def _judge_digits(model: torch.nn.Module, w: float, seed: int, seconds: float,
+                  autoencoder: ll.Autoencoder | None = None) -> Outcome:
+    """450 digits at guidance scale ``w``, sampled as Labs 07 and 08 do (25 Heun steps) from noise ``seed``,
+    judged on the test half; with an ``autoencoder``, ``model`` is a latent field and the samples are decoded."""
     labels = torch.arange(10).repeat_interleave(45)
-    samples = ll.generate_guided(model, labels, w, n_steps=25, method="heun", seed=seed).cpu()
+    if autoencoder is None:
+        samples = ll.generate_guided(model, labels, w, n_steps=25, method="heun", seed=seed).cpu()
+    else:
+        samples = ll.generate_latent_guided(model, autoencoder, labels, w, n_steps=25, method="heun", seed=seed).cpu()
     report = digit_metrics.DigitYardstick("test")(samples, labels)
     figures = {"accuracy": 100 * report.accuracy, "spread": report.spread, "features": report.features,
                "two-sample": report.two_sample}
     return Outcome(figures, report.passed, seconds)
+
+
+def _latent_digits(w: float):
+    """Lab 08 section 5: the dense autoencoder (8 numbers, 3,000 steps) and the latent MLP field (3,000 CFG
+    steps), training seed ``seed``, judged on one draw of 450 decoded digits at ``w``."""
+
+    def run(seed: int) -> Outcome:
+        ll.seed_everything(seed)
+        ae = ll.Autoencoder((1, 8, 8), latent_channels=8, hidden=(256, 256))
+        train = ll.Digits("train")
+        first = ll.AutoencoderTrainer(ae, train).train(3000, batch_size=128, lr=2e-3, lr_schedule="cosine",
+                                                       seed=seed, device="cpu", progress=False)
+        ae.eval()
+        ll.seed_everything(seed)
+        field = ll.LabelledMLPField(ae.latent_shape, hidden=(256, 256, 256))
+        second = ll.CFGTrainer(field, ll.AffinePath(ll.CondOTScheduler()), ll.LatentImages(ae, train), eta=0.1).train(
+            n_steps=3000, batch_size=256, lr=2e-3, lr_schedule="cosine", seed=seed, device="cpu", progress=False)
+        return _judge_digits(field, w, 1000 + seed, first.seconds + second.seconds, autoencoder=ae)
+
+    return run
+
+
+def _dit_digits(w: float, n_steps: int = 1200):
+    """Lab 08 section 6: the DiT on pixels (4×4 patches, 4 blocks of width 64, CFG, cosine lr), training seed
+    ``seed``, judged on one draw of 450 digits at ``w``."""
+
+    def run(seed: int) -> Outcome:
+        ll.seed_everything(seed)
+        model = ll.DiT(num_classes=10, patch_size=4, width=64, depth=4, heads=4)
+        hist = ll.CFGTrainer(model, ll.AffinePath(ll.CondOTScheduler()), ll.Digits("train"), eta=0.1).train(
+            n_steps=n_steps, batch_size=128, lr=2e-3, lr_schedule="cosine", seed=seed, device="cpu", progress=False)
+        return _judge_digits(model, w, 1000 + seed, hist.seconds)
+
+    return run
 
 
 def _guided_digits(w: float, n_steps: int = 1800, lr_schedule: str = "cosine"):
@@ -202,6 +240,9 @@ def models() -> list[tuple[str, Callable[[int], Outcome]]]:
         ("07 the same with 600 steps and the linear lr (ablation)", _guided_digits(1.0, 600, "linear")),
         ("07 the notebook's model (seed 0) on 12 fresh draws of 450 digits at w = 1 (noise seeds 8, 100–110)",
          _guided_digit_draws(1.0, [8, *range(100, 111)])),
+        ("08 latent flow at w = 1 (test half; dense autoencoder, 8 numbers, + MLP field, 3,000 steps each, Heun 25)",
+         _latent_digits(1.0)),
+        ("08 DiT on pixels at w = 1 (test half; 4×4 patches, 1,200 steps, cosine lr, Heun 25)", _dit_digits(1.0)),
     ]
 
 

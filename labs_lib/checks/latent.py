@@ -46,7 +46,7 @@ def _grid(x: Tensor, p: int) -> Tensor:
 
 
 def _patchify_mistakes(x: Tensor, p: int) -> dict[str, Tensor]:
-    """The named mistakes of exercise 1: hint → the tokens that wrong line of code returns for ``x``."""
+    """The named mistakes of the patchify exercise: hint → the tokens that wrong line of code returns for ``x``."""
     b, c, h, w = x.shape
     n, d = (h // p) * (w // p), c * p * p
 
@@ -115,7 +115,7 @@ MODULATE_SHAPES: tuple[tuple[int, int, int], ...] = ((3, 3, 4), (2, 5, 3), (4, 1
 
 
 def _modulate_mistakes(h: Tensor, shift: Tensor, scale: Tensor) -> dict[str, Tensor]:
-    """The named mistakes of exercise 2: hint → what that wrong line of code returns."""
+    """The named mistakes of the modulation exercise: hint → what that wrong line of code returns."""
     sh, sc = shift.unsqueeze(1), scale.unsqueeze(1)
     mistakes = {
         "the `1 +` is missing: h·scale + shift. With it, scale = 0 leaves h unchanged; without it, the "
@@ -240,7 +240,7 @@ def _latent_reference(model: nn.Module, ae: Autoencoder, path: AffinePath, x_0: 
 
 def _latent_mistakes(model: nn.Module, ae: Autoencoder, path: AffinePath, x_0: Tensor, images: Tensor, t: Tensor,
                      y: Tensor, drop: Tensor) -> dict[str, Tensor]:
-    """The named mistakes of exercise 3: hint → the loss that wrong line of code returns. First those of
+    """The named mistakes of the latent-loss exercise: hint → the loss that wrong line of code returns. First those of
     latent space (raw latents, a hard-coded null label), then the CFG loss's own (guidance's table) on the
     right latents."""
     null = null_label_of(model)
