@@ -10,7 +10,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_
 
 from course_files import finish_course
 from labs_lib.authoring.cli import main
-from labs_lib.authoring.front_matter import front_matter_problems, refresh_front_matter
+from labs_lib.authoring.front_matter import badge_source, front_matter_problems, refresh_front_matter
 from labs_lib.authoring.run_times import DEFAULT_BUDGET, budget, over_budget
 from labs_lib.authoring.generator import (ANSWER_PROMPT, AuthoringError, cells_hash, generate, make_student_notebook,
                                           plan, stale)
@@ -228,7 +228,7 @@ TITLE = 0  # a title cell stays first: the front matter follows it (cells 1 and 
 
 
 def with_front_matter(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
-    refresh_front_matter(nb, name)
+    refresh_front_matter(nb, name, solution=True)
     return nb
 
 
@@ -376,7 +376,10 @@ def test_front_matter_tags_and_slide_types_are_carried_to_the_student_notebook()
     nb.cells[2].execution_count = 1  # an executed setup cell (after the title and the badge)
     out = student(nb, "04_paths.ipynb")
     assert front_matter_problems(out, "04_paths.ipynb") == []
-    assert [c.source for c in out.cells[:FM]] == [c.source for c in nb.cells[:FM]]
+    # the title is carried; the badge loses the solution's "This is the solution notebook" line
+    assert out.cells[TITLE].source == nb.cells[TITLE].source
+    assert nb.cells[1].source.startswith("**This is the solution notebook:**")
+    assert out.cells[1].source == badge_source("04_paths.ipynb") and "solution" not in out.cells[1].source
     assert [c.metadata for c in out.cells] == [c.metadata for c in nb.cells]
     assert out.cells[2].execution_count is None and out.cells[FM + 1].execution_count is None
 

@@ -47,7 +47,8 @@ def test_there_are_notebooks_of_both_kinds():
 @pytest.mark.parametrize("path", SOLUTIONS + STUDENT, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_front_matter_is_present_and_current(path: Path):
     nb = read(path)
-    problems = fm.front_matter_problems(nb, path.name)
+    solution = path.parent.name == "solutions"
+    problems = fm.front_matter_problems(nb, path.name, solution=solution)
     assert problems == [], f"{path.parent.name}/{path.name}: {problems}. {fm.FRONT_MATTER_FIX}"
     # The lab's title comes first, so that it is the first thing a reader sees; then the front matter.
     assert fm.is_title_cell(nb.cells[0]) and nb.cells[0].source.startswith("# Lab "), f"{path.name}: no title first"
@@ -58,6 +59,13 @@ def test_front_matter_is_present_and_current(path: Path):
     # Students open the student version of the notebook they are reading, from the main branch.
     assert link["url"] == (f"https://colab.research.google.com/github/{fm.COURSE_REPOSITORY}/blob/main/"
                            f"notebooks/{path.name}")
+    # The two files share one name (a tab shows only that), so the solution says what it is on its first
+    # screen and links to the student notebook; the student notebook does not claim to be a solution.
+    says_solution = badge.source.startswith("**This is the solution notebook:**")
+    assert says_solution == solution, f"{path.parent.name}/{path.name}: the badge cell's first line: {badge.source[:80]!r}"
+    if solution:
+        assert f"[notebooks/{path.name}](../notebooks/{path.name})" in badge.source
+        assert (path.parent / f"../notebooks/{path.name}").resolve().is_file()
     assert setup.cell_type == "code" and "nbval-skip" in setup.metadata.tags
     # a collapsed input would make JupyterLab's Run All Cells run nothing (seen in the browser)
     assert not setup.metadata.get("jupyter", {}).get("source_hidden"), "the setup cell's input is collapsed"
@@ -196,7 +204,7 @@ def test_front_matter_is_inserted_carried_to_students_and_idempotent(bare_course
     assert [fm.front_matter_tag(c) for c in read(sol / "02_second.ipynb").cells][:3] == ["colab-badge", "colab-setup", None]
     for folder in (sol, nbs):
         for name in ("01_first.ipynb", "02_second.ipynb"):
-            assert fm.front_matter_problems(read(folder / name), name) == []
+            assert fm.front_matter_problems(read(folder / name), name, solution=folder == sol) == []
     assert cli("--check", course=bare_course) == 0
     files = {p: p.read_bytes() for p in sorted(sol.glob("*")) + sorted(nbs.glob("*"))}
     capsys.readouterr()

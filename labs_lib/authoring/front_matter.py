@@ -7,7 +7,10 @@ templates, never the cells; a notebook without a title cell gets them at the top
 
 1. a markdown cell tagged ``colab-badge``: a one-line link that opens the *student* version of
    the same notebook, ``notebooks/NN_topic.ipynb``, on Google Colab, from the course's GitHub
-   repository. It is plain text, not Colab's badge image, which shows as a broken image offline;
+   repository. It is plain text, not Colab's badge image, which shows as a broken image offline.
+   In a **solution** notebook it starts with a bold "This is the solution notebook" and a link to
+   the student notebook: both files have the same name, so a JupyterLab tab cannot tell them apart,
+   and the first screen must (the generator writes the student form into the student notebook);
 2. a code cell tagged ``colab-setup`` and ``nbval-skip``: on Colab it installs ``labs_lib`` from
    that repository and switches on Colab's widget manager (for the sliders); anywhere else it does
    nothing. The tests skip it (nbval honours ``nbval-skip``; the student-notebook test drops it).
@@ -88,9 +91,13 @@ def install_requirement(repository: str | None = None) -> str:
     return f"labs_lib @ git+https://github.com/{_repository(repository)}@{COURSE_BRANCH}"
 
 
-def badge_source(name: str, repository: str | None = None) -> str:
-    """The markdown of the badge cell for the notebook file ``name``."""
-    return (f"[Open this lab in Google Colab ↗]({colab_url(name, repository)}) · *on Colab, run the "
+def badge_source(name: str, repository: str | None = None, solution: bool = False) -> str:
+    """The markdown of the badge cell for the notebook file ``name``; ``solution`` leads it with a line that
+    says so and links to the student notebook of the same name."""
+    lead = (f"**This is the solution notebook:** the exercises are filled in and the outputs kept. To work "
+            f"through the lab yourself, open the student version, [notebooks/{name}](../notebooks/{name}).\n\n"
+            if solution else "")
+    return (f"{lead}[Open this lab in Google Colab ↗]({colab_url(name, repository)}) · *on Colab, run the "
             "setup cell below first; on your own machine it does nothing.*")
 
 
@@ -103,9 +110,10 @@ def _metadata(*tags: str) -> dict:
     return {"slideshow": {"slide_type": "skip"}, "tags": list(tags)}
 
 
-def front_matter(name: str, repository: str | None = None) -> list[nbformat.NotebookNode]:
-    """Fresh copies of the two front-matter cells, in order, for the notebook file ``name``."""
-    badge = new_markdown_cell(badge_source(name, repository), metadata=_metadata(BADGE_TAG))
+def front_matter(name: str, repository: str | None = None, solution: bool = False) -> list[nbformat.NotebookNode]:
+    """Fresh copies of the two front-matter cells, in order, for the notebook file ``name`` (a solution's
+    with ``solution``)."""
+    badge = new_markdown_cell(badge_source(name, repository, solution), metadata=_metadata(BADGE_TAG))
     setup = new_code_cell(setup_source(repository), metadata=_metadata(SKIP_TESTS_TAG, SETUP_TAG))
     # Stable, readable ids where the notebook format has them (4.5 and later); they are only
     # used for cells inserted fresh, a refreshed cell keeps its own id.
@@ -148,10 +156,12 @@ def _front_matter_start(cells: list[nbformat.NotebookNode]) -> int:
     return 1 if cells and is_title_cell(cells[0]) else 0
 
 
-def front_matter_problems(nb: nbformat.NotebookNode, name: str, repository: str | None = None) -> list[str]:
-    """Why the front matter of ``nb`` (the notebook file ``name``) is not current; empty when it is."""
+def front_matter_problems(nb: nbformat.NotebookNode, name: str, repository: str | None = None,
+                          solution: bool = False) -> list[str]:
+    """Why the front matter of ``nb`` (the notebook file ``name``; a solution's with ``solution``) is not
+    current; empty when it is."""
     problems = []
-    templates = front_matter(name, repository)
+    templates = front_matter(name, repository, solution)
     start = _front_matter_start([cell for cell in nb.cells if front_matter_tag(cell) is None])
     for position, template in enumerate(templates, start=start):
         tag = front_matter_tag(template)
@@ -170,9 +180,10 @@ def front_matter_problems(nb: nbformat.NotebookNode, name: str, repository: str 
     return problems
 
 
-def refresh_front_matter(nb: nbformat.NotebookNode, name: str, repository: str | None = None) -> bool:
-    """Put the current front matter in its place in ``nb`` (after the title cell, else at the top), in
-    place; return whether anything changed.
+def refresh_front_matter(nb: nbformat.NotebookNode, name: str, repository: str | None = None,
+                         solution: bool = False) -> bool:
+    """Put the current front matter (a solution's with ``solution``) in its place in ``nb`` (after the title
+    cell, else at the top), in place; return whether anything changed.
 
     A front-matter cell that already matches its template is kept as it is, outputs and
     execution count included, so that refreshing an executed notebook twice changes nothing.
@@ -188,7 +199,7 @@ def refresh_front_matter(nb: nbformat.NotebookNode, name: str, repository: str |
             existing.setdefault(tag, cell)  # a duplicate is dropped
     taken = {cell.get("id") for cell in rest}
     head = []
-    for template in front_matter(name, repository):
+    for template in front_matter(name, repository, solution):
         old = existing.get(front_matter_tag(template))
         if old is not None and not _differences(old, template):
             head.append(old)

@@ -6,7 +6,8 @@
   ``def``/``class`` gives the name);
 * every markdown region between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->``
   (the markers are invisible when rendered) becomes a "Your answer:" prompt;
-* outputs, execution counts, execution timings and widget state are cleared; front matter and
+* the Colab badge cell loses the solution's "This is the solution notebook" line;
+* outputs, execution counts, execution timings and widget state are cleared; the setup cell and
   slide types are carried over unchanged.
 
 A student notebook edited by hand after it was generated is never overwritten silently:
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 
+from .front_matter import BADGE_TAG, badge_source, front_matter_tag
 from .notebooks import AuthoringError, course_notebooks, read_notebook
 
 CODE_BEGIN = re.compile(r"^(?P<indent>[ \t]*)###\s*BEGIN SOLUTION\b:?\s*(?P<name>.*?)\s*$")
@@ -105,6 +107,8 @@ def make_student_notebook(solution: nbformat.NotebookNode, source_name: str) -> 
             cell.source, n = _strip_regions(cell.source, CODE_BEGIN, CODE_END, _code_replacement, where)
             cell.outputs = []
             cell.execution_count = None
+        elif front_matter_tag(cell) == BADGE_TAG:
+            cell.source, n = badge_source(source_name), 0  # the student form: no "this is the solution" line
         elif cell.cell_type == "markdown":
             cell.source, n = _strip_regions(cell.source, MD_BEGIN, MD_END, _md_replacement, where)
         else:

@@ -28,7 +28,7 @@ def execute_solutions(solutions: Path) -> dict[str, float]:
 def front_matter_report(solutions: Path) -> list[str]:
     """``"path: problem"`` for every solution whose Colab front matter is missing or out of date."""
     return [f"{src}: {problem}" for src in course_notebooks(solutions)
-            for problem in front_matter_problems(read_notebook(src), src.name)]
+            for problem in front_matter_problems(read_notebook(src), src.name, solution=True)]
 
 
 def update_solutions(solutions: Path, front_matter: bool = False, slides: bool = False) -> list[str]:
@@ -41,7 +41,7 @@ def update_solutions(solutions: Path, front_matter: bool = False, slides: bool =
     for src in course_notebooks(solutions):
         nb = read_notebook(src)
         changes, hints = [], []
-        if front_matter and refresh_front_matter(nb, src.name):
+        if front_matter and refresh_front_matter(nb, src.name, solution=True):
             changes.append("front matter refreshed")
         if slides:
             filled = slide_types.fill_slide_types(nb)
