@@ -278,7 +278,7 @@ def test_trainer_uses_its_time_sampler(gen):
     trainer = ConditionalFlowMatchingTrainer(model, PATH, Fixed(x_1), Fixed(x_0),
                                              time_sampler=lambda n, device: torch.full((n,), 0.3, device=device))
     expected = hand_cfm(model, *SCHEDULE_FORMULAS["condot"][1:], x_0, x_1, torch.full((16,), 0.3))
-    assert float(trainer.loss(16)) == pytest.approx(expected, rel=1e-5)
+    assert float(trainer.loss(16).detach()) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("sampler, pattern", [
@@ -330,7 +330,7 @@ def test_cfm_trainer_validation():
         ConditionalFlowMatchingTrainer(lambda x, t: x, PATH, data)
     # any Sampleable of the right shape is a valid source
     trainer = ConditionalFlowMatchingTrainer(model, PATH, Moons(), source=Circles())
-    assert float(trainer.loss(8)) > 0
+    assert float(trainer.loss(8).detach()) > 0
 
 
 # --- end to end ---------------------------------------------------------------------------------
