@@ -86,7 +86,7 @@ from .times import expand_time
 __all__ = [
     "validate_vp_scheduler", "VPForwardSDE", "ddpm_alpha_bars", "ddpm_step_coefficients", "ddpm_forward_step",
     "PREDICTION_KINDS", "prediction_to_score", "probability_flow_ode", "vp_reverse_sde",
-    "DDIMSimulator", "DDPMSimulator", "DPMSolverPP2M",
+    "data_prediction", "ddpm_posterior", "dpmpp_2m_step", "DDIMSimulator", "DDPMSimulator", "DPMSolverPP2M",
     "uniform_time_grid", "log_snr_time_grid", "karras_time_grid",
 ]
 
@@ -337,6 +337,52 @@ def _denoise(score: Callable, path: AffinePath, x: Tensor, t: Tensor) -> tuple[T
     return (x - sch.beta_t * eps_hat) / sch.alpha_t, eps_hat, sch
 
 
+def data_prediction(path: AffinePath, model: Callable[[Tensor, Tensor], Tensor],
+                    kind: str = "velocity") -> Callable[[Tensor, Tensor], Tensor]:
+    r"""The denoiser :math:`\hat x_1(x, t) = \mathbb E[x_1 \mid x_t = x] = (x + \beta_t^2\nabla\log p_t(x))/\alpha_t`
+    (Tweedie's formula) of a model that predicts ``kind``, as a callable ``(x, t)``.
+
+    ``x`` is ``(batch, ...)``, ``t`` a number, 0-dim or ``(batch,)``, clamped to ``[1e-4, 1]`` (the formula
+    divides by :math:`\alpha_t`, which is 0 at :math:`t = 0`). This is the :math:`D` of
+    :func:`dpmpp_2m_step` and the :math:`\hat x_1` of the DDPM posterior.
+    """
+    score = prediction_to_score(path, model, kind)
+
+    def predict(x: Tensor, t: Tensor | float) -> Tensor:
+        x = validate_batch(x, "x")
+        return _denoise(score, path, x, torch.as_tensor(t, dtype=x.dtype, device=x.device))[0]
+    return predict
+
+
+def ddpm_posterior(x: Tensor, x1_hat: Tensor, alpha: float | Tensor, beta: float | Tensor,
+                   alpha_next: float | Tensor, beta_next: float | Tensor) -> tuple[Tensor, Tensor]:
+    r"""Mean and standard deviation of the DDPM posterior :math:`q(x_{t'} \mid x_t = x, x_1 = \hat x_1)`, :math:`t < t'`.
+
+    The forward kernel from :math:`t'` to the noisier :math:`t` is
+    :math:`x_t = a\,x_{t'} + \sqrt{\beta_t^2 - a^2\beta_{t'}^2}\,\varepsilon` with :math:`a = \alpha_t/\alpha_{t'}`;
+    Bayes' rule with the prior :math:`x_{t'} \sim \mathcal N(\alpha_{t'}\hat x_1, \beta_{t'}^2 I)` gives
+
+    .. math:: \tilde\mu = \frac{\alpha_{t'}(\beta_t^2 - a^2\beta_{t'}^2)}{\beta_t^2}\,\hat x_1
+              + \frac{a\,\beta_{t'}^2}{\beta_t^2}\,x, \qquad
+              \tilde\sigma^2 = \frac{\beta_{t'}^2(\beta_t^2 - a^2\beta_{t'}^2)}{\beta_t^2}.
+
+    Args:
+        x: the states at :math:`t`, shape ``(batch, ...)``.
+        x1_hat: the data prediction at :math:`t`, same shape.
+        alpha, beta: :math:`\alpha_t, \beta_t` (numbers, 0-dim or broadcastable against ``x``), :math:`\beta_t > 0`.
+        alpha_next, beta_next: :math:`\alpha_{t'}, \beta_{t'}` at the later, less noisy time, :math:`\alpha_{t'} > 0`.
+
+    Returns:
+        ``(mean, std)``: the mean has ``x``'s shape; ``std`` broadcasts against it.
+    """
+    a_t, b_t, a_n, b_n = (torch.as_tensor(v, dtype=x.dtype, device=x.device)
+                          for v in (alpha, beta, alpha_next, beta_next))
+    a = a_t / a_n
+    kernel_var = (b_t**2 - a**2 * b_n**2).clamp(min=0)
+    mean = a_n * kernel_var / b_t**2 * x1_hat + a * b_n**2 / b_t**2 * x
+    return mean, b_n * torch.sqrt(kernel_var / b_t**2)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Samplers
 # ----------------------------------------------------------------------------------------------------
@@ -415,12 +461,57 @@ class DDPMSimulator(_PredictionSimulator):
     def step(self, x: Tensor, t: Tensor, h: float) -> Tensor:
         x1_hat, _, sch = _denoise(self.score, self.path, x, t)
         nxt = self._levels(x, float(t) + h)
-        a_t, b_t, a_n, b_n = sch.alpha_t, sch.beta_t, nxt.alpha_t, nxt.beta_t
-        a = a_t / a_n
-        kernel_var = (b_t**2 - a**2 * b_n**2).clamp(min=0)
-        mean = a_n * kernel_var / b_t**2 * x1_hat + a * b_n**2 / b_t**2 * x
-        std = b_n * torch.sqrt((kernel_var / b_t**2).clamp(min=0))  # 1 - r = kernel_var / β_t²
+        mean, std = ddpm_posterior(x, x1_hat, sch.alpha_t, sch.beta_t, nxt.alpha_t, nxt.beta_t)
         return mean + std * torch.randn_like(x)
+
+
+def _half_log_snr(path: AffinePath, t: float) -> tuple[float, float, float]:
+    """``(alpha, beta, lambda = log(alpha / beta))`` at course time ``t`` (clamped to [1e-4, 1]), in float64."""
+    s = path.scheduler(torch.tensor(min(max(t, _T_MIN), 1.0), dtype=torch.float64))
+    a, b = float(s.alpha_t), float(s.beta_t)
+    return a, b, (math.log(a / b) if b > 0 else math.inf)
+
+
+def dpmpp_2m_step(path: AffinePath, x: Tensor, t_prev: float | None, t: float, t_next: float,
+                  d_prev: Tensor | None, d: Tensor) -> Tensor:
+    r"""One step of DPM-Solver++(2M) from ``t`` to ``t_next``, given the data predictions at ``t`` and ``t_prev``.
+
+    With :math:`\lambda = \log(\alpha/\beta)` at ``t_prev``, ``t``, ``t_next``, :math:`h = \lambda' - \lambda` and
+    :math:`r = (\lambda - \lambda_{\rm prev})/h`,
+
+    .. math:: x' = \frac{\beta'}{\beta}\,x + \alpha'\,(1 - e^{-h})\,\Big[\big(1 + \tfrac{1}{2r}\big)d
+              - \tfrac{1}{2r}\,d_{\rm prev}\Big].
+
+    With ``t_prev`` and ``d_prev`` both ``None`` the bracket is :math:`d` alone: the first-order step, which is
+    deterministic DDIM. A step to :math:`t' = 1` is always first order: there :math:`\beta' = 0` and
+    :math:`h = \infty` (in floating point the cosine schedule's :math:`\beta_1 = 6\cdot10^{-17}`, :math:`h \approx 35`),
+    so :math:`r \approx 0` and the extrapolation would blow up; the first-order step lands on :math:`\alpha' d`.
+
+    Args:
+        path: the Gaussian path of the model.
+        x: the states at ``t``, shape ``(batch, ...)``.
+        t_prev, t, t_next: course times, ``t_prev < t < t_next`` in ``[0, 1]`` (``t_prev`` may be None).
+        d_prev, d: the data predictions :math:`\hat x_1` at ``t_prev`` and ``t``, shape of ``x``.
+
+    Returns:
+        The states at ``t_next``, shape of ``x``.
+    """
+    if (t_prev is None) != (d_prev is None):
+        raise ValueError("give t_prev and d_prev together (second order) or neither (first order, DDIM).")
+    times = [t] if t_prev is None else [t_prev, t]
+    if not all(0 <= a < b <= 1 for a, b in zip(times, times[1:] + [t_next])):
+        raise ValueError(f"the times must increase within [0, 1]: got t_prev = {t_prev}, t = {t}, t_next = {t_next}.")
+    a_t, b_t, lam = _half_log_snr(path, t)
+    a_n, b_n, lam_n = _half_log_snr(path, t_next)
+    if b_n <= 0:
+        return a_n * d
+    h = lam_n - lam
+    if d_prev is None or t_next >= 1:
+        dd = d
+    else:
+        r = (lam - _half_log_snr(path, t_prev)[2]) / h
+        dd = (1 + 0.5 / r) * d - (0.5 / r) * d_prev
+    return (b_n / b_t) * x + a_n * (-math.expm1(-h)) * dd
 
 
 class DPMSolverPP2M:
@@ -479,28 +570,15 @@ class DPMSolverPP2M:
         times = ts.to(x.dtype).tolist()
         if times[0] < 0 or times[-1] > 1:
             raise ValueError(f"ts must lie in [0, 1], got {times[0]:.4g} to {times[-1]:.4g}.")
-        lam_prev = None
+        last = len(times) - 2
         d_prev = None
         for i in range(len(times) - 1):
             t, t_next = times[i], times[i + 1]
-            d, _, sch = _denoise(self.score, self.path, x, torch.tensor(t, dtype=x.dtype, device=x.device))
-            nxt = self.path.scheduler(torch.tensor(min(max(t_next, _T_MIN), 1.0), dtype=torch.float64))
-            a_n, b_n = float(nxt.alpha_t), float(nxt.beta_t)
-            a_t, b_t = float(sch.alpha_t), float(sch.beta_t)
-            lam = math.log(a_t / b_t)
-            if b_n <= 0:  # λ' = ∞: the exact limit of the first-order update
-                x = a_n * d
-                lam_prev, d_prev = None, None
-            else:
-                lam_n = math.log(a_n / b_n)
-                h = lam_n - lam
-                if d_prev is None or i == len(times) - 2:
-                    dd = d
-                else:
-                    r = (lam - lam_prev) / h
-                    dd = (1 + 0.5 / r) * d - (0.5 / r) * d_prev
-                x = (b_n / b_t) * x + a_n * (-math.expm1(-h)) * dd
-                lam_prev, d_prev = lam, d
+            d = _denoise(self.score, self.path, x, torch.tensor(t, dtype=x.dtype, device=x.device))[0]
+            first_order = i == 0 or i == last  # no D_{i-2} yet; and the final step's h is infinite
+            x = dpmpp_2m_step(self.path, x, None if first_order else times[i - 1], t, t_next,
+                              None if first_order else d_prev, d)
+            d_prev = d
             if not _all_finite(x):
                 raise FloatingPointError(
                     f"the state became NaN or infinite at step {i} (t = {t:.4g} → {t_next:.4g}); "

@@ -103,6 +103,14 @@ class QualityReport:
         """The largest ``value / tolerance`` over the figures: at most 1 when the report passes."""
         return max(f.value / f.tolerance for f in self.figures.values())
 
+    @property
+    def floor_ratio(self) -> float:
+        """The largest ``value / floor_max`` over the figures: the samples' distance from exact ones in units of
+        the worst of the yardstick's exact sample sets. About 0.8 for exact samples, at most 1 for most of them;
+        a figure whose floor is 0 (no exact sample off a flat support) is divided by one sample's worth, 1/n.
+        """
+        return max(f.value / max(f.floor_max, 1 / self.n) for f in self.figures.values())
+
     def __str__(self) -> str:
         return " · ".join(str(f) for f in self.figures.values())
 

@@ -16,8 +16,8 @@ import torch
 
 from labs_lib import (AffinePath, CondOTScheduler, CosineScheduler, EulerMaruyamaSimulator, EulerSimulator,
                       GaussianMixture, GaussianMixturePath, HeunSimulator, SqrtScheduler, VectorFieldODE)
-from labs_lib.diffusion import (DDIMSimulator, DDPMSimulator, DPMSolverPP2M, VPForwardSDE, ddpm_alpha_bars,
-                                ddpm_forward_step, ddpm_step_coefficients, karras_time_grid, log_snr_time_grid,
+from labs_lib.diffusion import (DDIMSimulator, DDPMSimulator, DPMSolverPP2M, VPForwardSDE, data_prediction,
+                                ddpm_alpha_bars, ddpm_forward_step, ddpm_posterior, dpmpp_2m_step, ddpm_step_coefficients, karras_time_grid, log_snr_time_grid,
                                 prediction_to_score, probability_flow_ode, uniform_time_grid, validate_vp_scheduler,
                                 vp_reverse_sde)
 from labs_lib.metrics import loglog_slope
@@ -219,6 +219,52 @@ def test_ddpm_ancestral_reaches_the_gaussian_data(gaussian_path):
     mu, cov = gaussian_path.data.means[0], gaussian_path.data.covs[0]
     assert float((y.mean(0) - mu).abs().max()) < 0.025
     assert float((torch.cov(y.T) - cov).abs().max()) < 0.04
+
+
+def test_data_prediction_is_the_posterior_mean_of_gaussian_data(gaussian_path):
+    """For data N(μ, Σ), E[x_1 | x_t = x] = μ + α Σ (α² Σ + β² I)^{-1} (x - α μ): Tweedie in closed form."""
+    mu, cov = gaussian_path.data.means[0], gaussian_path.data.covs[0]
+    x = torch.randn(7, 2, generator=torch.Generator().manual_seed(0))
+    for kind, model in (("score", gaussian_path.score), ("velocity", gaussian_path.vector_field),
+                        ("epsilon", eps_model(gaussian_path))):
+        for t in (0.2, 0.6, 0.95):
+            s = gaussian_path.path.scheduler(torch.tensor(t))
+            C = s.alpha_t**2 * cov + s.beta_t**2 * torch.eye(2)
+            expected = mu + s.alpha_t * (x - s.alpha_t * mu) @ torch.linalg.solve(C, cov).T
+            got = data_prediction(gaussian_path.path, model, kind)(x, t)
+            assert torch.allclose(got, expected, atol=1e-8), (kind, t)
+
+
+def test_ddpm_posterior_by_bayes_rule_in_one_dimension(path):
+    """The posterior of x_{t'} given x_t and x_1, computed from the two Gaussians of Bayes' rule directly."""
+    x, x1 = torch.tensor([[0.7]]), torch.tensor([[-1.2]])
+    for t, t_next in ((0.2, 0.3), (0.5, 0.9), (0.05, 0.6)):
+        (a, b), (a2, b2) = [(float(v.alpha_t), float(v.beta_t)) for v in (path.scheduler(torch.tensor(t)),
+                                                                        path.scheduler(torch.tensor(t_next)))]
+        k, kv = a / a2, b**2 - (a / a2) ** 2 * b2**2  # x_t = k x_{t'} + N(0, kv)
+        prec = 1 / b2**2 + k**2 / kv  # prior N(a2 x1, b2²) times the likelihood of x_t
+        mean = (a2 * x1 / b2**2 + k * x / kv) / prec
+        got_mean, got_std = ddpm_posterior(x, x1, a, b, a2, b2)
+        assert torch.allclose(got_mean, mean, atol=1e-10) and abs(float(got_std) - prec**-0.5) < 1e-10
+
+
+def test_first_order_2m_step_is_ddim_and_the_last_step_lands_on_the_prediction(mixture_path):
+    path, x = mixture_path.path, torch.randn(9, 2, generator=torch.Generator().manual_seed(1))
+    d = data_prediction(path, mixture_path.score, "score")(x, 0.3)
+    ddim = DDIMSimulator(path, mixture_path.score, "score").step(x, torch.tensor(0.3), 0.2)
+    assert torch.allclose(dpmpp_2m_step(path, x, None, 0.3, 0.5, None, d), ddim, atol=1e-10)
+    alpha_1 = float(path.scheduler(torch.tensor(1.0)).alpha_t)
+    assert torch.allclose(dpmpp_2m_step(path, x, 0.1, 0.3, 1.0, d.flip(0), d), alpha_1 * d)
+    # with equal predictions the extrapolation changes nothing
+    assert torch.allclose(dpmpp_2m_step(path, x, 0.1, 0.3, 0.5, d, d), ddim, atol=1e-10)
+
+
+def test_2m_step_arguments_are_checked(mixture_path):
+    path, x = mixture_path.path, torch.zeros(2, 2)
+    with pytest.raises(ValueError, match="together"):
+        dpmpp_2m_step(path, x, 0.1, 0.3, 0.5, None, x)
+    with pytest.raises(ValueError, match="increase"):
+        dpmpp_2m_step(path, x, 0.4, 0.3, 0.5, x, x)
 
 
 def test_ddpm_equals_ddim_with_eta_one(mixture_path):
