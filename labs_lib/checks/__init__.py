@@ -5,7 +5,8 @@ in ``labs_lib`` and returns a :class:`CheckReport` that says what was verified, 
 property failed with a hint. An unfinished exercise gets a one-line reminder.
 
 One module per chapter: ``simulators`` (01), ``processes`` (02), ``langevin`` (03),
-``paths`` (04), ``flow_matching`` (05), ``score_matching`` (06), ``guidance`` (07), ``latent`` (08).
+``paths`` (04), ``flow_matching`` (05), ``score_matching`` (06), ``guidance`` (07), ``latent`` (08),
+``diffusion`` (09).
 
 **The reference policy**, for every checker:
 
@@ -35,6 +36,7 @@ from .paths import check_conditional_score, check_conditional_vector_field, chec
 from .flow_matching import check_cfm_loss, check_learned_ode
 from .score_matching import check_dsm_loss, check_langevin_corrected_sde, check_score_from_velocity
 from .latent import check_latent_cfg_loss, check_modulate, check_patchify
+from .diffusion import check_ancestral_step, check_ddpm_forward_step, check_dpmpp_2m_step
 
 __all__ = ["CheckReport", "CheckFailed", "run_check", "SHAPES", "explain_unfinished_exercises",
            "check_euler_step", "check_heun_step", "check_euler_maruyama_step",
@@ -44,4 +46,5 @@ __all__ = ["CheckReport", "CheckFailed", "run_check", "SHAPES", "explain_unfinis
            "check_sqrt_scheduler", "check_conditional_vector_field", "check_conditional_score",
            "check_cfm_loss", "check_learned_ode",
            "check_dsm_loss", "check_score_from_velocity", "check_langevin_corrected_sde",
-           "check_patchify", "check_modulate", "check_latent_cfg_loss"]
+           "check_patchify", "check_modulate", "check_latent_cfg_loss",
+           "check_ddpm_forward_step", "check_ancestral_step", "check_dpmpp_2m_step"]
