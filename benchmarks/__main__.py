@@ -1,4 +1,4 @@
-"""python -m benchmarks [--only simulators,samplers,seeds,course] [--rounds N] [--seeds N] [--rows PREFIXES] [--write-readme]
+"""python -m benchmarks [--only simulators,samplers,nfe,seeds,course] [--rounds N] [--seeds N] [--rows PREFIXES] [--write-readme]
 
 ``--write-readme`` writes what was measured where it is shown: the full report into README.md's
 benchmark section (only when every part ran, so that ``--only course`` cannot wipe the simulator
@@ -9,6 +9,7 @@ the solution notebooks, so it takes a second; ``make solutions`` runs it after r
 ``--only seeds`` (with or without ``course``) replaces just the robustness table, after a change to a
 notebook's training recipe, and says beside it how and when it was measured; ``--rows 07`` with it
 re-measures only the models whose names start with ``07`` and keeps the other rows as README has them.
+``--only nfe`` replaces just Lab 09's tables of samplers against NFE (the exact field: nothing is trained).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import torch
 
 from labs_lib.authoring.run_times import README, replace_block, write_run_times
 
-from . import course, samplers, seeds, simulators
+from . import course, nfe, samplers, seeds, simulators
 
 BEGIN, END = "<!-- BEGIN BENCHMARKS -->", "<!-- END BENCHMARKS -->"
 # The heading that starts the course part (benchmarks/course.py), the last of the block.
 COURSE_HEADING = "**Solution notebooks: execution time"
-PARTS = ("simulators", "samplers", "seeds", "course")
+PARTS = ("simulators", "samplers", "nfe", "seeds", "course")
+# The heading that starts the robustness part (benchmarks/seeds.py), which follows the NFE part.
+SEEDS_HEADING = "**Every model the notebooks train"
 
 
 def _machine() -> str:
@@ -63,7 +66,7 @@ def replace_course_section(text: str, course_text: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--only", default="simulators,samplers,seeds,course")
+    parser.add_argument("--only", default="simulators,samplers,nfe,seeds,course")
     parser.add_argument("--seeds", type=int, default=5, help="training seeds per model for the robustness table")
     parser.add_argument("--rows", default="",
                         help="with --only seeds: re-measure only the models whose names start with these "
@@ -86,6 +89,8 @@ def main() -> None:
         sections.append(simulators.run(args.rounds))
     if "samplers" in parts:
         sections.append(samplers.run())
+    if "nfe" in parts:
+        sections.append(nfe.run(args.seeds))
     seeds_seconds = 0.0
     if "seeds" in parts:
         seeds_start = time.perf_counter()
@@ -105,9 +110,11 @@ def main() -> None:
         text = README.read_text(encoding="utf-8")
         if parts.issuperset(PARTS):
             text = replace_block(text, BEGIN, END, report, README)
-        elif parts <= {"seeds", "course"}:
+        elif parts <= {"nfe", "seeds", "course"}:
             # The notebooks were re-executed (make solutions) and/or their models retrained with several
             # seeds: those parts are replaced, the measured simulator and sampler tables are kept.
+            if "nfe" in parts:
+                text = replace_part(text, sections[0], next_heading=SEEDS_HEADING)
             if "seeds" in parts:
                 if rows:
                     # The notes of the earlier runs stay (the other rows were measured then), less an
@@ -118,7 +125,7 @@ def main() -> None:
                 else:
                     notes = [f"*This table alone: `python -m benchmarks --only seeds --write-readme` on {_machine()}, "
                              f"{seeds_seconds:.0f} s.*"]
-                seeds_text = sections[0] + "\n\n" + "\n\n".join(notes)
+                seeds_text = sections[1 if "nfe" in parts else 0] + "\n\n" + "\n\n".join(notes)
                 text = replace_part(text, seeds_text, next_heading=COURSE_HEADING)
             if "course" in parts:
                 text = replace_course_section(text, sections[-1])

@@ -169,3 +169,27 @@ def test_a_row_of_draws_is_judged_once_per_draw(monkeypatch):
     monkeypatch.setattr(seeds, "models", lambda: [("draws", judge)])
     rows = [line for line in seeds.run(n_seeds=5).splitlines() if line.startswith("| draws")]
     assert rows == ["| draws | 2 / 3 | features | 11.000 | 12.000 | 10.000, 11.000, 12.000 | 3 s |"]
+
+
+def test_nfe_only_run_adds_its_tables_before_the_seeds_table_and_replaces_them_later():
+    from benchmarks.__main__ import BEGIN, COURSE_HEADING, END, SEEDS_HEADING, replace_part
+
+    readme = (f"intro\n{BEGIN}\nMeasured...\n\n**OU SDE** table\n\n{SEEDS_HEADING}, with 5 seeds** (kept)\n\n"
+              f"| seeds |\n\n{COURSE_HEADING} on this machine** (kept)\n\n| course |\n{END}\nafter\n")
+    first = "**Lab 09's samplers against NFE, exact field** (one)\n\n| one |"
+    out = replace_part(readme, first, next_heading=SEEDS_HEADING)
+    assert out.index("**OU SDE**") < out.index("| one |") < out.index(SEEDS_HEADING) < out.index("| course |")
+    again = replace_part(out, first.replace("one", "two"), next_heading=SEEDS_HEADING)
+    assert "| one |" not in again and "| two |" in again and "| seeds |" in again and "| course |" in again
+
+
+def test_nfe_cell_reports_the_median_ratio_and_the_passing_seeds():
+    from benchmarks import nfe
+
+    target = ll.GaussianMixture.symmetric_2d(3, radius=3.0, std=0.5)
+    yardstick = ll.Yardstick(target, n=2000, floor_repeats=5, reference_size=20_000)
+    exact = lambda x, n: target.sample(len(x), generator=torch.Generator().manual_seed(int(1000 * x[0, 0].abs())))  # noqa: E731
+    collapsed = lambda x, n: torch.zeros_like(x)  # noqa: E731  (every sample at the origin, between the modes)
+    assert nfe._cell(lambda x, n: None, 1, yardstick, (1, 2)) == "—"
+    assert nfe._cell(collapsed, 4, yardstick, (1, 2, 3)).endswith("(0/3)")
+    assert nfe._cell(exact, 4, yardstick, (1, 2, 3)).endswith("(3/3)")
