@@ -54,9 +54,11 @@ reports. A multistep method needs the previous step's prediction, which ``step(x
 carry without hidden state (and the blow-up replay of :class:`Simulator` would then corrupt it), so
 :class:`DPMSolverPP2M` is a small class with ``sample(x0, ts)``.
 
-**Why DPM-Solver++(2M) rather than Adams–Bashforth 2 on the PF-ODE.** It integrates the linear part
-:math:`\theta x` exactly, so its first step *is* DDIM and its steps stay stable where
-:math:`\theta = \dot\alpha/\alpha \sim 1/t` blows up near noise; it costs one model call per step,
+**Why DPM-Solver++(2M) rather than Adams–Bashforth 2 on the PF-ODE.** Written with the data prediction,
+:math:`u_t(x) = (\dot\beta_t/\beta_t)\,x + (\dot\alpha_t - \alpha_t\dot\beta_t/\beta_t)\,\hat x_1(x, t)`; it
+integrates the part linear in :math:`x` exactly and extrapolates only :math:`\hat x_1`, so its first step
+*is* DDIM and the stiff linear coefficient :math:`\dot\beta/\beta` near data never limits the step; it
+costs one model call per step,
 as AB2 does; and it takes the final step to :math:`t = 1` (:math:`\beta = 0`) without evaluating anything
 singular there. It is what fast samplers of image models use.
 

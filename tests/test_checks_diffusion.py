@@ -114,7 +114,16 @@ def ancestral_in_ddpm_notation(x, x1_hat, alpha, beta, alpha_next, beta_next, no
     return mean + var.clamp(min=0).sqrt() * noise
 
 
-@pytest.mark.parametrize("fn", [ancestral_reference, ancestral_in_ddpm_notation])
+def ancestral_by_precisions(x, x1_hat, alpha, beta, alpha_next, beta_next, noise):
+    """Correct too: Bayes' rule as two precisions that add (the notebook's derivation), even into t' = 1."""
+    a = alpha / alpha_next
+    kappa2 = beta**2 - a**2 * beta_next**2
+    p1, p2 = 1 / beta_next**2, a**2 / kappa2
+    var = 1 / (p1 + p2)
+    return var * (p1 * alpha_next * x1_hat + p2 * x / a) + var.sqrt() * noise
+
+
+@pytest.mark.parametrize("fn", [ancestral_reference, ancestral_in_ddpm_notation, ancestral_by_precisions])
 def test_ancestral_step_accepts_correct_answers(fn):
     report = check_ancestral_step(fn)
     assert report.passed, report.message
