@@ -82,7 +82,9 @@ def poisson_field(x: Tensor, charges: Tensor) -> Tensor:
 
 
 def augment(x: Tensor, z: Tensor | float = 0.0) -> Tensor:
-    """``(x, z)``: points of :math:`\\mathbb R^N` lifted to :math:`\\mathbb R^{N+1}`; ``z`` a number or shape ``(batch,)``."""
+    """``(x, z)``: points of :math:`\\mathbb R^N` lifted to :math:`\\mathbb R^{N+1}`.
+
+    ``x`` of shape ``(batch, N)``; ``z`` a number or shape ``(batch,)``. Returns shape ``(batch, N + 1)``."""
     x = validate_batch(x, "x", ndim=2)
     z = torch.as_tensor(z, dtype=x.dtype, device=x.device)
     return torch.cat([x, z.expand(x.shape[0]).unsqueeze(1)], dim=1)

@@ -8,9 +8,6 @@ line a student might write, is rejected with a hint that names its mistake.
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
 import torch
 from scipy.optimize import linear_sum_assignment

@@ -21,7 +21,7 @@ from ..coupling import ot_coupling
 from ..likelihood import divergence, log_likelihood, standard_normal_log_density
 from ..poisson import poisson_field
 from ._framework import (CheckFailed, Ok, call_guarded, checker, close, diagnose, on_probe_device,
-                         require_device_safe, require_function, require_tensor, shapes_text)
+                         require_device_safe, require_function, require_state_shaped, require_tensor, shapes_text)
 
 # --- exercise 1: the minibatch optimal-transport pairing -------------------------------------------
 
@@ -80,10 +80,8 @@ def check_ot_pairing(fn: Callable, ok: Ok) -> None:
         if out.dtype in (torch.int64, torch.int32) and out.shape == (shape[0],):
             raise CheckFailed("your function returned the permutation (indices): return the reordered data "
                               "samples x_1[cols], of x_1's shape.")
-        if out.shape != x_1.shape:
-            raise CheckFailed(f"for x_1 of shape {shape} your pairing returned shape {tuple(out.shape)}: return x_1 "
-                              "reordered, the same shape. (For images, flatten the samples to compute distances, "
-                              "x.flatten(1), but index the original x_1.)")
+        require_state_shaped(out, x_1, "your pairing", "Return x_1 reordered, the same shape. (For images, flatten "
+                             "the samples to compute distances, x.flatten(1), but index the original x_1.)")
         rows = x_1.flatten(1)
         matched = torch.cdist(out.flatten(1).double(), rows.double()).min(1)
         used = matched.indices.tolist()
@@ -114,7 +112,8 @@ _C = torch.tensor([0.3, -0.2, 0.5])
 
 def _dense_field(x: Tensor, t: Tensor | float) -> Tensor:
     d = x.shape[1]
-    return torch.tanh(x @ _W[:d, :d].T.to(x.dtype) + torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1) * _C[:d].to(x.dtype))
+    t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1)
+    return torch.tanh(x @ _W[:d, :d].T.to(x.dtype) + t * _C[:d].to(x.dtype))
 
 
 def _dense_jacobian(x: Tensor, t: float) -> Tensor:
@@ -333,15 +332,14 @@ def check_poisson_field(fn: Callable, ok: Ok) -> None:
                            lambda err: f"a shape mismatch for x of shape {(b, d)} and charges {(n, d)} ({err}). "
                                        "Pair every point with every charge: x[:, None, :] - charges[None, :, :] has "
                                        "shape (batch, n, D).")
-        out = require_tensor(out, "your field")
-        if out.shape != x.shape:
-            raise CheckFailed(f"for x of shape {(b, d)} and {n} charges your field has shape {tuple(out.shape)}: "
-                              f"return one D-vector per point, shape {(b, d)} (average over the charges' axis).")
+        out = require_state_shaped(out, x, "your field", f"Return one D-vector per point, shape {(b, d)}: average "
+                                   "over the charges' axis.")
         ref = poisson_field(x, c)
         if not close(out, ref, 1e-6):
             raise diagnose(out, _poisson_mistakes(x, c, right_for),
                            f"for x of shape {(b, d)} and {n} charges your field is off: first row "
-                           f"{[round(v, 4) for v in out[0].tolist()]}, expected {[round(v, 4) for v in ref[0].tolist()]}.")
+                           f"{[round(v, 4) for v in out[0].tolist()]}, expected "
+                           f"{[round(v, 4) for v in ref[0].tolist()]}.")
         right_for.append(d)
     probe = on_probe_device(torch.randn(3, 3), torch.randn(4, 3))
     require_device_safe(lambda: fn(*probe))
