@@ -21,10 +21,11 @@ module                 what it holds
 ``times``              the two ways a time is shaped against a batch (broadcast, per sample)
 ``losses``             every training loss, one calling convention: ``loss(model, path, x_0, x_1, t, ...)``
 ``training``           trainers with progress bars and loss history: CFM (independent or OT-coupled), DSM,
-                       ε-prediction, CFG, autoencoder
+                       ε-prediction, CFG, reflow, autoencoder
 ``metrics``            W2 (and its optimal assignment), energy distance, MMD, and their noise floors
 ``likelihood``         the instantaneous change of variables: exact and Hutchinson divergence, log-likelihood
-``coupling``           minibatch optimal-transport coupling, straightness and one-step error of a flow
+``coupling``           minibatch optimal-transport coupling, reflow pairs, straightness and one-step error of a flow
+``poisson``            Poisson flow (PFGM): the field of the data as charges, its prior and backward ODE
 ``yardstick``          calibrated sample-quality verdicts for targets with an exact density
 ``wrong_samplers``     samplers wrong on purpose: the catalogue the verdicts must reject
 ``plotting``           densities, samples, vector fields, trajectories, animations
@@ -42,12 +43,13 @@ from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinS
                        VectorFieldODE)
 from .losses import cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
 from .training import (AutoencoderTrainer, CFGTrainer, ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer,
-                       NoisePredictionTrainer, OTConditionalFlowMatchingTrainer, Trainer, TrainingHistory,
+                       NoisePredictionTrainer, OTConditionalFlowMatchingTrainer, ReflowTrainer, Trainer, TrainingHistory,
                        logit_normal_times, uniform_times)
 from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_slope, mmd_rbf, noise_floor,
                       optimal_assignment, sample_quality, wasserstein2)
 from .likelihood import divergence, hutchinson_divergence, log_likelihood, standard_normal_log_density
-from .coupling import one_step_error, ot_coupling, straightness
+from .coupling import FixedPairs, one_step_error, ot_coupling, reflow_pairs, straightness
+from .poisson import PoissonFlowODE, poisson_field, poisson_prior, poisson_sample, poisson_time_grid
 from .yardstick import QualityReport, Yardstick
 from .models import LabelledMLPField, MLPField, null_label_of
 from .digits import Digits, LabelledImages, load_digits_split
@@ -90,4 +92,6 @@ __all__ = [
     "uniform_time_grid", "log_snr_time_grid", "karras_time_grid",
     "divergence", "hutchinson_divergence", "log_likelihood", "standard_normal_log_density",
     "optimal_assignment", "ot_coupling", "OTConditionalFlowMatchingTrainer", "straightness", "one_step_error",
+    "FixedPairs", "reflow_pairs", "ReflowTrainer",
+    "poisson_field", "poisson_prior", "PoissonFlowODE", "poisson_time_grid", "poisson_sample",
 ]

@@ -14,7 +14,8 @@ at every step and hand it to a loss of :mod:`labs_lib.losses`: conditional flow 
 denoising score matching, ε-prediction and classifier-free guidance sit side by side here, and
 the compressor of a latent flow, :class:`AutoencoderTrainer`. How a batch's noise and data are
 paired is one overridable step, :meth:`ConditionalFlowMatchingTrainer.couple`: independently, or
-by minibatch optimal transport in :class:`OTConditionalFlowMatchingTrainer` (Lab 10).
+by minibatch optimal transport in :class:`OTConditionalFlowMatchingTrainer` (Lab 10); fixed pairs of a
+trained flow are drawn whole by :class:`ReflowTrainer` (reflow, Lab 10).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tqdm.auto import tqdm
 from ._validation import as_tensor, validate_positive, validate_positive_int
 from .autoencoder import Autoencoder, autoencoder_loss
 from .config import get_device, seed_everything
-from .coupling import ot_coupling
+from .coupling import FixedPairs, ot_coupling
 from .digits import LabelledImages
 from .distributions import LabelledSampleable, Sampleable
 from .losses import DSM_WEIGHTINGS, cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
@@ -277,8 +278,7 @@ class ConditionalFlowMatchingTrainer(Trainer):
         self._times_checked = False
 
     def loss(self, batch_size: int) -> Tensor:
-        x_1 = self.data.sample(batch_size).to(self.device)
-        x_0 = torch.randn_like(x_1) if self.source is None else self.source.sample(batch_size).to(self.device)
+        x_0, x_1 = self.draw(batch_size)
         t = self.time_sampler(batch_size, self.device)
         # The values are checked on the first batch only: reading them every step would make a GPU wait
         # for each batch (a synchronisation per step); the shape is free to check every time.
@@ -288,8 +288,14 @@ class ConditionalFlowMatchingTrainer(Trainer):
                              f"tensor of shape ({batch_size},), got "
                              f"{tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}.")
         self._times_checked = True
-        x_0, x_1 = self.couple(x_0, x_1)
         return cfm_loss(self.model, self.path, x_0, x_1, t)
+
+    def draw(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """The batch's pairs ``(x_0, x_1)``, each ``(batch, ...)`` on the model's device: noise and data drawn
+        independently, then paired by :meth:`couple`. (:class:`ReflowTrainer` draws fixed pairs instead.)"""
+        x_1 = self.data.sample(batch_size).to(self.device)
+        x_0 = torch.randn_like(x_1) if self.source is None else self.source.sample(batch_size).to(self.device)
+        return self.couple(x_0, x_1)
 
     def couple(self, x_0: Tensor, x_1: Tensor) -> tuple[Tensor, Tensor]:
         """Pair the batch's noise and data samples (each ``(batch, ...)``): here, independently, as drawn.
@@ -313,6 +319,34 @@ class OTConditionalFlowMatchingTrainer(ConditionalFlowMatchingTrainer):
 
     def couple(self, x_0: Tensor, x_1: Tensor) -> tuple[Tensor, Tensor]:
         return x_0, ot_coupling(x_0, x_1)
+
+
+class ReflowTrainer(ConditionalFlowMatchingTrainer):
+    r"""Conditional flow matching on fixed pairs: the training step of reflow (Liu et al. 2022; Lab 10).
+
+    Overrides one step, :meth:`draw`: each batch is drawn from the pairs made by
+    :func:`~labs_lib.coupling.reflow_pairs` (noise and the endpoint a trained flow carried it to), so a
+    pair's noise and data are never separated. The regression target is the pair's chord
+    :math:`x_1 - x_0` on the CondOT path, as in any conditional flow matching; since the pairs come from a
+    deterministic map, the field it learns is straighter than the flow that made them.
+
+    Args:
+        model: the new field network (often a copy of the old one, fine-tuned).
+        path: the probability path, usually ``AffinePath(CondOTScheduler())``.
+        pairs: a :class:`~labs_lib.coupling.FixedPairs`, e.g. ``ll.reflow_pairs(old_field, x_0)``.
+        time_sampler: as in :class:`ConditionalFlowMatchingTrainer`.
+    """
+
+    def __init__(self, model: nn.Module, path: AffinePath, pairs: FixedPairs,
+                 time_sampler: Callable[[int, torch.device], Tensor] = uniform_times):
+        if not isinstance(pairs, FixedPairs):
+            raise TypeError(f"pairs must be a labs_lib FixedPairs, e.g. ll.reflow_pairs(field, x_0), "
+                            f"got {type(pairs).__name__}.")
+        super().__init__(model, path, pairs, time_sampler=time_sampler)
+
+    def draw(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        x_0, x_1 = self.data.sample_pairs(batch_size)
+        return x_0.to(self.device), x_1.to(self.device)
 
 
 def _check_path_trainer(path: AffinePath, data: Sampleable, t_max: float) -> None:

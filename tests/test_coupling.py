@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from labs_lib import AffinePath, CondOTScheduler, GaussianMixture, MLPField
-from labs_lib.coupling import one_step_error, ot_coupling, straightness
+from labs_lib.coupling import FixedPairs, one_step_error, ot_coupling, reflow_pairs, straightness
 from labs_lib.metrics import optimal_assignment, wasserstein2
-from labs_lib.training import ConditionalFlowMatchingTrainer, OTConditionalFlowMatchingTrainer
+from labs_lib.training import ConditionalFlowMatchingTrainer, OTConditionalFlowMatchingTrainer, ReflowTrainer
 
 # --- the coupling -----------------------------------------------------------------------------
 
@@ -133,3 +133,76 @@ def test_the_ot_trainer_pairs_each_batch_optimally(gen):
     assert torch.equal(a, x_0) and torch.equal(b, ot_coupling(x_0, x_1))
     plain = ConditionalFlowMatchingTrainer(MLPField(2, hidden=(8,)), AffinePath(CondOTScheduler()), data)
     assert plain.couple(x_0, x_1)[1] is x_1
+
+
+# --- reflow -----------------------------------------------------------------------------------
+
+
+def test_reflow_pairs_are_the_odes_endpoints_of_their_noise(gen):
+    """A linear field u(x) = a - x has the solution X_1 = a + (x_0 - a) e^{-1}: the pairs must hold it."""
+    a = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    x_0 = torch.randn(40, 2, generator=gen, dtype=torch.float64)
+    pairs = reflow_pairs(lambda x, t: a - x, x_0, n_steps=200)
+    assert torch.equal(pairs.x_0, x_0) and len(pairs) == 40 and pairs.shape == (2,)
+    assert torch.allclose(pairs.x_1, a + (x_0 - a) * math.exp(-1), atol=1e-5)  # Heun, h = 1/200: error ~h²
+    euler = reflow_pairs(lambda x, t: a - x, x_0, n_steps=200, method="euler")
+    assert (euler.x_1 - pairs.x_1).abs().max() > 1e-4  # the method is used
+
+
+def test_fixed_pairs_are_drawn_whole(gen):
+    x_0 = torch.arange(20.0).reshape(10, 2)
+    pairs = FixedPairs(x_0, -x_0)
+    a, b = pairs.sample_pairs(64, generator=gen)
+    assert torch.equal(b, -a)  # row i of both is one pair
+    assert set(a[:, 0].tolist()) <= set(x_0[:, 0].tolist())
+    assert torch.equal(pairs.sample(5, generator=torch.Generator().manual_seed(3)),
+                       pairs.sample_pairs(5, generator=torch.Generator().manual_seed(3))[1])
+
+
+def test_fixed_pairs_reject_bad_input():
+    with pytest.raises(ValueError, match="same shape"):
+        FixedPairs(torch.zeros(4, 2), torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="NaN"):
+        FixedPairs(torch.zeros(4, 2), torch.full((4, 2), float("nan")))
+    with pytest.raises(ValueError, match="method"):
+        reflow_pairs(lambda x, t: x, torch.zeros(4, 2), method="rk4")
+    with pytest.raises(TypeError, match="FixedPairs"):
+        ReflowTrainer(MLPField(2, hidden=(8,)), AffinePath(CondOTScheduler()), (torch.zeros(4, 2), torch.zeros(4, 2)))
+
+
+def test_the_reflow_trainer_regresses_the_chords_of_its_pairs(gen):
+    """Pairs (x_0, x_0 + v) of one shift v: the chord field is the constant v, and the loss of a model that
+    returns v is 0 on every batch. (A trainer that separated the pairs would see other chords.)"""
+    v = torch.tensor([2.0, -1.0])
+    x_0 = torch.randn(100, 2, generator=gen)
+
+    class Constant(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.v = torch.nn.Parameter(v.clone())
+
+        def forward(self, x, t):
+            return self.v.expand_as(x)
+
+    trainer = ReflowTrainer(Constant(), AffinePath(CondOTScheduler()), FixedPairs(x_0, x_0 + v))
+    assert float(trainer.loss(64).detach()) < 1e-10
+    a, b = trainer.draw(32)
+    assert torch.allclose(b - a, v.expand(32, 2))
+
+
+def test_reflow_straightens_a_trained_flow():
+    """The three Gaussians of the OT test; an independent-coupling model (300 steps, as there), then its
+    reflow: 2,000 pairs simulated with 50 Heun steps, the same network trained on them for 300 steps.
+    Measured on 500 fixed noise points (seeds 0-2): straightness 1.50 → about 0.1, a factor > 10; a
+    factor of 4 cannot flake."""
+    data = GaussianMixture.isotropic(torch.tensor([[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0]]), 0.4)
+    path = AffinePath(CondOTScheduler())
+    x_0 = torch.randn(500, 2, generator=torch.Generator().manual_seed(99))
+    torch.manual_seed(0)
+    model = MLPField(2, hidden=(64, 64))
+    ConditionalFlowMatchingTrainer(model, path, data).train(300, batch_size=128, lr=3e-3, seed=0, progress=False)
+    pairs = reflow_pairs(model, torch.randn(2000, 2, generator=torch.Generator().manual_seed(5)))
+    reflowed = MLPField(2, hidden=(64, 64))
+    ReflowTrainer(reflowed, path, pairs).train(300, batch_size=128, lr=3e-3, seed=1, progress=False)
+    before, after = straightness(model, x_0, 50), straightness(reflowed, x_0, 50)
+    assert after * 4 < before, (before, after)

@@ -6,7 +6,7 @@ property failed with a hint. An unfinished exercise gets a one-line reminder.
 
 One module per chapter: ``simulators`` (01), ``processes`` (02), ``langevin`` (03),
 ``paths`` (04), ``flow_matching`` (05), ``score_matching`` (06), ``guidance`` (07), ``latent`` (08),
-``diffusion`` (09).
+``diffusion`` (09), ``straight_flows`` (10).
 
 **The reference policy**, for every checker:
 
@@ -37,6 +37,7 @@ from .flow_matching import check_cfm_loss, check_learned_ode
 from .score_matching import check_dsm_loss, check_langevin_corrected_sde, check_score_from_velocity
 from .latent import check_latent_cfg_loss, check_modulate, check_patchify
 from .diffusion import check_ancestral_step, check_ddpm_forward_step, check_dpmpp_2m_step
+from .straight_flows import check_hutchinson_divergence, check_log_likelihood, check_ot_pairing, check_poisson_field
 
 __all__ = ["CheckReport", "CheckFailed", "run_check", "SHAPES", "explain_unfinished_exercises",
            "check_euler_step", "check_heun_step", "check_euler_maruyama_step",
@@ -47,4 +48,5 @@ __all__ = ["CheckReport", "CheckFailed", "run_check", "SHAPES", "explain_unfinis
            "check_cfm_loss", "check_learned_ode",
            "check_dsm_loss", "check_score_from_velocity", "check_langevin_corrected_sde",
            "check_patchify", "check_modulate", "check_latent_cfg_loss",
-           "check_ddpm_forward_step", "check_ancestral_step", "check_dpmpp_2m_step"]
+           "check_ddpm_forward_step", "check_ancestral_step", "check_dpmpp_2m_step",
+           "check_ot_pairing", "check_hutchinson_divergence", "check_log_likelihood", "check_poisson_field"]
