@@ -232,11 +232,25 @@ def test_a_mistake_in_the_score_is_not_blamed_on_the_constructor():
     assert "__init__" not in report.message, report.message
 
 
-# --- every function checker refuses a class or a non-callable, the same way -------------------
+# --- every function checker refuses a class or a non-callable, the same way, and reports a stub as not done
 
 FUNCTION_CHECKERS = ["check_cfm_loss", "check_cfg_loss", "check_cfg_field", "check_autograd_score",
                      "check_conditional_vector_field", "check_conditional_score", "check_dsm_loss",
-                     "check_score_from_velocity"]
+                     "check_score_from_velocity", "check_patchify", "check_modulate", "check_latent_cfg_loss",
+                     "check_ddpm_forward_step", "check_ancestral_step", "check_dpmpp_2m_step",
+                     "check_ot_pairing", "check_hutchinson_divergence", "check_log_likelihood", "check_poisson_field"]
+
+
+@pytest.mark.parametrize("checker", FUNCTION_CHECKERS)
+def test_function_checkers_report_an_unfinished_exercise_as_not_done(checker):
+    from labs_lib import checks
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError("Exercise: my_function")
+
+    report = getattr(checks, checker)(stub)
+    assert report.passed is None
+    assert "not implemented yet" in report.message, report.message
 
 
 @pytest.mark.parametrize("checker", FUNCTION_CHECKERS)
