@@ -67,6 +67,7 @@ def run(n_seeds: int = 5) -> str:
         "uniform in λ": lambda n: ll.log_snr_time_grid(scheduler, n),
         "EDM (σ 0.002–80, ρ = 7)": lambda n: ll.karras_time_grid(scheduler, n),
         "EDM (σ 0.02–20, ρ = 7)": lambda n: ll.karras_time_grid(scheduler, n, sigma_min=0.02, sigma_max=20.0),
+        "t = u^1.2 (tuned on seeds 11–15)": lambda n: ll.power_time_grid(n, rho=1.2),
     }
     names = ("Heun (PF-ODE)", "DDIM", "DPM-Solver++(2M)")
     lines += ["", f"**Step schedules at {SCHEDULE_NFE} NFE** (same samples and cells)", "",

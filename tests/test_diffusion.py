@@ -17,7 +17,8 @@ import torch
 from labs_lib import (AffinePath, CondOTScheduler, CosineScheduler, EulerMaruyamaSimulator, EulerSimulator,
                       GaussianMixture, GaussianMixturePath, HeunSimulator, SqrtScheduler, VectorFieldODE)
 from labs_lib.diffusion import (DDIMSimulator, DDPMSimulator, DPMSolverPP2M, VPForwardSDE, data_prediction,
-                                ddpm_alpha_bars, ddpm_forward_step, ddpm_posterior, dpmpp_2m_step, ddpm_step_coefficients, karras_time_grid, log_snr_time_grid,
+                                ddpm_alpha_bars, ddpm_forward_step, ddpm_posterior, ddpm_step_coefficients,
+                                dpmpp_2m_step, karras_time_grid, log_snr_time_grid, power_time_grid,
                                 prediction_to_score, probability_flow_ode, uniform_time_grid, validate_vp_scheduler,
                                 vp_reverse_sde)
 from labs_lib.metrics import loglog_slope
@@ -367,6 +368,21 @@ def test_schedules_increase_from_near_zero_to_one(n):
         assert 0 < float(ts[0]) < 0.01 and float(ts[-1]) == 1.0
     assert float(uniform_time_grid(n)[0]) == pytest.approx(1e-3)
     assert float(log_snr_time_grid(sch, n, t_min=0.02)[0]) == pytest.approx(0.02)
+
+
+def test_power_grid_spacing():
+    """t_i = t_min + (1 - t_min)(i/n)^rho: rho = 1 is the uniform grid; rho > 1 shortens the steps near noise."""
+    assert torch.allclose(power_time_grid(10, 1.0, dtype=F64), uniform_time_grid(10, dtype=F64))
+    ts = power_time_grid(16, 1.2, dtype=F64)
+    steps = ts.diff()
+    assert float(ts[0]) == 1e-3 and float(ts[-1]) == 1.0 and bool((steps > 0).all())
+    assert bool((steps.diff() > 0).all())  # every step longer than the one before
+    assert torch.allclose(ts[8], torch.tensor(1e-3 + (1 - 1e-3) * 0.5**1.2, dtype=F64))
+    assert bool((power_time_grid(16, 0.8, dtype=F64).diff().diff() < 0).all())
+    with pytest.raises(ValueError, match="rho"):
+        power_time_grid(8, -1.0)
+    with pytest.raises(ValueError, match="t_min"):
+        power_time_grid(8, 1.2, t_min=0.7)
 
 
 def test_log_snr_grid_is_uniform_in_lambda():
