@@ -14,10 +14,12 @@ import nbformat
 
 from labs_lib.authoring.run_times import notebook_seconds
 
-QUALITY = re.compile(r"noise floor|real-vs-real|floor\b|accura|trained in|off-support|yardstick", re.IGNORECASE)
-# A row of a printed table (it starts with a number), kept when it follows a quality header such
-# as "w   accuracy   W2   W2/floor": the guidance sweep prints one row per scale.
-TABLE_ROW = re.compile(r"^\s*[-+]?\d")
+QUALITY = re.compile(r"noise floor|real-vs-real|floor\b|accura|trained in|off-support|yardstick|two-sample",
+                     re.IGNORECASE)
+# A row of a printed table, kept when it follows a quality header such as "w   accuracy   W2/floor"
+# (the guidance sweep prints one row per scale): a row starts with a number, carries a verdict
+# (✓/✗, Lab 10's table of floor ratios with one row per flow), or ends with one (a name, then figures).
+TABLE_ROW = re.compile(r"^\s*[-+]?\d|[✓✗]|\d\s*$")
 
 
 def quality_lines(path: Path) -> list[str]:
@@ -31,10 +33,12 @@ def quality_lines(path: Path) -> list[str]:
         text = "\n".join(piece.rstrip("\n") for piece in pieces)
         in_table = False
         for line in text.splitlines():
+            if not line.strip():
+                continue  # a blank line inside a table does not end it
             if QUALITY.search(line):
                 found.append(line.strip())
                 in_table = True
-            elif in_table and TABLE_ROW.match(line):
+            elif in_table and TABLE_ROW.search(line):
                 found.append(line.strip())
             else:
                 in_table = False

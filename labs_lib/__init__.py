@@ -49,6 +49,7 @@ from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_s
                       optimal_assignment, sample_quality, wasserstein2)
 from .likelihood import divergence, hutchinson_divergence, log_likelihood, standard_normal_log_density
 from .coupling import FixedPairs, one_step_error, ot_coupling, reflow_pairs, straightness
+from .interpolation import slerp
 from .poisson import PoissonFlowODE, poisson_field, poisson_prior, poisson_sample, poisson_time_grid
 from .yardstick import QualityReport, Yardstick
 from .models import LabelledMLPField, MLPField, null_label_of
@@ -94,5 +95,5 @@ __all__ = [
     "divergence", "hutchinson_divergence", "log_likelihood", "standard_normal_log_density",
     "optimal_assignment", "ot_coupling", "OTConditionalFlowMatchingTrainer", "straightness", "one_step_error",
     "FixedPairs", "reflow_pairs", "ReflowTrainer",
-    "poisson_field", "poisson_prior", "PoissonFlowODE", "poisson_time_grid", "poisson_sample",
+    "poisson_field", "poisson_prior", "PoissonFlowODE", "poisson_time_grid", "poisson_sample", "slerp",
 ]

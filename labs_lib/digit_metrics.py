@@ -82,6 +82,18 @@ def accuracy_per_class(images: Tensor, labels: Tensor) -> np.ndarray:
                      for k in range(N_DIGIT_CLASSES)])
 
 
+def classifier_confidence(images: Tensor) -> Tensor:
+    """How sure a classifier is of each image's digit: ``(n, 1, 8, 8)`` → ``(n,)`` float64 in ``[0.1, 1]``.
+
+    The probability that :func:`digit_feature_network` (a small neural classifier fitted on the
+    training split) gives its most likely digit, pixels clipped to ``[-1, 1]``. About 0.99 on the
+    held-out real digits. It is *not* a measure of realism: the network was never shown anything
+    but digits: it is sure of blends of two digits (Lab 10 measures it), and of an empty image.
+    """
+    flat = _flat_images(images).clamp(-1, 1).numpy()
+    return torch.from_numpy(digit_feature_network().predict_proba(flat).max(axis=1))
+
+
 def _test_reference(n: int, seed: int) -> Tensor:
     test = load_digits_split(seed=0).test_images.reshape(-1, 64).double()
     if n > len(test):

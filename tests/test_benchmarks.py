@@ -90,6 +90,22 @@ def test_course_quality_keeps_the_rows_of_a_printed_quality_table(tmp_path):
     assert course.quality_lines(path) == ["w   accuracy   W2/floor", "0.0     11.3%   1.20", "1.5    100.0%   1.01"]
 
 
+def test_course_quality_keeps_named_rows_with_verdicts_or_figures(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("table")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in
+                    ("× floor, Euler steps:   1    2\n", "\n", "  exact field  666.7 ✗  147.1 ✗\n",
+                     "  network, OT   49.5 ✗   15.4 ✗\n", "the end of the table\n")]
+    other = nbformat.v4.new_code_cell("two-sample")
+    other.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                            text="          two-sample   conf.\n   pixels   0.83   0.95\nsee above\n")]
+    nb.cells = [cell, other]
+    path = tmp_path / "10_demo.ipynb"
+    nbformat.write(nb, path)
+    assert course.quality_lines(path) == ["× floor, Euler steps:   1    2", "exact field  666.7 ✗  147.1 ✗",
+                                          "network, OT   49.5 ✗   15.4 ✗", "two-sample   conf.", "pixels   0.83   0.95"]
+
+
 def test_seed_table_reports_median_worst_and_passes(monkeypatch):
     from benchmarks import seeds
 

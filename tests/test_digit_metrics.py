@@ -81,3 +81,18 @@ def test_spread_and_reports_explain_bad_input(yardstick):
     (images, labels), = real_sets([400])
     text = yardstick(images, labels).verdict()
     assert "spread" in text and "features" in text and "two-sample" in text and text.endswith("real digits")
+
+
+def test_classifier_confidence_is_high_on_real_digits_and_low_on_noise():
+    split = load_digits_split()
+    real = dm.classifier_confidence(split.test_images)
+    assert real.shape == (len(split.test_images),) and real.dtype == torch.float64
+    assert float(real.mean()) > 0.97
+    assert bool(((real >= 0.1) & (real <= 1.0)).all())
+    # a flat grey image has no digit in it; the classifier spreads its probability
+    grey = torch.zeros(20, 1, 8, 8)
+    assert float(dm.classifier_confidence(grey).mean()) < float(real.mean()) - 0.2
+    # ...but confidence is no measure of realism: an empty page (every pixel background) is "sure"
+    assert float(dm.classifier_confidence(-torch.ones(5, 1, 8, 8)).mean()) > 0.9
+    with pytest.raises(ValueError, match="NaN"):
+        dm.classifier_confidence(torch.full((2, 1, 8, 8), float("nan")))
