@@ -73,7 +73,7 @@ class CFGVectorField:
     r"""The guided field :math:`(1 - w)\,u^\theta_t(x \mid \varnothing) + w\,u^\theta_t(x \mid y)`.
 
     Both branches run in **one** network call on the batch ``[x; x]`` with labels
-    ``[y; ∅]``, split afterwards. (At ``w = 1`` and ``w = 0`` one branch has weight zero and is
+    ``[∅; y]``, split afterwards. (At ``w = 1`` and ``w = 0`` one branch has weight zero and is
     skipped.) Callable as ``field(x, t)``, so ``VectorFieldODE(field)`` simulates it.
 
     Args:
