@@ -232,6 +232,26 @@ class Trainer(ABC):
         return TrainingHistory(losses=run.losses[:last].cpu().numpy(), seconds=run.seconds)
 
 
+def _validate_loss_fn(loss_fn: object, call: str) -> Callable[..., Tensor]:
+    if not callable(loss_fn) or isinstance(loss_fn, type):
+        raise TypeError(f"loss_fn must be a function {call} returning a 0-dim tensor, "
+                        f"got {type(loss_fn).__name__}.")
+    return loss_fn
+
+
+def _scalar_loss(value: object, loss_fn: Callable[..., Tensor]) -> Tensor:
+    """``value`` if it is a 0-dim floating tensor that carries gradients; otherwise say what was expected."""
+    name = getattr(loss_fn, "__name__", type(loss_fn).__name__)
+    if not isinstance(value, Tensor) or value.ndim != 0 or not torch.is_floating_point(value):
+        what = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+        raise TypeError(f"{name} must return the batch's loss as a 0-dim floating tensor, got {what}: "
+                        "average over the batch (.mean()) and do not call .item().")
+    if torch.is_grad_enabled() and not value.requires_grad:  # (a loss evaluated under no_grad carries none)
+        raise ValueError(f"{name} returned a loss that carries no gradient to the network: compute it from "
+                         "the model's output without .detach(), torch.no_grad() or .item().")
+    return value
+
+
 @dataclass
 class _Run:
     """The state of one training run between :meth:`Trainer.train` and its last :meth:`Trainer.resume`."""
@@ -259,11 +279,16 @@ class ConditionalFlowMatchingTrainer(Trainer):
         time_sampler: draws the batch's times, ``time_sampler(n, device)`` → shape ``(n,)`` in
             ``[0, 1]``: :func:`uniform_times` (the default) or :func:`logit_normal_times`, which
             spends more of the training on the middle of the path.
+        loss_fn: the batch loss ``loss_fn(model, path, x_0, x_1, t)`` → a 0-dim tensor;
+            :func:`~labs_lib.losses.cfm_loss` by default. Lab 05 passes the student's own loss
+            once it has passed its check.
     """
 
     def __init__(self, model: nn.Module, path: AffinePath, data: Sampleable, source: Sampleable | None = None,
-                 time_sampler: Callable[[int, torch.device], Tensor] = uniform_times):
+                 time_sampler: Callable[[int, torch.device], Tensor] = uniform_times,
+                 loss_fn: Callable[..., Tensor] = cfm_loss):
         super().__init__(model)
+        self.loss_fn = _validate_loss_fn(loss_fn, "loss_fn(model, path, x_0, x_1, t)")
         if not callable(time_sampler):
             raise TypeError(f"time_sampler must be a function (n, device) -> times of shape (n,), e.g. "
                             f"ll.logit_normal_times; got {type(time_sampler).__name__}.")
@@ -288,7 +313,7 @@ class ConditionalFlowMatchingTrainer(Trainer):
                              f"tensor of shape ({batch_size},), got "
                              f"{tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}.")
         self._times_checked = True
-        return cfm_loss(self.model, self.path, x_0, x_1, t)
+        return _scalar_loss(self.loss_fn(self.model, self.path, x_0, x_1, t), self.loss_fn)
 
     def draw(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """The batch's pairs ``(x_0, x_1)``, each ``(batch, ...)`` on the model's device: noise and data drawn
@@ -418,13 +443,18 @@ class CFGTrainer(Trainer):
         path: the probability path.
         data: labelled data (e.g. :class:`~labs_lib.digits.Digits`).
         eta: probability of replacing a label by the null label.
+        loss_fn: the batch loss ``loss_fn(model, path, x_0, x_1, t, y, drop_mask, null_label)`` → a
+            0-dim tensor; :func:`~labs_lib.losses.cfg_loss` by default (Lab 07 passes the student's
+            own once it has passed its check).
 
     The null label is the model's own (``model.null_label``), so that the field that samples
     from the model later uses the same index.
     """
 
-    def __init__(self, model: nn.Module, path: AffinePath, data: LabelledSampleable, eta: float = 0.1):
+    def __init__(self, model: nn.Module, path: AffinePath, data: LabelledSampleable, eta: float = 0.1,
+                 loss_fn: Callable[..., Tensor] = cfg_loss):
         super().__init__(model)
+        self.loss_fn = _validate_loss_fn(loss_fn, "loss_fn(model, path, x_0, x_1, t, y, drop_mask, null_label)")
         self.null_label = null_label_of(model)
         if not isinstance(path, AffinePath):
             raise TypeError(f"path must be an AffinePath, got {type(path).__name__}.")
@@ -443,7 +473,8 @@ class CFGTrainer(Trainer):
         x_0 = torch.randn_like(x_1)
         t = torch.rand(batch_size, device=self.device)
         drop_mask = torch.rand(batch_size, device=self.device) < self.eta
-        return cfg_loss(self.model, self.path, x_0, x_1, t, y, drop_mask, self.null_label)
+        return _scalar_loss(self.loss_fn(self.model, self.path, x_0, x_1, t, y, drop_mask, self.null_label),
+                            self.loss_fn)
 
 
 class AutoencoderTrainer(Trainer):

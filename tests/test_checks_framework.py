@@ -340,3 +340,23 @@ def test_outside_ipython_nothing_is_installed(monkeypatch):
 
     monkeypatch.setattr(IPython, "get_ipython", lambda: None)
     assert explain_unfinished_exercises() is False
+
+
+def test_use_when_checked_hands_on_the_students_function_only_once_it_passes(capsys):
+    from labs_lib.checks import check_cfm_loss, use_when_checked
+
+    def unfinished(model, path, x_0, x_1, t):
+        raise NotImplementedError("Exercise: my_cfm_loss")
+
+    def wrong(model, path, x_0, x_1, t):
+        return -ll.cfm_loss(model, path, x_0, x_1, t)
+
+    def right(model, path, x_0, x_1, t):
+        return ll.cfm_loss(model, path, x_0, x_1, t)
+
+    assert use_when_checked(unfinished, check_cfm_loss, ll.cfm_loss) is ll.cfm_loss
+    assert "unfinished is not implemented yet: the cells below use the library's ll.cfm_loss" in capsys.readouterr().out
+    assert use_when_checked(wrong, check_cfm_loss, ll.cfm_loss) is ll.cfm_loss
+    assert "wrong does not pass its check yet" in capsys.readouterr().out
+    assert use_when_checked(right, check_cfm_loss, ll.cfm_loss) is right
+    assert "✓ right passed its check: the cells below use it." in capsys.readouterr().out

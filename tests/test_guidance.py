@@ -222,3 +222,23 @@ def test_labelled_mlp_validation(call, match):
         LabelledMLPField((1, 0, 8))
     with pytest.raises(ValueError):
         LabelledMLPField((1, 8, 8), hidden=())
+
+
+def test_cfg_trainer_trains_with_the_loss_it_is_given():
+    seen = []
+
+    def my_cfg_loss(model, path, x_0, x_1, t, y, drop_mask, null_label):
+        seen.append((tuple(x_1.shape), y.dtype, drop_mask.dtype, null_label))
+        return ll.cfg_loss(model, path, x_0, x_1, t, y, drop_mask, null_label)
+
+    runs = []
+    for loss_fn in (my_cfg_loss, None):
+        torch.manual_seed(0)
+        model = LabelledMLPField((1, 8, 8), hidden=(16,))
+        trainer = (CFGTrainer(model, PATH, Digits("train")) if loss_fn is None else
+                   CFGTrainer(model, PATH, Digits("train"), loss_fn=loss_fn))
+        runs.append(trainer.train(5, batch_size=4, seed=1, progress=False).losses)
+    assert seen == [((4, 1, 8, 8), torch.int64, torch.bool, 10)] * 5
+    assert (runs[0] == runs[1]).all()  # the library's cfg_loss is the default
+    with pytest.raises(TypeError, match="loss_fn must be a function"):
+        CFGTrainer(LabelledMLPField((1, 8, 8), hidden=(16,)), PATH, Digits("train"), loss_fn="cfg_loss")

@@ -15,9 +15,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from labs_lib import (Circles, CondOTScheduler, ConditionalFlowMatchingTrainer, EulerSimulator, Gaussian, Moons,
-                      Trainer, TrainingHistory, VectorFieldODE, logit_normal_times, noise_floor, time_grid,
+from labs_lib import (Circles, CondOTScheduler, ConditionalFlowMatchingTrainer, EulerSimulator, Gaussian, MLPField,
+                      Moons, Trainer, TrainingHistory, VectorFieldODE, logit_normal_times, noise_floor, time_grid,
                       uniform_times, wasserstein2)
+from labs_lib.losses import cfm_loss
 from loss_cases import PATH, SCHEDULE_FORMULAS, Fixed, hand_cfm, seeded_field
 
 # --- small helpers -----------------------------------------------------------------------------
@@ -419,3 +420,48 @@ def test_ema_replaces_the_weights_only_when_the_run_ends():
     reference = OneParameter()
     LinearInP(reference).train(40, batch_size=1, lr=1e-2, progress=False, ema=0.9)
     assert float(model.p.detach()) == pytest.approx(float(reference.p.detach()), rel=1e-6)
+
+
+# --- the loss a trainer minimises: the library's, or the student's ---------------------------------
+
+
+def test_cfm_trainer_trains_with_the_loss_it_is_given():
+    calls = []
+
+    def my_loss(model, path, x_0, x_1, t):
+        calls.append(x_0.shape)
+        return cfm_loss(model, path, x_0, x_1, t)
+
+    histories = []
+    for loss_fn in (cfm_loss, my_loss, None):
+        torch.manual_seed(0)
+        model = MLPField(2, hidden=(16,))
+        trainer = (ConditionalFlowMatchingTrainer(model, PATH, Gaussian.isotropic(2, 1.0)) if loss_fn is None else
+                   ConditionalFlowMatchingTrainer(model, PATH, Gaussian.isotropic(2, 1.0), loss_fn=loss_fn))
+        histories.append(trainer.train(20, batch_size=8, seed=3, progress=False).losses)
+    assert calls == [(8, 2)] * 20  # the given loss, once per step, on the drawn batch
+    np.testing.assert_array_equal(histories[0], histories[1])  # the same loss, the same run
+    np.testing.assert_array_equal(histories[0], histories[2])  # and cfm_loss is the default
+
+    def doubled(model, path, x_0, x_1, t):
+        return 2 * cfm_loss(model, path, x_0, x_1, t)
+
+    torch.manual_seed(0)
+    model = MLPField(2, hidden=(16,))
+    other = ConditionalFlowMatchingTrainer(model, PATH, Gaussian.isotropic(2, 1.0), loss_fn=doubled).train(
+        20, batch_size=8, seed=3, progress=False).losses
+    assert other[0] == pytest.approx(2 * histories[0][0])
+
+
+@pytest.mark.parametrize("loss_fn, error, pattern", [
+    ("cfm_loss", TypeError, "loss_fn must be a function"),
+    (MLPField, TypeError, "loss_fn must be a function"),
+    (lambda model, path, x_0, x_1, t: ((model(x_0, t) - x_1) ** 2).sum(1), TypeError, "0-dim .*got shape \\(8,\\)"),
+    (lambda model, path, x_0, x_1, t: float(((model(x_0, t) - x_1) ** 2).mean().detach()), TypeError, "0-dim .*got float"),
+    (lambda model, path, x_0, x_1, t: ((model(x_0, t) - x_1) ** 2).mean().detach(), ValueError, "no gradient"),
+])
+def test_a_bad_loss_fn_is_named(loss_fn, error, pattern):
+    model = MLPField(2, hidden=(16,))
+    with pytest.raises(error, match=pattern):
+        ConditionalFlowMatchingTrainer(model, PATH, Gaussian.isotropic(2, 1.0), loss_fn=loss_fn).train(
+            2, batch_size=8, progress=False)

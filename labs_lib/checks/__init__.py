@@ -27,7 +27,7 @@ the function and class requirements, the loss checks (:func:`~._framework.check_
 the device probe, and :func:`~._framework.checker`, which turns what happened into the report.
 """
 
-from ._framework import SHAPES, CheckFailed, CheckReport, explain_unfinished_exercises, run_check
+from ._framework import SHAPES, CheckFailed, CheckReport, explain_unfinished_exercises, run_check, use_when_checked
 from .simulators import check_euler_maruyama_step, check_euler_step, check_heun_step
 from .processes import check_brownian_motion, check_ou_process
 from .langevin import check_autograd_score, check_langevin_sde
@@ -39,7 +39,7 @@ from .latent import check_latent_cfg_loss, check_modulate, check_patchify
 from .diffusion import check_ancestral_step, check_ddpm_forward_step, check_dpmpp_2m_step
 from .straight_flows import check_hutchinson_divergence, check_log_likelihood, check_ot_pairing, check_poisson_field
 
-__all__ = ["CheckReport", "CheckFailed", "run_check", "SHAPES", "explain_unfinished_exercises",
+__all__ = ["CheckReport", "CheckFailed", "run_check", "SHAPES", "explain_unfinished_exercises", "use_when_checked",
            "check_euler_step", "check_heun_step", "check_euler_maruyama_step",
            "check_brownian_motion", "check_ou_process",
            "check_autograd_score", "check_langevin_sde",

@@ -231,6 +231,25 @@ def explain_unfinished_exercises(shell: Any = None) -> bool:
     return True
 
 
+def use_when_checked(yours: Callable, check: Callable[[Callable], CheckReport], library: Callable) -> Callable:
+    """``yours`` if it passes ``check``, else ``library``; says in one line which the lab goes on with.
+
+    The cells after an exercise then run on the student's own code as soon as it is right (a
+    loss handed to a trainer, say), and on the library's copy until then, so that the notebook
+    runs from the start whatever state the exercise is in. ``check`` is the exercise's checker,
+    run again here (it is quick and deterministic).
+    """
+    report = check(yours)
+    name = getattr(yours, "__name__", "your function")
+    if report.passed:
+        print(f"✓ {name} passed its check: the cells below use it.")
+        return yours
+    state = "is not implemented yet" if report.passed is None else "does not pass its check yet"
+    print(f"{name} {state}: the cells below use the library's ll.{library.__name__} until it does "
+          "(run this cell again then).")
+    return library
+
+
 def _hint_for_error(err: Exception) -> str:
     text = str(err)
     if isinstance(err, TypeError) and "sqrt" in text:
