@@ -397,21 +397,32 @@ class DenoisingScoreMatchingTrainer(Trainer):
     The target's size grows like :math:`1/\beta_t \to \infty` as :math:`t \to 1`: ``t_max``
     stops short of the end, and ``weighting="beta2"`` (:math:`\lambda_t = \beta_t^2`) turns the
     loss into :math:`\mathbb E\|\beta_t s^\theta_t(x_t) + \varepsilon\|^2`, bounded at every ``t``.
+
+    ``loss_fn(model, path, x_0, x_1, t)`` → a 0-dim tensor replaces the library's
+    :func:`~labs_lib.losses.dsm_loss` (Lab 06 passes the student's own once it has passed its
+    check); it carries its own weighting, so it goes with ``weighting="none"`` only.
     """
 
     def __init__(self, model: nn.Module, path: AffinePath, data: Sampleable, t_max: float = 0.99,
-                 weighting: str = "none"):
+                 weighting: str = "none", loss_fn: Callable[..., Tensor] | None = None):
         super().__init__(model)
         _check_path_trainer(path, data, t_max)
         if weighting not in DSM_WEIGHTINGS:
             raise ValueError(f"weighting must be 'none' or 'beta2', got {weighting!r}.")
-        self.path, self.data, self.t_max, self.weighting = path, data, t_max, weighting
+        if loss_fn is not None:
+            _validate_loss_fn(loss_fn, "loss_fn(model, path, x_0, x_1, t)")
+            if weighting != "none":
+                raise ValueError(f"a loss_fn carries its own weighting: leave weighting='none' (got {weighting!r}), "
+                                 "or leave out loss_fn to train with ll.dsm_loss and this weighting.")
+        self.path, self.data, self.t_max, self.weighting, self.loss_fn = path, data, t_max, weighting, loss_fn
 
     def loss(self, batch_size: int) -> Tensor:
         x_1 = self.data.sample(batch_size).to(self.device)
         x_0 = torch.randn_like(x_1)
         t = self.t_max * torch.rand(batch_size, device=self.device)
-        return dsm_loss(self.model, self.path, x_0, x_1, t, self.weighting)
+        if self.loss_fn is None:
+            return dsm_loss(self.model, self.path, x_0, x_1, t, self.weighting)
+        return _scalar_loss(self.loss_fn(self.model, self.path, x_0, x_1, t), self.loss_fn)
 
 
 class NoisePredictionTrainer(Trainer):

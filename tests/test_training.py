@@ -465,3 +465,21 @@ def test_a_bad_loss_fn_is_named(loss_fn, error, pattern):
     with pytest.raises(error, match=pattern):
         ConditionalFlowMatchingTrainer(model, PATH, Gaussian.isotropic(2, 1.0), loss_fn=loss_fn).train(
             2, batch_size=8, progress=False)
+
+
+def test_dsm_trainer_trains_with_the_loss_it_is_given():
+    from labs_lib import DenoisingScoreMatchingTrainer
+    from labs_lib.losses import dsm_loss
+
+    runs = []
+    for loss_fn in (None, lambda model, path, x_0, x_1, t: dsm_loss(model, path, x_0, x_1, t)):
+        torch.manual_seed(0)
+        model = MLPField(2, hidden=(16,))
+        runs.append(DenoisingScoreMatchingTrainer(model, PATH, Gaussian.isotropic(2, 1.0), loss_fn=loss_fn).train(
+            10, batch_size=8, seed=2, progress=False).losses)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    with pytest.raises(ValueError, match="carries its own weighting"):
+        DenoisingScoreMatchingTrainer(MLPField(2, hidden=(16,)), PATH, Gaussian.isotropic(2, 1.0), weighting="beta2",
+                                      loss_fn=dsm_loss)
+    with pytest.raises(TypeError, match="loss_fn must be a function"):
+        DenoisingScoreMatchingTrainer(MLPField(2, hidden=(16,)), PATH, Gaussian.isotropic(2, 1.0), loss_fn=3)
