@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._validation import as_tensor, validate_batch
+from ._validation import validate_batch
 
 # Below this angle (radians) the two vectors are treated as parallel and the straight line is used:
 # sin θ in the denominator would lose all precision, and the two paths agree to O(θ²) there anyway.
@@ -58,8 +58,6 @@ def slerp(z_a: Tensor, z_b: Tensor, s: float | Tensor) -> Tensor:
     z_a, z_b = validate_batch(z_a, "z_a"), validate_batch(z_b, "z_b")
     if z_a.shape != z_b.shape:
         raise ValueError(f"z_a and z_b must have the same shape, got {tuple(z_a.shape)} and {tuple(z_b.shape)}.")
-    if isinstance(s, Tensor):
-        as_tensor(s, "s")
     s = _fractions(s, z_a.shape[0], z_a)
     a, b = z_a.flatten(1), z_b.flatten(1)
     norms = a.norm(dim=1) * b.norm(dim=1)

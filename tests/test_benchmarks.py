@@ -77,31 +77,30 @@ def test_course_reads_times_and_quality_from_stored_notebooks(tmp_path):
     assert times == {"01_demo.ipynb": 12.5} and "12 s" in text and "ratio 1.25" in text
 
 
-def test_course_quality_keeps_the_rows_of_a_printed_quality_table(tmp_path):
+def _printing_notebook(path, *printed: tuple[str, ...]):
+    """A notebook at ``path`` whose code cells printed ``printed[k]``, one stream output per string
+    (as a loop prints one row per call)."""
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("sweep")
-    # one print per row, as a loop prints them: separate stream outputs of one cell
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in
-                    ("   w   accuracy   W2/floor\n", " 0.0     11.3%   1.20\n", " 1.5    100.0%   1.01\n",
-                     "done\n", " 9 not a row of the table\n")]
-    nb.cells = [cell]
-    path = tmp_path / "07_demo.ipynb"
+    for texts in printed:
+        cell = nbformat.v4.new_code_cell("print(...)")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in texts]
+        nb.cells.append(cell)
     nbformat.write(nb, path)
+    return path
+
+
+def test_course_quality_keeps_the_rows_of_a_printed_quality_table(tmp_path):
+    path = _printing_notebook(tmp_path / "07_demo.ipynb",
+                              ("   w   accuracy   W2/floor\n", " 0.0     11.3%   1.20\n", " 1.5    100.0%   1.01\n",
+                               "done\n", " 9 not a row of the table\n"))
     assert course.quality_lines(path) == ["w   accuracy   W2/floor", "0.0     11.3%   1.20", "1.5    100.0%   1.01"]
 
 
 def test_course_quality_keeps_named_rows_with_verdicts_or_figures(tmp_path):
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("table")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in
-                    ("× floor, Euler steps:   1    2\n", "\n", "  exact field  666.7 ✗  147.1 ✗\n",
-                     "  network, OT   49.5 ✗   15.4 ✗\n", "the end of the table\n")]
-    other = nbformat.v4.new_code_cell("two-sample")
-    other.outputs = [nbformat.v4.new_output("stream", name="stdout",
-                                            text="          two-sample   conf.\n   pixels   0.83   0.95\nsee above\n")]
-    nb.cells = [cell, other]
-    path = tmp_path / "10_demo.ipynb"
-    nbformat.write(nb, path)
+    path = _printing_notebook(tmp_path / "10_demo.ipynb",
+                              ("× floor, Euler steps:   1    2\n", "\n", "  exact field  666.7 ✗  147.1 ✗\n",
+                               "  network, OT   49.5 ✗   15.4 ✗\n", "the end of the table\n"),
+                              ("          two-sample   conf.\n   pixels   0.83   0.95\nsee above\n",))
     assert course.quality_lines(path) == ["× floor, Euler steps:   1    2", "exact field  666.7 ✗  147.1 ✗",
                                           "network, OT   49.5 ✗   15.4 ✗", "two-sample   conf.", "pixels   0.83   0.95"]
 
