@@ -44,7 +44,7 @@ from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinS
 from .losses import cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
 from .training import (AutoencoderTrainer, CFGTrainer, ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer,
                        NoisePredictionTrainer, OTConditionalFlowMatchingTrainer, ReflowTrainer, Trainer, TrainingHistory,
-                       logit_normal_times, uniform_times)
+                       cfm_training_loop, logit_normal_times, uniform_times)
 from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_slope, mmd_rbf, noise_floor,
                       optimal_assignment, sample_quality, wasserstein2)
 from .likelihood import divergence, hutchinson_divergence, log_likelihood, standard_normal_log_density
@@ -76,7 +76,7 @@ __all__ = [
     "ODE", "SDE", "LinearODE", "BrownianMotion", "OrnsteinUhlenbeck", "LangevinSDE", "VectorFieldODE", "expand_time", "batch_times",
     "Scheduler", "SchedulerOutput", "CondOTScheduler", "SqrtScheduler", "CosineScheduler", "AffinePath",
     "PathSample", "GaussianMixturePath", "MLPField", "null_label_of", "Trainer", "TrainingHistory", "uniform_times", "logit_normal_times",
-    "ConditionalFlowMatchingTrainer",
+    "ConditionalFlowMatchingTrainer", "cfm_training_loop",
     "DenoisingScoreMatchingTrainer", "NoisePredictionTrainer", "CFGTrainer", "LangevinCorrectedSDE",
     "cfm_loss", "dsm_loss", "noise_prediction_loss", "cfg_loss",
     "Simulator", "ODESimulator", "SDESimulator", "EulerSimulator", "HeunSimulator",

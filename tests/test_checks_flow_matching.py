@@ -1,4 +1,4 @@
-"""The checkers of notebook 05 (conditional flow matching loss, learned ODE) tested both ways.
+"""The checkers of notebook 05 (conditional flow matching loss, training loop, Euler sampler) tested both ways.
 
 The references pass, and so do a few other correct answers; an unfinished exercise gets
 "not implemented yet"; and each entry of a catalogue of plausible wrong answers is rejected
@@ -12,7 +12,7 @@ import torch
 
 from checker_cases import assert_named
 import labs_lib as ll
-from labs_lib.checks import check_cfm_loss, check_learned_ode
+from labs_lib.checks import check_cfm_loss, check_euler_sampler, check_training_loop
 from labs_lib.training import cfm_loss
 
 # --- exercise 1: the conditional flow matching loss -------------------------------------------
@@ -169,113 +169,231 @@ def test_cfm_loss_check_does_not_touch_the_global_random_stream():
     assert torch.equal(torch.rand(3), expected)
 
 
-# --- exercise 2: the ODE of a learned field ----------------------------------------------------
+# --- exercise 2: the training loop ------------------------------------------------------------
 
 
-class LearnedODE(ll.ODE):
-    """The notebook's solution."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def drift(self, x, t):
-        return self.model(x, t)
-
-
-class LearnedODENoGrad(ll.ODE):
-    """Correct too: no graph is built during simulation."""
-
-    def __init__(self, model):
-        self.net = model
-
-    @torch.no_grad()
-    def drift(self, x, t):
-        return self.net(x, t).detach()
+def loop_reference(model, path, data, loss_fn, n_steps, batch_size, lr):
+    """The notebook's solution: the learning rate set by hand, draws in the trainer's order."""
+    device = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for step in range(n_steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * (1 - 0.9 * step / n_steps)
+        x_1 = data.sample(batch_size).to(device)
+        x_0 = torch.randn_like(x_1)
+        t = torch.rand(batch_size, device=device)
+        loss = loss_fn(model, path, x_0, x_1, t)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
 
 
-@pytest.mark.parametrize("cls", [LearnedODE, LearnedODENoGrad, ll.VectorFieldODE])
-def test_learned_ode_correct_answers_pass(cls):
-    report = check_learned_ode(cls)
+def loop_with_scheduler(model, path, data, loss_fn, n_steps, batch_size, lr):
+    """Correct too: a LambdaLR schedule, noise and times drawn before the data, tensors returned."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1 - 0.9 * k / n_steps)
+    losses = []
+    for _ in range(n_steps):
+        optimizer.zero_grad()
+        x_0, t = torch.randn(batch_size, 2), torch.rand(batch_size)
+        loss = loss_fn(model, path, x_0, data.sample(batch_size), t)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.detach())
+    return torch.stack(losses)
+
+
+@pytest.mark.parametrize("fn", [loop_reference, loop_with_scheduler, ll.cfm_training_loop])
+def test_training_loop_correct_answers_pass(fn):
+    report = check_training_loop(fn)
     assert report.passed is True, report.message
-    assert report.message.endswith("all checks passed.")
-    assert "(batch, 1, 3, 3)" in report.message
 
 
-def test_learned_ode_not_implemented():
-    class Stub(ll.ODE):
-        def __init__(self, model):
-            raise NotImplementedError("Exercise: MyLearnedODE.__init__")
-
-        def drift(self, x, t):
-            raise NotImplementedError("Exercise: MyLearnedODE.drift")
-
-    report = check_learned_ode(Stub)
-    assert report.passed is None
-    assert "not implemented yet" in report.message
-
-
-def _ode(drift, init=None):
-    class Wrong(ll.ODE):
-        def __init__(self, model):
-            self.model = model
-            if init is not None:
-                init(self, model)
-
-        def drift(self, x, t):
-            return drift(self, x, t)
-
-    return Wrong
+def test_training_loop_solution_takes_exactly_the_trainers_steps():
+    # The lab trains its first network with the student's loop; the solution's steps are the trainer's,
+    # bit for bit, so that the lab's figures do not depend on which of the two trained it.
+    data, path = ll.GaussianMixture.symmetric_2d(5, radius=4.0, std=0.5), ll.AffinePath(ll.CondOTScheduler())
+    runs = []
+    for train in (loop_reference, ll.cfm_training_loop):
+        ll.seed_everything(1)
+        model = ll.MLPField(2, hidden=(32, 32))
+        ll.seed_everything(0)
+        runs.append((train(model, path, data, cfm_loss, 300, 64, 5e-3), model.state_dict()))
+    (mine, mine_w), (lib, lib_w) = runs
+    assert mine == lib
+    assert all(torch.equal(mine_w[k], lib_w[k]) for k in mine_w)
 
 
-_GLOBAL_NET = ll.MLPField(2, (8,))
+def test_training_loop_not_implemented():
+    def stub(model, path, data, loss_fn, n_steps, batch_size, lr):
+        raise NotImplementedError("Exercise: my_training_loop")
+
+    assert check_training_loop(stub).passed is None
 
 
-class NoArgument(ll.ODE):
-    def __init__(self):
-        self.model = _GLOBAL_NET
+def _loop(*, zero_grad=True, stale=False, factor=None, sgd=False, noise=torch.randn_like,
+          times=lambda b: torch.rand(b), fixed_noise=False, ret="items", fresh_data=True, x_1_is_noise=False):
+    """A loop with one mistake, chosen by the arguments."""
 
-    def drift(self, x, t):
-        return self.model(x, t)
+    def loop(model, path, data, loss_fn, n_steps, batch_size, lr):
+        schedule = factor or (lambda k: 1 - 0.9 * k / n_steps)
+        optimizer = (torch.optim.SGD if sgd else torch.optim.Adam)(model.parameters(), lr=lr)
+        losses, x_1, x_0 = [], data.sample(batch_size), None
+        for step in range(n_steps):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * schedule(step, n_steps) if factor else lr * schedule(step)
+            if fresh_data:
+                x_1 = data.sample(batch_size) if step else x_1
+            x_0 = x_0 if (fixed_noise and x_0 is not None) else noise(x_1)
+            args = (x_1, x_0) if x_1_is_noise else (x_0, x_1)
+            loss = loss_fn(model, path, *args, times(batch_size))
+            if zero_grad:
+                optimizer.zero_grad()
+            if stale:
+                optimizer.step()
+                loss.backward()
+            else:
+                loss.backward()
+                optimizer.step()
+            losses.append(loss.item())
+        return {"items": losses, "none": None, "short": losses[:-1]}[ret]
+
+    return loop
 
 
-class NotAnODE:
-    def __init__(self, model):
-        self.model = model
-
-    def drift(self, x, t):
-        return self.model(x, t)
-
-
-def _float_time(self, x, t):
-    return self.model(x, float(t))
-
-
-WRONG_ODE = {
-    "1 - t": (_ode(lambda s, x, t: s.model(x, 1 - t)), "time 1 − t"),
-    "minus the field": (_ode(lambda s, x, t: -s.model(x, t)), "wrong sign"),
-    "forgot t (time 0)": (_ode(lambda s, x, t: s.model(x, 0.0)), "ignores t"),
-    "forgot t (time 1)": (_ode(lambda s, x, t: s.model(x, 1.0)), "ignores t"),
-    "Euler step instead of the drift": (_ode(lambda s, x, t: x + s.model(x, t)), "an Euler step of size 1"),
-    "returns x": (_ode(lambda s, x, t: x), "ignores the network passed to __init__"),
-    "global network": (_ode(lambda s, x, t: _GLOBAL_NET(x[:, :2], t) if x.ndim == 2 and x.shape[1] == 2 else x),
-                       "ignores the network passed to __init__"),
-    "summed over the batch": (_ode(lambda s, x, t: s.model(x, t).sum(0)), "drift returned shape"),
-    "first sample only": (_ode(lambda s, x, t: s.model(x, t)[0]), "drift returned shape"),
-    "no return": (_ode(lambda s, x, t: None), "Did you forget `return`?"),
-    "float(t)": (_ode(_float_time), "per-sample times t of shape (batch,)"),
-    "no model argument": (NoArgument, "__init__ must take the network"),
-    "not an ODE": (NotAnODE, "subclass of ODE"),
+WRONG_LOOPS = {
+    "no zero_grad": (_loop(zero_grad=False), "never zeroed"),
+    "step before backward": (_loop(stale=True), "leaves the network as it was"),
+    "constant lr": (_loop(factor=lambda k, n: 1.0), "stays at lr all along"),
+    "lr to zero": (_loop(factor=lambda k, n: 1 - k / n), "falls to zero"),
+    "lr one step ahead": (_loop(factor=lambda k, n: 1 - 0.9 * (k + 1) / n), "one step ahead"),
+    "SGD": (_loop(sgd=True), "torch.optim.SGD"),
+    "uniform noise": (_loop(noise=torch.rand_like), "standard Gaussian"),
+    "Gaussian times": (_loop(times=lambda b: torch.randn(b)), "outside [0, 1]"),
+    "one time per batch": (_loop(times=lambda b: torch.rand(1).expand(b)), "share one time"),
+    "the same noise every step": (_loop(fixed_noise=True), "the same at every step"),
+    "one data batch for all steps": (_loop(fresh_data=False), "one fresh batch per step"),
+    "noise and data swapped": (_loop(x_1_is_noise=True), "is not the batch that data.sample returned"),
+    "returns nothing": (_loop(ret="none"), "Did you forget `return losses`?"),
+    "a loss short": (_loop(ret="short"), "39 losses for 40 steps"),
 }
 
 
-@pytest.mark.parametrize("name", WRONG_ODE, ids=list(WRONG_ODE))
-def test_learned_ode_wrong_answers_are_caught(name):
-    cls, hint = WRONG_ODE[name]
-    report = check_learned_ode(cls)
-    assert_named(report, hint)
+@pytest.mark.parametrize("name", WRONG_LOOPS, ids=list(WRONG_LOOPS))
+def test_training_loop_wrong_answers_are_caught(name):
+    fn, hint = WRONG_LOOPS[name]
+    assert_named(check_training_loop(fn), hint)
 
 
-def test_learned_ode_in_place_modification_is_caught():
-    report = check_learned_ode(_ode(lambda s, x, t: x.mul_(1.0).add_(1.0) - x + s.model(x, t) - 1.0))
-    assert report.passed is False
-    assert "modified its input x in place" in report.message
+def test_training_loop_that_never_steps_is_named():
+    def loop(model, path, data, loss_fn, n_steps, batch_size, lr):
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        losses = []
+        for _ in range(n_steps):
+            x_1 = data.sample(batch_size)
+            loss = loss_fn(model, path, torch.randn_like(x_1), x_1, torch.rand(batch_size))
+            loss.backward()
+            optimizer.zero_grad()  # between backward and step: every step is a zero step
+            optimizer.step()
+            losses.append(loss.item())
+        return losses
+
+    assert_named(check_training_loop(loop), "leaves the network as it was")
+
+
+def test_training_loop_check_does_not_touch_the_global_random_stream():
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    check_training_loop(loop_reference)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --- exercise 3: sampling by Euler's method ------------------------------------------------------
+
+
+@torch.no_grad()
+def euler_sampler(model, x_0, n_steps):
+    """The notebook's solution: one network call per step, at the time the step starts."""
+    h = 1.0 / n_steps
+    x = x_0
+    for k in range(n_steps):
+        x = x + h * model(x, torch.tensor(k * h))
+    return x
+
+
+def euler_sampler_per_sample_times(model, x_0, n_steps):
+    """Right too: one time per sample, a linspace grid, detach instead of no_grad."""
+    times = torch.linspace(0, 1, n_steps + 1)
+    x = x_0.clone()
+    for t, t_next in zip(times[:-1], times[1:]):
+        x = (x + (t_next - t) * model(x, t.expand(x.shape[0]))).detach()
+    return x
+
+
+def library_sampler(model, x_0, n_steps):
+    return ll.EulerSimulator(ll.VectorFieldODE(model)).simulate(x_0, ll.time_grid(n_steps))
+
+
+@pytest.mark.parametrize("fn", [euler_sampler, euler_sampler_per_sample_times, library_sampler])
+def test_euler_sampler_correct_answers_pass(fn):
+    report = check_euler_sampler(fn)
+    assert report.passed is True, report.message
+    assert "(batch, 1, 3, 3)" in report.message
+
+
+def test_euler_sampler_not_implemented():
+    def stub(model, x_0, n_steps):
+        raise NotImplementedError("Exercise: my_euler_sampler")
+
+    assert check_euler_sampler(stub).passed is None
+
+
+def _sampler(time=lambda k, h: k * h, count=lambda n: n, size=lambda n: 1 / n, no_grad=True, heun=False,
+             trajectory=False, in_place=False):
+    """A sampler with one mistake, chosen by the arguments."""
+
+    def fn(model, x_0, n_steps):
+        h, x, states = size(n_steps), x_0, [x_0]
+        with torch.set_grad_enabled(not no_grad):
+            for k in range(count(n_steps)):
+                t = torch.tensor(time(k, h))
+                u = model(x, t)
+                if heun:
+                    u = (u + model(x + h * u, torch.tensor(time(k + 1, h)))) / 2
+                if in_place:
+                    x += h * u
+                else:
+                    x = x + h * u
+                states.append(x)
+        return torch.stack(states) if trajectory else x
+
+    return fn
+
+
+WRONG_SAMPLERS = {
+    "time at the end of the step": (_sampler(time=lambda k, h: (k + 1) * h), "the time its step ends"),
+    "time 0 always": (_sampler(time=lambda k, h: 0.0), "always gets time 0"),
+    "time backwards": (_sampler(time=lambda k, h: 1 - k * h), "runs backwards"),
+    "one step too many": (_sampler(count=lambda n: n + 1), "n_steps + 1 steps"),
+    "step 1/(n - 1)": (_sampler(size=lambda n: 1 / max(n - 1, 1)), "1/(n_steps − 1)"),
+    "step size 1": (_sampler(size=lambda n: 1.0), "missing its size"),
+    "Heun": (_sampler(heun=True), "that is Heun's method"),
+    "with gradients": (_sampler(no_grad=False), "carry a gradient graph"),
+    "whole trajectory": (_sampler(trajectory=True), "not the whole trajectory"),
+    "in place on x_0": (_sampler(in_place=True), "modified its input x_0 in place"),
+}
+
+
+@pytest.mark.parametrize("name", WRONG_SAMPLERS, ids=list(WRONG_SAMPLERS))
+def test_euler_sampler_wrong_answers_are_caught(name):
+    fn, hint = WRONG_SAMPLERS[name]
+    assert_named(check_euler_sampler(fn), hint)
+
+
+def test_euler_sampler_rejects_a_class():
+    assert_named(check_euler_sampler(ll.VectorFieldODE), "pass your function itself")

@@ -12,8 +12,8 @@ import torch
 from checker_cases import assert_named
 import labs_lib as ll
 from labs_lib import ODESimulator, SDE
-from labs_lib.checks import (check_brownian_motion, check_cfm_loss, check_conditional_score,
-                             check_conditional_vector_field, check_dsm_loss, check_euler_step, check_learned_ode,
+from labs_lib.checks import (check_cfm_loss, check_conditional_score,
+                             check_conditional_vector_field, check_dsm_loss, check_euler_step,
                              check_ou_process, run_check)
 
 # --- float64 answers to float32 inputs are right answers ------------------------------------------
@@ -79,17 +79,17 @@ def test_an_exception_of_the_students_code_is_theirs():
 
 
 def test_a_misspelled_method_is_named():
-    class MyBrownianMotion(SDE):
-        def __init__(self, sigma):
-            self.sigma = sigma
+    class MyOUProcess(SDE):
+        def __init__(self, theta, sigma):
+            self.theta, self.sigma = theta, sigma
 
         def drift(self, x, t):
-            return torch.zeros_like(x)
+            return -self.theta * x
 
         def difusion(self, x, t):  # one "f"
             return torch.full_like(x, self.sigma)
 
-    report = check_brownian_motion(MyBrownianMotion)
+    report = check_ou_process(MyOUProcess)
     assert report.passed is False
     assert "your class does not define `diffusion` (you defined `difusion`: a typo?)" in report.message
     assert "constructor" not in report.message
@@ -111,29 +111,45 @@ def my_helper_exercise(x):
 
 
 def test_reaching_another_exercises_stub_names_that_exercise():
-    class MyLearnedODE(ll.ODE):
-        def __init__(self, net):
-            self.net = net
+    class MyOUProcess(SDE):
+        def __init__(self, theta, sigma):
+            self.theta, self.sigma = theta, sigma
 
         def drift(self, x, t):
             return my_helper_exercise(x)
 
-    report = check_learned_ode(MyLearnedODE)
+        def diffusion(self, x, t):
+            return self.sigma
+
+    report = check_ou_process(MyOUProcess)
     assert report.passed is None
     assert "your code calls `my_helper_exercise`, which is still an unfinished exercise" in report.message
     assert "cell above" not in report.message.split("not in the cell above")[0]
 
 
+def test_a_decorated_stub_still_points_at_the_cell_above():
+    # Lab 05's sampler is written under @torch.no_grad(): the stub raises inside the wrapped function.
+    @torch.no_grad()
+    def my_euler_sampler(model, x_0, n_steps):
+        raise NotImplementedError("Exercise: my_euler_sampler")
+
+    report = ll.checks.check_euler_sampler(my_euler_sampler)
+    assert report.message.startswith("… Euler sampler: not implemented yet."), report.message
+
+
 def test_the_own_stub_still_points_at_the_cell_above():
-    class MyLearnedODE(ll.ODE):
-        def __init__(self, net):
-            self.net = net
+    class MyOUProcess(SDE):
+        def __init__(self, theta, sigma):
+            self.theta, self.sigma = theta, sigma
 
         def drift(self, x, t):
-            raise NotImplementedError("Exercise: MyLearnedODE.drift")
+            raise NotImplementedError("Exercise: MyOUProcess.drift")
 
-    report = check_learned_ode(MyLearnedODE)
-    assert report.message.startswith("… learned ODE: not implemented yet.")
+        def diffusion(self, x, t):
+            return self.sigma
+
+    report = check_ou_process(MyOUProcess)
+    assert report.message.startswith("… Ornstein–Uhlenbeck process: not implemented yet.")
 
 
 # --- per-sample mistakes are seen: the test states are batches ----------------------------------------
@@ -159,10 +175,10 @@ def test_an_ou_drift_pulled_towards_the_batch_mean_is_named():
 # --- catalogued mistakes that used to get only "differs from the reference by up to ..." --------------
 
 
-def _brownian(drift, diffusion):
-    def init(self, sigma):
-        self.sigma = sigma
-    return type("MyBrownianMotion", (SDE,), {"__init__": init, "drift": drift, "diffusion": diffusion})
+def _ou(drift, diffusion):
+    def init(self, theta, sigma):
+        self.theta, self.sigma = theta, sigma
+    return type("MyOUProcess", (SDE,), {"__init__": init, "drift": drift, "diffusion": diffusion})
 
 
 class _EulerH2(ODESimulator):
@@ -201,15 +217,15 @@ def _cfg_difference_reversed(model, x, t, y, w, null_label):
 @pytest.mark.parametrize("check, answer, named", [
     (check_euler_step, _EulerH2, "multiplied by h², not h"),
     (ll.checks.check_heun_step, _HeunTwoEulerSteps, "a corrector that takes a full Euler step"),
-    (check_brownian_motion, _brownian(lambda s, x, t: torch.randn_like(x), lambda s, x, t: torch.full_like(x, s.sigma)),
+    (check_ou_process, _ou(lambda s, x, t: torch.randn_like(x), lambda s, x, t: torch.full_like(x, s.sigma)),
      "drift is random"),
-    (check_brownian_motion, _brownian(lambda s, x, t: torch.zeros_like(x), lambda s, x, t: s.sigma * torch.randn_like(x)),
+    (check_ou_process, _ou(lambda s, x, t: -s.theta * x, lambda s, x, t: s.sigma * torch.randn_like(x)),
      "diffusion is random"),
     (check_cfm_loss, _cfm_target_towards_data, "the target x_1 − x_t points from x_t to the data"),
     (check_cfm_loss, _cfm_one_time, "one time was used for the whole batch"),
     (check_conditional_vector_field, _field_without_data_term, "the term α̇_t·z is missing"),
     (ll.checks.check_cfg_field, _cfg_difference_reversed, "the difference is the wrong way round"),
-], ids=["euler_h_squared", "heun_two_euler_steps", "brownian_random_drift", "brownian_random_diffusion",
+], ids=["euler_h_squared", "heun_two_euler_steps", "ou_random_drift", "ou_random_diffusion",
         "cfm_target_x1_minus_xt", "cfm_one_time", "field_without_data_term", "cfg_difference_reversed"])
 def test_common_mistakes_are_named(check, answer, named):
     report = check(answer)

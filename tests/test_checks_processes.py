@@ -1,7 +1,7 @@
-"""The checkers of notebook 02 (Brownian motion, Ornstein–Uhlenbeck) tested both ways.
+"""The checkers of notebook 02 (Brownian paths, Ornstein–Uhlenbeck) tested both ways.
 
 The references pass; an unfinished exercise gets "not implemented yet"; and each entry of a
-catalogue of plausible wrong classes is rejected with a hint that names its mistake.
+catalogue of plausible wrong answers is rejected with a hint that names its mistake.
 """
 
 from __future__ import annotations
@@ -11,24 +11,13 @@ import math
 import pytest
 import torch
 
+import labs_lib as ll
+
 from checker_cases import assert_named
-from labs_lib import SDE, BrownianMotion, OrnsteinUhlenbeck
-from labs_lib.checks import check_brownian_motion, check_ou_process
+from labs_lib import SDE, OrnsteinUhlenbeck
+from labs_lib.checks import check_brownian_paths, check_ou_process
 
 # --- references, and a few correct variants that must pass too ------------------------------
-
-
-class BrownianAsTensor(SDE):
-    """Correct: the diffusion as a tensor of x's shape instead of a float."""
-
-    def __init__(self, sigma):
-        self.sigma = sigma
-
-    def drift(self, x, t):
-        return x * 0
-
-    def diffusion(self, x, t):
-        return self.sigma * torch.ones_like(x)
 
 
 class OUWithZeroDimSigma(SDE):
@@ -44,30 +33,11 @@ class OUWithZeroDimSigma(SDE):
         return torch.tensor(self.sigma)
 
 
-@pytest.mark.parametrize("cls", [BrownianMotion, BrownianAsTensor])
-def test_brownian_references_pass(cls):
-    report = check_brownian_motion(cls)
-    assert report.passed is True, report.message
-    assert report.message.endswith("all checks passed.")
-    assert "(4, 1, 3, 3)" in report.message and "float64" in report.message
-
-
 @pytest.mark.parametrize("cls", [OrnsteinUhlenbeck, OUWithZeroDimSigma])
 def test_ou_references_pass(cls):
     report = check_ou_process(cls)
     assert report.passed is True, report.message
     assert report.message.endswith("all checks passed.")
-
-
-class _BMStub(SDE):
-    def __init__(self, sigma):
-        raise NotImplementedError("Exercise: MyBrownianMotion.__init__")
-
-    def drift(self, x, t):
-        raise NotImplementedError
-
-    def diffusion(self, x, t):
-        raise NotImplementedError
 
 
 class _OUStubMethods(SDE):
@@ -84,7 +54,10 @@ class _OUStubMethods(SDE):
 
 
 def test_not_implemented_is_reported_kindly():
-    for report in (check_brownian_motion(_BMStub), check_ou_process(_OUStubMethods)):
+    def paths_stub(n_paths, n_steps, T):
+        raise NotImplementedError("Exercise: my_brownian_paths")
+
+    for report in (check_brownian_paths(paths_stub), check_ou_process(_OUStubMethods)):
         assert report.passed is None
         assert "not implemented yet" in report.message
         assert "Traceback" not in report.message
@@ -94,102 +67,96 @@ def test_checks_leave_the_global_random_stream_alone():
     torch.manual_seed(7)
     expected = torch.rand(3)
     torch.manual_seed(7)
-    check_brownian_motion(BrownianMotion)
+    check_brownian_paths(brownian_paths)
     check_ou_process(OrnsteinUhlenbeck)
     torch.testing.assert_close(torch.rand(3), expected)
 
 
-# --- Brownian motion: the catalogue of mistakes ---------------------------------------------
+# --- Brownian paths: the reference, other right answers, the catalogue of mistakes ---------------
 
 
-def brownian(drift=None, diffusion=None, init=None):
-    """A Brownian-motion class with one method replaced by a wrong one."""
-
-    class Wrong(SDE):
-        def __init__(self, sigma):
-            self.sigma = sigma
-            if init is not None:
-                init(self, sigma)
-
-        def drift(self, x, t):
-            return drift(self, x) if drift else torch.zeros_like(x)
-
-        def diffusion(self, x, t):
-            return diffusion(self, x) if diffusion else self.sigma
-
-    return Wrong
+def brownian_paths(n_paths, n_steps, T):
+    """The notebook's solution: W_0 = 0, then the running sum of √h·ε steps."""
+    h = T / n_steps
+    steps = math.sqrt(h) * torch.randn(n_steps, n_paths)
+    return torch.cat([torch.zeros(1, n_paths), steps.cumsum(dim=0)])
 
 
-def _drop_sigma(self, sigma):
-    del self.sigma
-    self.s = sigma
+def brownian_paths_by_loop(n_paths, n_steps, T):
+    """Right too: a loop over the steps, float64, paths drawn as rows then transposed."""
+    h = T / n_steps
+    eps = torch.randn(n_paths, n_steps, dtype=torch.float64).T
+    w = [torch.zeros(n_paths, dtype=torch.float64)]
+    for k in range(n_steps):
+        w.append(w[-1] + h**0.5 * eps[k])
+    return torch.stack(w)
 
 
-def _hard_code_sigma(self, sigma):
-    self.sigma = 1.7
+def brownian_paths_by_simulator(n_paths, n_steps, T):
+    """Right too: Euler–Maruyama on ll.BrownianMotion, which is exact for it."""
+    traj = ll.EulerMaruyamaSimulator(ll.BrownianMotion(1.0)).simulate_with_trajectory(
+        torch.zeros(n_paths, 1), ll.time_grid(n_steps, 0.0, T))
+    return traj.states[..., 0]
 
 
-BROWNIAN_MISTAKES = {
-    "drift σ (a number)": (brownian(drift=lambda s, x: s.sigma), "the drift is σ"),
-    "drift σ·x": (brownian(drift=lambda s, x: s.sigma * x), "the drift is σ·x"),
-    "drift scalar 0": (brownian(drift=lambda s, x: 0), "the values are right, but drift returned int 0"),
-    "drift 0-dim tensor": (brownian(drift=lambda s, x: torch.tensor(0.0)), "must return a tensor of exactly x's shape"),
-    "drift zeros(n, 1)": (brownian(drift=lambda s, x: torch.zeros(x.shape[0], 1)), "shape (6, 1)"),
-    "drift zeros(x.shape) loses dtype": (brownian(drift=lambda s, x: torch.zeros(x.shape)), "dtype torch.float32"),
-    "drift in place": (brownian(drift=lambda s, x: x.zero_()), "modified its input x in place"),
-    "drift zeros on the CPU": (brownian(drift=lambda s, x: torch.zeros(x.shape, dtype=x.dtype)), "Create it on x.device"),
-    "diffusion full on the CPU": (brownian(diffusion=lambda s, x: torch.full(x.shape, s.sigma, dtype=x.dtype)),
-                                  "Create it on x.device"),
-    "drift forgets return": (brownian(drift=lambda s, x: None), "forget `return`"),
-    "diffusion σ²": (brownian(diffusion=lambda s, x: s.sigma**2), "σ², the variance"),
-    "diffusion 1": (brownian(diffusion=lambda s, x: 1.0), "returned 1 whatever σ is"),
-    "diffusion √σ": (brownian(diffusion=lambda s, x: math.sqrt(s.sigma)), "returned √σ"),
-    "diffusion 0": (brownian(diffusion=lambda s, x: 0.0), "no noise at all"),
-    "diffusion σ·x": (brownian(diffusion=lambda s, x: s.sigma * x), "does not depend on the state"),
-    "diffusion per particle only": (brownian(diffusion=lambda s, x: torch.full((x.shape[0], 1), s.sigma)),
-                                    "does not broadcast to x's shape"),
-    "diffusion a string": (brownian(diffusion=lambda s, x: "sigma"), "must return a number"),
-    "hard-coded σ": (brownian(init=_hard_code_sigma), "ignores the σ passed to the constructor"),
-    "σ stored under another name": (brownian(init=_drop_sigma, diffusion=lambda s, x: s.s),
-                                    "does not store σ as self.sigma"),
+@pytest.mark.parametrize("fn", [brownian_paths, brownian_paths_by_loop, brownian_paths_by_simulator])
+def test_brownian_paths_right_answers_pass(fn):
+    report = check_brownian_paths(fn)
+    assert report.passed is True, report.message
+
+
+def _paths(scale=lambda h: math.sqrt(h), h_of=lambda n, T: T / n, draw=torch.randn, start=True, cumsum=True,
+           same_for_all=False, transpose=False, ret=True, seed=None, shift=0.0):
+    """A paths function with one mistake, chosen by the arguments."""
+
+    def fn(n_paths, n_steps, T):
+        if seed is not None:
+            torch.manual_seed(seed)
+        h = h_of(n_steps, T)
+        eps = draw(n_steps, 1 if same_for_all else n_paths).expand(n_steps, n_paths) + shift
+        steps = scale(h) * eps
+        values = steps.cumsum(0) if cumsum else steps
+        paths = torch.cat([torch.zeros(1, n_paths), values]) if start else values
+        if not ret:
+            return None
+        return paths.T if transpose else paths
+
+    return fn
+
+
+BROWNIAN_PATH_MISTAKES = {
+    "h for √h": (_paths(scale=lambda h: h), "variance h², not h"),
+    "no scaling": (_paths(scale=lambda h: 1.0), "variance 1, not h"),
+    "h = 1/n_steps": (_paths(h_of=lambda n, T: 1 / n), "the step is 1/n_steps, not T/n_steps"),
+    "h^(1/4)": (_paths(scale=lambda h: h**0.25), "variance √h, not h"),
+    "uniform steps": (_paths(draw=lambda *s: (torch.rand(*s) - 0.5) * math.sqrt(12)), "not Gaussian"),
+    "signs": (_paths(draw=lambda *s: torch.randint(0, 2, s).float() * 2 - 1), "not Gaussian"),
+    "no running sum": (_paths(cumsum=False), "not a running sum"),
+    "no start row": (_paths(start=False), "include the start W_0 = 0"),
+    "transposed": (_paths(transpose=True), "rows are times and columns are paths"),
+    "one path for all": (_paths(same_for_all=True), "all paths are the same"),
+    "drift in the steps": (_paths(shift=0.3), "do not have mean 0"),
+    "no return": (_paths(ret=False), "Did you forget `return`?"),
+    "seeded inside": (_paths(seed=0), "do not seed inside your function"),
 }
 
 
-@pytest.mark.parametrize("name", list(BROWNIAN_MISTAKES))
-def test_brownian_mistakes_are_caught(name):
-    cls, expected = BROWNIAN_MISTAKES[name]
-    report = check_brownian_motion(cls)
-    assert_named(report, expected)
+@pytest.mark.parametrize("name", list(BROWNIAN_PATH_MISTAKES))
+def test_brownian_path_mistakes_are_caught(name):
+    fn, expected = BROWNIAN_PATH_MISTAKES[name]
+    assert_named(check_brownian_paths(fn), expected)
 
 
-def test_brownian_rejects_non_sde_and_wrong_constructor():
-    class NotAnSDE:
-        def __init__(self, sigma):
-            self.sigma = sigma
+def test_brownian_paths_not_starting_at_zero_are_named():
+    def fn(n_paths, n_steps, T):
+        return 1.0 + brownian_paths(n_paths, n_steps, T)
 
-    report = check_brownian_motion(NotAnSDE)
-    assert report.passed is False and "subclass of SDE" in report.message
-    report = check_brownian_motion(BrownianMotion(1.0))  # an instance, not the class
-    assert report.passed is False and "pass your class itself" in report.message
-
-    class NoArgs(SDE):
-        def __init__(self):
-            self.sigma = 1.0
-
-        def drift(self, x, t):
-            return torch.zeros_like(x)
-
-        def diffusion(self, x, t):
-            return self.sigma
-
-    report = check_brownian_motion(NoArgs)
-    assert report.passed is False and "def __init__(self, sigma)" in report.message
+    assert_named(check_brownian_paths(fn), "every path starts at W_0 = 0")
 
 
-def test_brownian_crash_is_reported_without_traceback():
-    report = check_brownian_motion(brownian(diffusion=lambda s, x: s.sigmaa))
-    assert report.passed is False
-    assert "your code raised AttributeError" in report.message
+def test_brownian_paths_rejects_a_class():
+    report = check_brownian_paths(OrnsteinUhlenbeck)
+    assert report.passed is False and "pass your function itself" in report.message
 
 
 # --- Ornstein–Uhlenbeck: the catalogue of mistakes -------------------------------------------
@@ -250,6 +217,15 @@ OU_MISTAKES = {
     "diffusion −σ": (ou(diffusion=lambda s, x: -s.sigma), "returned −σ"),
     "diffusion is the drift": (ou(diffusion=lambda s, x: -s.theta * x), "the drift"),
     "diffusion hard-coded σ": (ou(init=_hard_code_sigma_ou), "ignores the σ passed to the constructor"),
+    "drift a number": (ou(drift=lambda s, x: 0), "drift returned int 0"),
+    "drift a 0-dim tensor": (ou(drift=lambda s, x: torch.tensor(0.0)), "must return a tensor of exactly x's shape"),
+    "drift loses dtype": (ou(drift=lambda s, x: -s.theta * x.float()), "dtype torch.float32"),
+    "drift forgets return": (ou(drift=lambda s, x: None), "forget `return`"),
+    "diffusion per particle only": (ou(diffusion=lambda s, x: torch.full((x.shape[0], 1), s.sigma)),
+                                    "does not broadcast to x's shape"),
+    "diffusion a string": (ou(diffusion=lambda s, x: "sigma"), "must return a number"),
+    "diffusion 0": (ou(diffusion=lambda s, x: 0.0), "without noise"),
+    "diffusion σ·x": (ou(diffusion=lambda s, x: s.sigma * x), "ranges from"),
     "diffusion of shape (batch, batch)": (ou(diffusion=lambda s, x: s.sigma * torch.ones(x.shape[0], x.shape[0])),
                                           "does not broadcast to x's shape"),
 }
@@ -281,4 +257,29 @@ def test_ou_requires_stored_parameters():
 
 
 def test_the_catalogues_are_large_enough():
-    assert len(BROWNIAN_MISTAKES) >= 6 and len(OU_MISTAKES) >= 6
+    assert len(BROWNIAN_PATH_MISTAKES) >= 6 and len(OU_MISTAKES) >= 6
+
+
+def test_ou_rejects_non_sde_and_wrong_constructor():
+    class NotAnSDE:
+        def __init__(self, theta, sigma):
+            self.theta, self.sigma = theta, sigma
+
+    assert_named(check_ou_process(NotAnSDE), "subclass of SDE")
+    assert_named(check_ou_process(OrnsteinUhlenbeck(1.0, 1.0)), "pass your class itself")  # an instance
+
+    class OneArg(SDE):
+        def __init__(self, theta):
+            self.theta, self.sigma = theta, 1.0
+
+        def drift(self, x, t):
+            return -self.theta * x
+
+        def diffusion(self, x, t):
+            return self.sigma
+
+    assert_named(check_ou_process(OneArg), "def __init__(self, theta, sigma)")
+
+
+def test_ou_crash_is_reported_without_traceback():
+    assert_named(check_ou_process(ou(diffusion=lambda s, x: s.sigmaa)), "your code raised AttributeError")

@@ -156,9 +156,11 @@ def _raised_by_student(err: BaseException) -> bool:
 
 
 def _own_code(subject: object) -> set:
-    """The code objects of the student's function, or of the methods their class defines itself."""
+    """The code objects of the student's function, or of the methods their class defines itself.
+
+    A decorated function (``@torch.no_grad()`` above it, say) counts with the function it wraps."""
     if inspect.isfunction(subject):
-        return {subject.__code__}
+        return {subject.__code__, inspect.unwrap(subject).__code__}
     if isinstance(subject, type):
         return {f.__code__ for k in subject.__mro__ if k.__module__.split(".")[0] != "labs_lib"
                 for f in vars(k).values() if inspect.isfunction(f)}

@@ -1,16 +1,17 @@
-r"""Checkers for notebook 02: Brownian motion and the Ornstein–Uhlenbeck process as SDE classes.
+r"""Checkers for notebook 02: Brownian paths from the definition, and the Ornstein–Uhlenbeck process as an SDE class.
 
-Both exercises ask for the two coefficients of an SDE :math:`dX_t = u_t(X_t)\,dt + \sigma_t(X_t)\,dW_t`:
-
-* Brownian motion :math:`dX_t = \sigma\,dW_t`: drift 0, diffusion σ;
-* Ornstein–Uhlenbeck :math:`dX_t = -\theta X_t\,dt + \sigma\,dW_t`: drift :math:`-\theta x`, diffusion σ.
-
-The checkers build the student's class with several parameter values (so that a hard-coded
-θ or σ shows), call ``drift`` and ``diffusion`` on states of several shapes (images included)
-and dtypes, and compare with the formulas above: the drift exactly (a new tensor of ``x``'s
-shape and dtype, ``x`` left untouched), the diffusion after broadcasting it against ``x`` (a
-float or a tensor that broadcasts, as :mod:`labs_lib.dynamics` allows). Wrong answers are
-matched against a list of common mistakes (σ² instead of σ, a wrong sign, θ left out...).
+* **Brownian paths** are judged by the definition, statistically: paths on :math:`[0, T]` must start at
+  0 and have increments :math:`\mathcal N(0, h)`, :math:`h = T/n_{\rm steps}`, independent across steps
+  and paths, which the checker tests by moments of 200,000 increments (variance, mean, kurtosis,
+  successive correlation) and by :math:`\operatorname{Var}[W_T] = T`. The common mistakes (``h``
+  for ``√h``, ``1/n_steps`` for ``T/n_steps``, no running sum...) each give a known variance ratio.
+* **Ornstein–Uhlenbeck** :math:`dX_t = -\theta X_t\,dt + \sigma\,dW_t`: drift :math:`-\theta x`,
+  diffusion σ. The checker builds the student's class with several parameter values (so that a
+  hard-coded θ or σ shows), calls ``drift`` and ``diffusion`` on states of several shapes (images
+  included) and dtypes, and compares with the formulas: the drift exactly (a new tensor of ``x``'s
+  shape and dtype, ``x`` left untouched), the diffusion after broadcasting it against ``x`` (a float
+  or a tensor that broadcasts, as :mod:`labs_lib.dynamics` allows). Wrong answers are matched against
+  a list of common mistakes (σ² instead of σ, a wrong sign, θ left out...).
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from torch import Tensor
 
 from ..dynamics import SDE
 from ._framework import (SHAPES, CheckFailed, Ok, broadcast_to_state, broadcast_values, call_guarded, checker, close,
-                         construct, named_mistake, require_coefficients_device_safe, require_subclass, shapes_text,
-                         states_and_times)
+                         construct, named_mistake, require_coefficients_device_safe, require_function,
+                         require_subclass, shapes_text, states_and_times)
 
 # Parameter values are chosen so that every catalogued mistake gives a different number:
 # no θ or σ equals 1 (σ² = √σ = σ there), no θ equals 1/2 (σ/√(2θ) = σ there), θ ≠ σ
 # (so that swapping them shows), and the values differ from instance to instance (so that a
 # hard-coded parameter shows).
-BROWNIAN_SIGMAS: tuple[float, ...] = (0.6, 1.7, 2.5)
 OU_PARAMETERS: tuple[tuple[float, float], ...] = ((2.0, 0.6), (0.7, 1.5), (3.0, 2.5))  # (θ, σ)
 
 Mistakes = dict[str, Tensor | float]  # hint → what that mistake returns (a number: that constant everywhere)
@@ -228,43 +228,89 @@ def _check_process(ok: Callable[[str], None], cls: type, exercise: str, params: 
        "x's device")
 
 
-# --- Brownian motion: drift 0, diffusion σ ---------------------------------------------------
+# --- Brownian paths from the definition ----------------------------------------------------------
+
+# The checker's run: enough paths and steps that the moments below are known to about 1% (standard
+# errors: 0.3% for the steps' variance, 2% for the variance at the end, 1.1% for the kurtosis), on
+# [0, T] with T ≠ 1, so that a step of 1/n_steps instead of T/n_steps shows.
+_PATHS, _STEPS, _HORIZON = 4000, 50, 2.0
 
 
-def _brownian_drift_mistakes(x: Tensor, sigma: float) -> Mistakes:
+def _step_variance_mistakes(h: float) -> dict[str, float]:
+    """The named mistakes of the paths exercise: hint → the steps' variance in units of h that it gives."""
     return {
-        "the drift is σ. Brownian motion has no drift at all: return zeros of x's shape "
-        "(torch.zeros_like(x)); σ belongs in diffusion.": sigma,
-        "the drift is σ·x. Brownian motion has no drift at all: return torch.zeros_like(x); "
-        "σ belongs in diffusion.": sigma * x,
-        "the drift is x itself. Brownian motion has no drift: return torch.zeros_like(x).": x,
-        "the drift is −x. Brownian motion has no drift (nothing pulls it back, unlike the OU "
-        "process): return torch.zeros_like(x).": -x,
+        "the steps have variance h², not h: scale the Gaussian steps by √h (math.sqrt(h)), not by h. "
+        "The variance of an increment equals the length of its time span.": h,
+        "the steps have variance 1, not h: multiply the standard Gaussian steps by √h.": 1 / h,
+        f"the step is 1/n_steps, not T/n_steps: the paths must cover [0, T] (here T = {_HORIZON:g}), so "
+        "h = T / n_steps.": 1 / _HORIZON,
+        "the steps have variance √h, not h: scale the Gaussian steps by √h, so that their variance is h.":
+            1 / math.sqrt(h),
     }
 
 
-def _brownian_diffusion_mistakes(x: Tensor, sigma: float) -> Mistakes:
-    return {
-        "diffusion returned σ², the variance. The diffusion coefficient multiplies dW, so it "
-        "is the standard deviation σ (σ·W_t then has variance σ²t).": sigma**2,
-        "diffusion returned √σ. The coefficient of dW is σ itself; the square root belongs to "
-        "the time step (the simulator multiplies by √h).": math.sqrt(sigma),
-        "diffusion returned 0: that is no noise at all. Return σ (self.sigma).": 0.0,
-        "diffusion returned −σ. Return σ itself (a diffusion coefficient is ≥ 0).": -sigma,
-        "diffusion returned σ·x. For Brownian motion the noise does not depend on the "
-        "state: return the constant σ (self.sigma).": sigma * x,
-        "diffusion returned 1 whatever σ is: return the σ given to the constructor, "
-        "self.sigma.": 1.0,
-    }
-
-
-@checker("Brownian motion")
-def check_brownian_motion(cls: type, ok: Ok) -> None:
-    r"""Check a Brownian-motion class ``cls(sigma)``: drift 0 (a tensor of x's shape), diffusion σ."""
-    _check_process(ok, cls, "brownian_motion", [{"sigma": s} for s in BROWNIAN_SIGMAS], seeds=(0, 2),
-                   drift=lambda x, sigma: torch.zeros_like(x), drift_formula="0", drift_code="torch.zeros_like(x)",
-                   drift_mistakes=_brownian_drift_mistakes, diffusion_mistakes=_brownian_diffusion_mistakes,
-                   parameters_text=f"σ = {', '.join(map(str, BROWNIAN_SIGMAS))}")
+@checker("Brownian paths")
+def check_brownian_paths(fn: Callable, ok: Ok) -> None:
+    r"""Check ``fn(n_paths, n_steps, T)`` → Brownian paths on the grid :math:`t_k = kT/n_{\rm steps}`, shape
+    ``(n_steps + 1, n_paths)``, by the definition: :math:`W_0 = 0`, increments :math:`\mathcal N(0, h)` with
+    :math:`h = T/n_{\rm steps}`, independent across steps and paths, so that :math:`W_T \sim \mathcal N(0, T)`."""
+    require_function(fn, "check_brownian_paths", "my_brownian_paths")
+    torch.manual_seed(0)
+    for n_paths, n_steps, horizon in ((3, 7, 0.5), (_PATHS, _STEPS, _HORIZON)):
+        out = fn(n_paths, n_steps, horizon)
+        if out is None:
+            raise CheckFailed("your function returned None. Did you forget `return`?")
+        if not isinstance(out, Tensor):
+            raise CheckFailed(f"your function must return a torch.Tensor, got {type(out).__name__}.")
+        expected = (n_steps + 1, n_paths)
+        if out.shape != expected:
+            hint = {(n_paths, n_steps + 1): "rows are times and columns are paths: transpose it",
+                    (n_steps, n_paths): "include the start W_0 = 0 as the first row (n_steps + 1 grid times)"}
+            raise CheckFailed(f"for n_paths = {n_paths}, n_steps = {n_steps} your paths have shape {tuple(out.shape)}, "
+                              f"not (n_steps + 1, n_paths) = {expected}"
+                              + (f": {hint[tuple(out.shape)]}." if tuple(out.shape) in hint else "."))
+        if not torch.is_floating_point(out) or not bool(torch.isfinite(out).all()):
+            raise CheckFailed("your paths must be a floating-point tensor of finite numbers.")
+    ok(f"returns a tensor of shape (n_steps + 1, n_paths), e.g. {expected}")
+    paths = out.detach().double()
+    if bool((paths[0] != 0).any()):
+        raise CheckFailed("every path starts at W_0 = 0: the first row must be zeros (then add up the steps).")
+    ok("every path starts at W_0 = 0")
+    h = _HORIZON / _STEPS
+    steps = paths.diff(dim=0)  # (n_steps, n_paths)
+    final_var = float(paths[-1].var())
+    if final_var < 1e-6:
+        raise CheckFailed("all paths are the same: draw independent steps for every path, one Gaussian per "
+                          "(step, path), e.g. torch.randn(n_steps, n_paths).")
+    ratio = float(steps.var()) / h
+    if abs(ratio - 1) > 0.05:
+        hint = named_mistake(torch.tensor(ratio), _step_variance_mistakes(h), lambda a, b: abs(float(a / b) - 1) < 0.05)
+        if hint is None and abs(ratio - 2) < 0.1 and abs(final_var / h - 1) < 0.1:
+            hint = ("the values W_t are independent draws, not a running sum: W_t is the sum of the steps "
+                    "before t (torch.cumsum over the time axis, dim=0).")
+        raise CheckFailed(hint or f"the increments W_(t+h) − W_t have variance {ratio:.3g}·h, not h = T/n_steps: each "
+                          "is √h times a standard Gaussian.")
+    centred = steps - steps.mean()
+    kurtosis = float(centred.pow(4).mean() / centred.pow(2).mean() ** 2)
+    if abs(kurtosis - 3) > 0.2:
+        raise CheckFailed(f"the increments have the right variance but are not Gaussian (their kurtosis is "
+                          f"{kurtosis:.2f}, a Gaussian's is 3): draw them with torch.randn, not torch.rand or signs.")
+    mean = float(steps.mean()) / math.sqrt(h / steps.numel())
+    if abs(mean) > 5:
+        raise CheckFailed(f"the increments do not have mean 0 (their mean is {float(steps.mean()):.3g}, "
+                          f"{abs(mean):.0f} standard errors away): centred Gaussian steps, √h·torch.randn.")
+    ok("increments W_(t+h) − W_t are N(0, h) with h = T/n_steps (variance, mean and kurtosis)")
+    lag_corr = float(torch.corrcoef(torch.stack([steps[:-1].flatten(), steps[1:].flatten()]))[0, 1])
+    if abs(final_var / _HORIZON - 1) > 0.1 or abs(lag_corr) > 0.02:
+        raise CheckFailed(f"Var[W_T] is {final_var:.3g} for T = {_HORIZON:g}, and successive increments have "
+                          f"correlation {lag_corr:+.2f}: W_t must be the running sum of independent steps "
+                          "(torch.cumsum over the time axis, dim=0), so that Var[W_T] = T.")
+    again = fn(_PATHS, _STEPS, _HORIZON)
+    if isinstance(again, Tensor) and again.shape == out.shape and torch.equal(again, out):
+        raise CheckFailed("two calls returned the same paths: do not seed inside your function; each call draws "
+                          "new random steps.")
+    ok(f"increments independent (successive ones uncorrelated, {lag_corr:+.3f}) and Var[W_T] = T "
+       f"({final_var:.2f} for T = {_HORIZON:g}); a new draw on every call")
 
 
 # --- the Ornstein–Uhlenbeck process: drift −θx, diffusion σ ---------------------------------
