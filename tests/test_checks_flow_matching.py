@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from checker_cases import assert_named
+from checker_cases import assert_leaves_random_stream, assert_named
 import labs_lib as ll
 from labs_lib.checks import check_cfm_loss, check_euler_sampler, check_training_loop
 from labs_lib.training import cfm_loss
@@ -162,11 +162,7 @@ def test_cfm_loss_rejects_a_class_instead_of_a_function():
 
 
 def test_cfm_loss_check_does_not_touch_the_global_random_stream():
-    torch.manual_seed(3)
-    expected = torch.rand(3)
-    torch.manual_seed(3)
-    check_cfm_loss(cfm_reference)
-    assert torch.equal(torch.rand(3), expected)
+    assert_leaves_random_stream((check_cfm_loss, cfm_reference))
 
 
 # --- exercise 2: the training loop ------------------------------------------------------------
@@ -306,11 +302,7 @@ def test_training_loop_that_never_steps_is_named():
 
 
 def test_training_loop_check_does_not_touch_the_global_random_stream():
-    torch.manual_seed(3)
-    expected = torch.rand(3)
-    torch.manual_seed(3)
-    check_training_loop(loop_reference)
-    assert torch.equal(torch.rand(3), expected)
+    assert_leaves_random_stream((check_training_loop, loop_reference), (check_euler_sampler, euler_sampler))
 
 
 # --- exercise 3: sampling by Euler's method ------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from checker_cases import assert_named
+from checker_cases import assert_leaves_random_stream, assert_named
 from labs_lib import cfg_loss
 from labs_lib.checks import check_cfg_field, check_cfg_loss
 
@@ -78,12 +78,7 @@ def test_passing_something_else_than_a_function(checker):
 
 
 def test_checks_do_not_disturb_the_global_random_stream():
-    torch.manual_seed(0)
-    check_cfg_loss(cfg_loss)
-    check_cfg_field(field_reference)
-    after = torch.rand(1)
-    torch.manual_seed(0)
-    assert torch.equal(after, torch.rand(1))
+    assert_leaves_random_stream((check_cfg_loss, cfg_loss), (check_cfg_field, field_reference))
 
 
 # --- the CFG loss: a catalogue of mistakes --------------------------------------------------

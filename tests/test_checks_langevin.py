@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from checker_cases import assert_named
+from checker_cases import assert_leaves_random_stream, assert_named
 from labs_lib import SDE, Gaussian, LangevinSDE
 from labs_lib.checks import check_autograd_score, check_langevin_sde
 
@@ -202,11 +202,7 @@ def test_autograd_score_rejects_a_non_function():
 
 
 def test_autograd_score_leaves_the_global_random_stream_alone():
-    torch.manual_seed(5)
-    expected = torch.rand(3)
-    torch.manual_seed(5)
-    check_autograd_score(score_reference)
-    assert torch.equal(torch.rand(3), expected)
+    assert_leaves_random_stream((check_autograd_score, score_reference))
 
 
 # --- exercise 2: the Langevin SDE -----------------------------------------------------------

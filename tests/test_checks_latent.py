@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from checker_cases import assert_named
+from checker_cases import assert_leaves_random_stream, assert_named
 from labs_lib.checks import check_latent_cfg_loss, check_modulate, check_patchify
 from labs_lib.dit import modulate, patchify
 from labs_lib.losses import cfg_loss
@@ -35,13 +35,8 @@ def test_passing_something_else_than_a_function(checker, given):
 
 
 def test_checks_do_not_disturb_the_global_random_stream():
-    torch.manual_seed(0)
-    check_patchify(patchify)
-    check_modulate(modulate)
-    check_latent_cfg_loss(latent_reference)
-    after = torch.rand(1)
-    torch.manual_seed(0)
-    assert torch.equal(after, torch.rand(1))
+    assert_leaves_random_stream((check_patchify, patchify), (check_modulate, modulate),
+                                (check_latent_cfg_loss, latent_reference))
 
 
 # --- exercise 1: patchify ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from checker_cases import assert_named
+from checker_cases import assert_leaves_random_stream, assert_named
 import labs_lib as ll
 from labs_lib import Scheduler, SchedulerOutput, SqrtScheduler, expand_time
 from labs_lib.checks import check_conditional_score, check_conditional_vector_field, check_sqrt_scheduler
@@ -256,10 +256,5 @@ def test_field_checkers_not_implemented(check):
 
 
 def test_checkers_leave_the_global_random_stream_alone():
-    torch.manual_seed(0)
-    expected = torch.rand(3)
-    torch.manual_seed(0)
-    check_sqrt_scheduler(SqrtScheduler)
-    check_conditional_vector_field(reference_field)
-    check_conditional_score(reference_score)
-    torch.testing.assert_close(torch.rand(3), expected)
+    assert_leaves_random_stream((check_sqrt_scheduler, SqrtScheduler), (check_conditional_vector_field, reference_field),
+                                (check_conditional_score, reference_score))

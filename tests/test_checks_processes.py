@@ -13,7 +13,7 @@ import torch
 
 import labs_lib as ll
 
-from checker_cases import assert_named
+from checker_cases import assert_leaves_random_stream, assert_named
 from labs_lib import SDE, OrnsteinUhlenbeck
 from labs_lib.checks import check_brownian_paths, check_ou_process
 
@@ -64,12 +64,7 @@ def test_not_implemented_is_reported_kindly():
 
 
 def test_checks_leave_the_global_random_stream_alone():
-    torch.manual_seed(7)
-    expected = torch.rand(3)
-    torch.manual_seed(7)
-    check_brownian_paths(brownian_paths)
-    check_ou_process(OrnsteinUhlenbeck)
-    torch.testing.assert_close(torch.rand(3), expected)
+    assert_leaves_random_stream((check_brownian_paths, brownian_paths), (check_ou_process, OrnsteinUhlenbeck))
 
 
 # --- Brownian paths: the reference, other right answers, the catalogue of mistakes ---------------

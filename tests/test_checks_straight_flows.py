@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from checker_cases import assert_named
+from checker_cases import assert_leaves_random_stream, assert_named
 from labs_lib.checks import check_hutchinson_divergence, check_log_likelihood, check_ot_pairing, check_poisson_field
 from labs_lib.coupling import ot_coupling
 from labs_lib.likelihood import standard_normal_log_density
@@ -22,12 +22,8 @@ CHECKERS = [check_ot_pairing, check_hutchinson_divergence, check_log_likelihood,
 
 
 def test_checks_do_not_disturb_the_global_random_stream():
-    torch.manual_seed(0)
-    for checker, fn in zip(CHECKERS, [ot_reference, hutchinson_reference, log_likelihood_reference, poisson_field]):
-        assert checker(fn).passed, checker(fn).message
-    after = torch.rand(1)
-    torch.manual_seed(0)
-    assert torch.equal(after, torch.rand(1))
+    assert_leaves_random_stream(*zip(CHECKERS, [ot_reference, hutchinson_reference, log_likelihood_reference,
+                                                poisson_field]))
 
 
 # --- exercise 1: the OT pairing ------------------------------------------------------------------------
