@@ -238,7 +238,7 @@ def _loop(*, zero_grad=True, stale=False, factor=None, sgd=False, noise=torch.ra
     def loop(model, path, data, loss_fn, n_steps, batch_size, lr):
         schedule = factor or (lambda k: 1 - 0.9 * k / n_steps)
         optimizer = (torch.optim.SGD if sgd else torch.optim.Adam)(model.parameters(), lr=lr)
-        losses, x_1, x_0 = [], data.sample(batch_size), None
+        losses, tensors, x_1, x_0 = [], [], data.sample(batch_size), None
         for step in range(n_steps):
             for group in optimizer.param_groups:
                 group["lr"] = lr * schedule(step, n_steps) if factor else lr * schedule(step)
@@ -256,7 +256,8 @@ def _loop(*, zero_grad=True, stale=False, factor=None, sgd=False, noise=torch.ra
                 loss.backward()
                 optimizer.step()
             losses.append(loss.item())
-        return {"items": losses, "none": None, "short": losses[:-1]}[ret]
+            tensors.append(loss)
+        return {"items": losses, "none": None, "short": losses[:-1], "tensors": tensors}[ret]
 
     return loop
 
@@ -276,6 +277,7 @@ WRONG_LOOPS = {
     "noise and data swapped": (_loop(x_1_is_noise=True), "is not the batch that data.sample returned"),
     "returns nothing": (_loop(ret="none"), "Did you forget `return losses`?"),
     "a loss short": (_loop(ret="short"), "39 losses for 40 steps"),
+    "loss tensors with their graphs": (_loop(ret="tensors"), "losses.append(loss.item())"),
 }
 
 

@@ -142,6 +142,14 @@ def test_brownian_path_mistakes_are_caught(name):
     assert_named(check_brownian_paths(fn), expected)
 
 
+def test_brownian_paths_drawn_time_by_time_are_named():
+    def fn(n_paths, n_steps, T):
+        times = torch.linspace(0, T, n_steps + 1)[:, None]
+        return times.sqrt() * torch.randn(n_steps + 1, n_paths)  # the right marginals, no running sum
+
+    assert_named(check_brownian_paths(fn), "each W_t was drawn on its own")
+
+
 def test_brownian_paths_not_starting_at_zero_are_named():
     def fn(n_paths, n_steps, T):
         return 1.0 + brownian_paths(n_paths, n_steps, T)

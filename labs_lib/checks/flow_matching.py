@@ -277,6 +277,11 @@ def _loss_list(out: object, values: list[float]) -> list[float]:
     """What the loop returned, as floats, checked against the loss values of its ``len(values)`` steps."""
     if out is None:
         raise CheckFailed("your loop returned None. Did you forget `return losses`?")
+    if (isinstance(out, Tensor) and out.requires_grad) or (
+            isinstance(out, (list, tuple)) and any(isinstance(v, Tensor) and v.requires_grad for v in out)):
+        raise CheckFailed("your loop returns loss tensors that still carry their autograd graphs: each keeps its "
+                          "step's whole graph alive (2,000 steps of it in the lab), and NumPy cannot read them. "
+                          "Append the number, losses.append(loss.item()).")
     if isinstance(out, Tensor):
         out = out.detach().flatten().tolist()
     try:
@@ -406,7 +411,8 @@ def check_euler_sampler(fn: Callable, ok: Ok) -> None:
                                f"from Euler's method on the network's field by up to "
                                f"{float((out.detach() - ref).abs().max()):.3g}.", lambda a, b: close(a, b, 1e-4))
     ok("equals ll.EulerSimulator(ll.VectorFieldODE(model)).simulate(x_0, ll.time_grid(n_steps)) for n_steps = 4, "
-       "10, 1, on two MLPs (d = 2, 3) and a field on image-shaped states (batch, 1, 3, 3)")
+       "10, 1, on two MLPs (d = 2, 3) and a field on image-shaped states (batch, 1, 3, 3); leaves x_0 untouched "
+       "and returns samples without a gradient graph")
 
 
 __all__ = ["check_cfm_loss", "check_training_loop", "check_euler_sampler"]

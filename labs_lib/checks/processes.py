@@ -288,6 +288,12 @@ def check_brownian_paths(fn: Callable, ok: Ok) -> None:
         if hint is None and abs(ratio - 2) < 0.1 and abs(final_var / h - 1) < 0.1:
             hint = ("the values W_t are independent draws, not a running sum: W_t is the sum of the steps "
                     "before t (torch.cumsum over the time axis, dim=0).")
+        if hint is None and abs(ratio / _STEPS - 1) < 0.1 and abs(final_var / _HORIZON - 1) < 0.1:
+            # W_(t_k) = √t_k·ε_k: each value has the right law N(0, t_k), but successive values are
+            # independent, so an increment has variance t_k + t_(k+1), n_steps·h on average.
+            hint = ("each W_t was drawn on its own from N(0, t): every single value has the right law, but "
+                    "W_(t+h) must be W_t plus a small independent step, not a fresh draw. Build the paths as "
+                    "the running sum of independent N(0, h) steps (torch.cumsum over the time axis).")
         raise CheckFailed(hint or f"the increments W_(t+h) − W_t have variance {ratio:.3g}·h, not h = T/n_steps: each "
                           "is √h times a standard Gaussian.")
     centred = steps - steps.mean()
