@@ -33,7 +33,7 @@ from ..losses import cfm_loss
 from ..times import expand_time
 from ..models import MLPField
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler
-from ..simulators import EulerSimulator, time_grid
+from ..simulators import EulerSimulator, HeunSimulator, time_grid
 from ._framework import (LOSS_SCHEDULES, LOSS_SHAPES, CheckFailed, ElementwiseNet, Ok, call_guarded,
                          check_loss_exercise, checker, close, diagnose, per_sample_sum, require_function,
                          require_scalar_loss, require_state_shaped)
@@ -360,13 +360,6 @@ def _euler(net: nn.Module, x: Tensor, n_steps: int, step_size: float | None = No
 
 def _sampler_mistakes(net: nn.Module, x_0: Tensor, n_steps: int) -> dict[str, Tensor]:
     """The named mistakes of the sampling exercise: hint → the samples that wrong loop returns."""
-    heun_x = x_0
-    h = 1 / n_steps
-    with torch.no_grad():
-        for k in range(n_steps):
-            t, t_next = torch.tensor(k * h), torch.tensor((k + 1) * h)
-            u = net(heun_x, t)
-            heun_x = heun_x + h / 2 * (u + net(heun_x + h * u, t_next))
     mistakes = {
         "each step evaluates the network at the time its step ends, (k + 1)·h: Euler's method takes the velocity "
         "at the start of the step, at time k·h.": _euler(net, x_0, n_steps, time=lambda k, h: (k + 1) * h),
@@ -376,12 +369,13 @@ def _sampler_mistakes(net: nn.Module, x_0: Tensor, n_steps: int) -> dict[str, Te
         "k starts at time k·h.": _euler(net, x_0, n_steps, time=lambda k, h: 1 - k * h),
         "your loop takes n_steps + 1 steps: n_steps steps of size 1/n_steps reach t = 1 exactly.":
             _euler(net, x_0, n_steps, count=n_steps + 1),
-        "the step size is 1/(n_steps − 1): n_steps equal steps from t = 0 to t = 1 have size 1/n_steps.":
-            _euler(net, x_0, n_steps, step_size=1 / (n_steps - 1)) if n_steps > 1 else x_0,
         "that is Heun's method (two network calls per step); the exercise asks for Euler's method, one call "
-        "per step.": heun_x,
+        "per step.": HeunSimulator(VectorFieldODE(net)).simulate(x_0, time_grid(n_steps)),
         "the step is missing its size: x + h·u_t(x), not x + u_t(x).": _euler(net, x_0, n_steps, step_size=1.0),
     }
+    if n_steps > 1:  # (at n_steps = 1 the step 1/(n_steps − 1) does not exist)
+        mistakes["the step size is 1/(n_steps − 1): n_steps equal steps from t = 0 to t = 1 have size "
+                 "1/n_steps."] = _euler(net, x_0, n_steps, step_size=1 / (n_steps - 1))
     return mistakes
 
 
