@@ -220,6 +220,18 @@ class Autoencoder(nn.Module):
     def _check_latents(self, z: object) -> Tensor:
         return self._check_batch(z, "z", self.latent_shape, "the latent shape")
 
+    def _on_my_device(self, x: Tensor, name: str) -> Tensor:
+        """``x`` unchanged if it is on the autoencoder's device; else an error that names the move.
+
+        PyTorch's own message names an ``addmm`` argument rather than the tensor to move; the training
+        set and :meth:`measure_normalisation` may stay on the CPU (they are moved batch by batch).
+        """
+        device = self.latent_scale.device
+        if x.device != device:
+            raise ValueError(f"{name} is on {x.device} but the autoencoder is on {device}: "
+                             f"move it there first, e.g. {name}.to({str(device)!r}).")
+        return x
+
     def _check_measured(self, what: str) -> None:
         if not bool(self.normalisation_measured):
             raise RuntimeError(f"{what} uses the latent normalisation, which has not been measured yet: call "
@@ -231,7 +243,7 @@ class Autoencoder(nn.Module):
     def encode_distribution(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         """The encoder's raw output: the mean ``(batch, *latent_shape)`` and, for a VAE, the log-variance
         of the same shape (``None`` for a plain autoencoder)."""
-        h = self.encoder(self._check_images(x))
+        h = self.encoder(self._on_my_device(self._check_images(x), "x"))
         if not self.variational:
             return h, None
         mean, log_var = h.chunk(2, dim=1)
@@ -255,7 +267,7 @@ class Autoencoder(nn.Module):
         With ``normalised`` (the default) ``z`` is a normalised latent (what :meth:`encode` and a
         latent flow produce); ``normalised=False`` takes a raw one.
         """
-        z = self._check_latents(z)
+        z = self._on_my_device(self._check_latents(z), "z")
         if normalised:
             self._check_measured("decode(z, normalised=True)")
             z = z * self.latent_scale + self.latent_shift

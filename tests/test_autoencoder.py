@@ -297,11 +297,23 @@ def test_latent_images_reject_bad_arguments():
     (lambda m: m.decode(torch.zeros(2, 16)), ValueError, r"z must have shape \(batch, 4, 2, 2\)"),
     (lambda m: m.decode(torch.zeros(2, 4, 2, 2, dtype=torch.long)), TypeError, "floating-point"),
     (lambda m: m.encode("images"), TypeError, "torch.Tensor"),
+    # another device than the autoencoder's ('meta' stands in for a GPU on a CPU-only machine)
+    (lambda m: m.encode(torch.zeros(2, 1, 8, 8, device="meta")), ValueError,
+     r"x is on meta but the autoencoder is on cpu: move it there first, e.g. x.to\('cpu'\)"),
+    (lambda m: m.reconstruct(torch.zeros(2, 1, 8, 8, device="meta")), ValueError, "x is on meta"),
+    (lambda m: m.decode(torch.zeros(2, 4, 2, 2, device="meta")), ValueError, "z is on meta"),
 ])
 def test_bad_input_is_explained(call, err, match):
     model = _measured(Autoencoder())
     with pytest.raises(err, match=match):
         call(model)
+
+
+def test_the_training_set_may_stay_on_the_cpu():
+    # The maps want their input on the autoencoder's device, but the training set is moved batch by
+    # batch, so a trainer takes a CPU set for a model elsewhere ('meta' stands in for a GPU).
+    trainer = AutoencoderTrainer(Autoencoder().to("meta"), Digits())
+    assert trainer.device == torch.device("meta")
 
 
 @pytest.mark.parametrize("kwargs, err, match", [
