@@ -13,6 +13,14 @@ ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 # 50–75 s on a slow 2-core CPU (half of Lab 07's training); the limit bounds an occasional kernel-messaging stall (see
 # tests/test_notebooks.py, CELL_TIMEOUT_S, the same limit for the student notebooks).
 NBVAL_CELL_TIMEOUT ?= 120
+# Test processes at once (pytest-xdist): `auto` is one per core. The notebooks are most of the run
+# and each trains on one thread, so a second core nearly halves it. --dist loadscope hands out whole
+# files: a notebook's nbval cells share one kernel and must run in order on one worker (the student
+# notebooks, all in tests/test_notebooks.py, go to one worker too). TEST_JOBS=0: one process.
+TEST_JOBS ?= auto
+# What `make test` lints with ruff (rules in pyproject.toml; .pre-commit-config.yaml lints the same).
+# Not notebooks/: generated from solutions/, whose stubs leave the solution's imports unused by design.
+LINT_PATHS := labs_lib tests benchmarks browser_tests solutions
 # The browser that `make test-browser` drives; installed from Debian when it is missing.
 CHROMIUM ?= /usr/bin/chromium
 
@@ -49,9 +57,11 @@ lab: setup
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=. $(ROOT_ARGS) $(LAB_ARGS) notebooks/01_simulating_odes_and_sdes.ipynb
 
 test: setup
+	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/python -m labs_lib.authoring --check
 	$(BIN)/python -m pytest tests solutions --nbval --nbval-current-env --nbval-cell-timeout=$(NBVAL_CELL_TIMEOUT) \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider --durations=10
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider --durations=10 \
+		-n $(TEST_JOBS) --dist loadscope
 
 # A real browser: `make lab` in headless Chromium through Playwright (the optional `browser`
 # extra, installed once). browser_tests/ lies outside tests/, so `make test` never runs it.

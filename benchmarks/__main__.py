@@ -1,4 +1,5 @@
-"""python -m benchmarks [--only simulators,samplers,nfe,seeds,course] [--rounds N] [--seeds N] [--rows PREFIXES] [--write-readme]
+"""python -m benchmarks [--only simulators,samplers,nfe,seeds,course] [--rounds N] [--seeds N]
+                       [--rows PREFIXES] [--write-readme]
 
 ``--write-readme`` writes what was measured where it is shown: the full report into README.md's
 benchmark section (only when every part ran, so that ``--only course`` cannot wipe the simulator
@@ -121,7 +122,8 @@ def main() -> None:
                     # earlier note of these same rows.
                     notes = [line for line in seeds.run_notes(text) if not line.startswith(f"*Rows {args.rows} ")]
                     notes.append(f"*Rows {args.rows} re-measured on {date.today()}: `python -m benchmarks --only seeds "
-                                 f"--rows {shlex.quote(args.rows)} --write-readme` on {_machine()}, {seeds_seconds:.0f} s.*")
+                                 f"--rows {shlex.quote(args.rows)} --write-readme` on {_machine()}, "
+                                 f"{seeds_seconds:.0f} s.*")
                 else:
                     notes = [f"*This table alone: `python -m benchmarks --only seeds --write-readme` on {_machine()}, "
                              f"{seeds_seconds:.0f} s.*"]
@@ -129,7 +131,8 @@ def main() -> None:
                 text = replace_part(text, seeds_text, next_heading=COURSE_HEADING)
             if "course" in parts:
                 text = replace_course_section(text, sections[-1])
-            print(f"\nREADME.md's benchmark section: the {' and '.join(sorted(parts))} part(s) replaced, the rest kept.")
+            print(f"\nREADME.md's benchmark section: the {' and '.join(sorted(parts))} part(s) replaced, "
+                  "the rest kept.")
         else:
             print(f"\nREADME.md's benchmark section left as it is: it holds the report of all of {', '.join(PARTS)}.")
         README.write_text(text, encoding="utf-8")

@@ -1,8 +1,9 @@
 """The course itself: each solution notebook's run time and every quality figure it prints.
 
 Both are read from the committed solution notebooks: run times from the execution timestamps
-that nbclient stores in each cell's metadata (:mod:`labs_lib.authoring.run_times`), quality figures from the printed lines of the form
-``W2 = … (noise floor …, ratio …)``. Nothing is re-run and nothing is typed by hand.
+that nbclient stores in each cell's metadata (:mod:`labs_lib.authoring.run_times`), quality figures
+from the printed lines of the form ``W2 = … (noise floor …, ratio …)``. Nothing is re-run and
+nothing is typed by hand.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ def run(n_samples: int = 10_000, train_steps: int = 3000, rounds: int = 5) -> st
     lines = [f"**Flow model on a 5-mode Gaussian mixture** (MLP, {model.n_parameters():,} parameters, "
              f"{train_steps:,} CFM steps in {hist.seconds:.0f} s; {n_samples:,} samples judged by the yardstick; "
              f"exact samples: levels {yardstick.floor_median['levels']:.3f}, off-support "
-             f"{100 * yardstick.floor_median['off-support']:.2f}%, regions {yardstick.floor_median['regions']:.3f})", "",
+             f"{100 * yardstick.floor_median['off-support']:.2f}%, "
+             f"regions {yardstick.floor_median['regions']:.3f})", "",
              "| sampler | steps | field evaluations | median time | levels | off-support | regions | verdict |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for name, cls, evals in [("Euler", ll.EulerSimulator, 1), ("Heun", ll.HeunSimulator, 2)]:

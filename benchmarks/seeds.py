@@ -4,15 +4,16 @@ A single training run is one draw. For every model a notebook presents, this tra
 ``n_seeds`` seeds (network initialisation and minibatches), with the notebook's own recipe, and
 reports for each figure of its verdict the median and the worst over the seeds, and on how many
 seeds the verdict passes. The recipes mirror the notebooks' training cells (Lab 05 sections 3, 6, 7
-and 8; Lab 06 sections 3, 4, 9 and 10; Lab 07 section 6; Lab 08 sections 2, 5 and 6); change both together. Two rows, the
-ablations of Lab 05 section 6 and Lab 07 section 8, are recipes the notebooks only quote.
+and 8; Lab 06 sections 3, 4, 9 and 10; Lab 07 section 6; Lab 08 sections 2, 5 and 6); change both
+together. Two rows, the ablations of Lab 05 section 6 and Lab 07 section 8, are recipes the
+notebooks only quote.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

@@ -109,14 +109,16 @@ def ode_case(name: str, ode: ll.ODE, n: int, steps: int, rounds: int) -> str:
     out = []
     for method, cls, tde in [("euler", ll.EulerSimulator, "euler"), ("heun", ll.HeunSimulator, "heun2")]:
         sim = cls(ode)
+        # The loop's method, simulator and torchdiffeq method are bound as defaults, so each case
+        # keeps its own iteration's (they are all timed within it, but that should not need reading).
         cases = {
-            PLAIN: lambda: _plain_ode(ode.drift, x0, ts, method),
-            "labs_lib simulate": lambda: sim.simulate(x0, ts),
-            PLAIN_TRAJ: lambda: _plain_ode(ode.drift, x0, ts, method, every=10),
-            LL_TRAJ: lambda: sim.simulate_with_trajectory(x0, ts, every=10),
+            PLAIN: lambda method=method: _plain_ode(ode.drift, x0, ts, method),
+            "labs_lib simulate": lambda sim=sim: sim.simulate(x0, ts),
+            PLAIN_TRAJ: lambda method=method: _plain_ode(ode.drift, x0, ts, method, every=10),
+            LL_TRAJ: lambda sim=sim: sim.simulate_with_trajectory(x0, ts, every=10),
         }
         if torchdiffeq is not None:
-            cases[f"torchdiffeq odeint(method='{tde}')"] = lambda: torchdiffeq.odeint(
+            cases[f"torchdiffeq odeint(method='{tde}')"] = lambda tde=tde: torchdiffeq.odeint(
                 lambda t, y: ode.drift(y, t), x0, torch.tensor([0.0, 1.0]), method=tde,
                 options={"step_size": 1 / steps})
         with torch.no_grad():

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
 from labserver import ROOT, LabServer, LabServerError, running_lab
 
 if TYPE_CHECKING:  # Playwright is an optional extra: imported for real inside the fixture

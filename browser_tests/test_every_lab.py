@@ -22,11 +22,9 @@ from typing import TYPE_CHECKING
 
 import nbformat
 import pytest
-
-
 from labserver import ROOT, LabServer
-from views import (ERROR_OUTPUT, copy_notebook, empty_images, error_texts, lab_files, open_notebook, run_all,
-                   run_cell, student_version_of, type_into_cell, walk_slideshow)
+from views import (ERROR_OUTPUT, copy_notebook, empty_images, error_texts, lab_files, open_notebook, run_all, run_cell,
+                   student_version_of, type_into_cell, walk_slideshow)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

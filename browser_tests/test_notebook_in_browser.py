@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import nbformat
 import pytest
-
 from labserver import ROOT, LabServer
 from views import copy_notebook, menu, open_notebook, run_all, title_of
 

@@ -7,13 +7,11 @@ from typing import TYPE_CHECKING
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
 from views import PANEL, copy_notebook, open_notebook, run_all
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
-
     from labserver import LabServer
+    from playwright.sync_api import Page
 
 # Descriptions as short and as long as the labs' ("DSM", "circles → checkerboard").
 TRAININGS = '''import torch

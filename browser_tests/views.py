@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import nbformat
-
 from labserver import ROOT
 
 if TYPE_CHECKING:
@@ -172,11 +172,11 @@ def run_cell(page: Page, panel: Locator, index: int, timeout_ms: float) -> None:
     before = cell.locator(".jp-InputPrompt").inner_text().strip()
     page.keyboard.press("Control+Enter")
     page.wait_for_function(
-        """([index, before]) => {
-            const cells = document.querySelectorAll('%s .jp-Cell');
+        f"""([index, before]) => {{
+            const cells = document.querySelectorAll('{PANEL} .jp-Cell');
             const prompt = cells[index].querySelector('.jp-InputPrompt').textContent.trim();
             return prompt !== before && /^\\[\\d+\\]:$/.test(prompt);
-        }""" % PANEL, arg=[index, before], timeout=timeout_ms, polling=250)
+        }}""", arg=[index, before], timeout=timeout_ms, polling=250)
     page.wait_for_timeout(300)
 
 

@@ -35,47 +35,49 @@ module                 what it holds
 =====================  ==========================================================
 """
 
-from .config import get_device, seed_everything
-from .distributions import (Checkerboard, Circles, Density, Gaussian, GaussianMixture, LabelledSampleable, Moons,
-                            Sampleable)
-from .times import batch_times, expand_time
-from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinSDE, LinearODE, OrnsteinUhlenbeck,
-                       VectorFieldODE)
-from .losses import cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
-from .training import (AutoencoderTrainer, CFGTrainer, ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer,
-                       NoisePredictionTrainer, OTConditionalFlowMatchingTrainer, ReflowTrainer, Trainer, TrainingHistory,
-                       cfm_training_loop, logit_normal_times, uniform_times)
-from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_slope, mmd_rbf, noise_floor,
-                      optimal_assignment, sample_quality, wasserstein2)
-from .likelihood import divergence, hutchinson_divergence, log_likelihood, standard_normal_log_density
-from .coupling import FixedPairs, one_step_error, ot_coupling, reflow_pairs, straightness
-from .interpolation import slerp
-from .poisson import PoissonFlowODE, poisson_field, poisson_prior, poisson_sample, poisson_time_grid
-from .yardstick import QualityReport, Yardstick
-from .models import LabelledMLPField, MLPField, null_label_of
-from .digits import Digits, LabelledImages, load_digits_split
-from .guidance import CFGVectorField, GuidedPathSample, generate_guided, sample_guided_path
-from .unet import UNet
-from .dit import DiT, modulate, patchify, sincos_position_embedding, unpatchify
 from .autoencoder import (Autoencoder, AutoencoderOutput, LatentImages, autoencoder_loss, gaussian_kl,
                           generate_latent_guided, reconstruction_mse)
-from .paths import (AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, PathSample, Scheduler,
-                    SchedulerOutput, SqrtScheduler)
-from .simulators import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, ODESimulator, SDESimulator,
-                         Simulator, Trajectory, time_grid)
+from .config import get_device, seed_everything
+from .coupling import FixedPairs, one_step_error, ot_coupling, reflow_pairs, straightness
 from .diffusion import (DDIMSimulator, DDPMSimulator, DPMSolverPP2M, VPForwardSDE, data_prediction, ddpm_alpha_bars,
                         ddpm_forward_step, ddpm_posterior, ddpm_step_coefficients, dpmpp_2m_step, karras_time_grid,
                         log_snr_time_grid, power_time_grid, prediction_to_score, probability_flow_ode,
                         uniform_time_grid, validate_vp_scheduler, vp_reverse_sde)
+from .digits import Digits, LabelledImages, load_digits_split
+from .distributions import (Checkerboard, Circles, Density, Gaussian, GaussianMixture, LabelledSampleable, Moons,
+                            Sampleable)
+from .dit import DiT, modulate, patchify, sincos_position_embedding, unpatchify
+from .dynamics import (ODE, SDE, BrownianMotion, LangevinCorrectedSDE, LangevinSDE, LinearODE, OrnsteinUhlenbeck,
+                       VectorFieldODE)
+from .guidance import CFGVectorField, GuidedPathSample, generate_guided, sample_guided_path
+from .interpolation import slerp
+from .likelihood import divergence, hutchinson_divergence, log_likelihood, standard_normal_log_density
+from .losses import cfg_loss, cfm_loss, dsm_loss, noise_prediction_loss
+from .metrics import (autocorrelation, distance_curve, energy_distance, loglog_slope, mmd_rbf, noise_floor,
+                      optimal_assignment, sample_quality, wasserstein2)
+from .models import LabelledMLPField, MLPField, null_label_of
+from .paths import (AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, PathSample, Scheduler,
+                    SchedulerOutput, SqrtScheduler)
+from .poisson import PoissonFlowODE, poisson_field, poisson_prior, poisson_sample, poisson_time_grid
+from .simulators import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, ODESimulator, SDESimulator, Simulator,
+                         Trajectory, time_grid)
+from .times import batch_times, expand_time
+from .training import (AutoencoderTrainer, CFGTrainer, ConditionalFlowMatchingTrainer, DenoisingScoreMatchingTrainer,
+                       NoisePredictionTrainer, OTConditionalFlowMatchingTrainer, ReflowTrainer, Trainer,
+                       TrainingHistory, cfm_training_loop, logit_normal_times, uniform_times)
+from .unet import UNet
+from .yardstick import QualityReport, Yardstick
 
 __version__ = "0.1.0"
 
 __all__ = [
     "get_device", "seed_everything",
     "Sampleable", "Density", "Gaussian", "GaussianMixture", "Moons", "Circles", "Checkerboard",
-    "ODE", "SDE", "LinearODE", "BrownianMotion", "OrnsteinUhlenbeck", "LangevinSDE", "VectorFieldODE", "expand_time", "batch_times",
+    "ODE", "SDE", "LinearODE", "BrownianMotion", "OrnsteinUhlenbeck", "LangevinSDE", "VectorFieldODE",
+    "expand_time", "batch_times",
     "Scheduler", "SchedulerOutput", "CondOTScheduler", "SqrtScheduler", "CosineScheduler", "AffinePath",
-    "PathSample", "GaussianMixturePath", "MLPField", "null_label_of", "Trainer", "TrainingHistory", "uniform_times", "logit_normal_times",
+    "PathSample", "GaussianMixturePath", "MLPField", "null_label_of", "Trainer", "TrainingHistory",
+    "uniform_times", "logit_normal_times",
     "ConditionalFlowMatchingTrainer", "cfm_training_loop",
     "DenoisingScoreMatchingTrainer", "NoisePredictionTrainer", "CFGTrainer", "LangevinCorrectedSDE",
     "cfm_loss", "dsm_loss", "noise_prediction_loss", "cfg_loss",

@@ -9,7 +9,7 @@ deep inside PyTorch. (The name ``check_*`` is kept for the exercise checkers of
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

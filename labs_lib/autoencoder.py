@@ -1,4 +1,5 @@
-r"""Latent spaces: a small autoencoder (convolutional or dense, optionally variational) and flow matching in its latent space.
+r"""Latent spaces: a small autoencoder (convolutional or dense, optionally variational) and flow matching in
+its latent space.
 
 **Why latents.** A flow model spends its capacity on every coordinate of its samples. An image
 holds far fewer *degrees of freedom* than pixels: neighbouring pixels move together, most of an
@@ -56,8 +57,8 @@ cloud is kept, only its size and place change.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -401,7 +402,7 @@ class LatentImages(LabelledImages):
             autoencoder.train(was_training)
         super().__init__(latents, data.labels, data.num_classes, device if device is not None else data.device)
 
-    def to(self, device: torch.device | str) -> "LabelledImages":
+    def to(self, device: torch.device | str) -> LabelledImages:
         """The same latents, returning their samples on ``device``."""
         return LabelledImages(self.images, self.labels, self.num_classes, device)
 

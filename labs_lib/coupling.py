@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 
 from ._validation import validate_batch, validate_positive_int
-from .dynamics import VectorFieldODE
 from .distributions import Sampleable
+from .dynamics import VectorFieldODE
 from .likelihood import Field
 from .metrics import optimal_assignment
 from .simulators import EulerSimulator, HeunSimulator, time_grid

@@ -74,13 +74,13 @@ in the mean (1.6e-3 for the cosine schedule and :math:`t_{\min} = 10^{-3}`).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ._validation import validate_batch, validate_positive, validate_positive_int, validate_same_device, \
-    validate_time_grid
+from ._validation import (validate_batch, validate_positive, validate_positive_int, validate_same_device,
+                          validate_time_grid)
 from .dynamics import SDE, LangevinCorrectedSDE, VectorFieldODE
 from .paths import AffinePath, Scheduler, SchedulerOutput, validate_scheduler
 from .simulators import Simulator, _all_finite
@@ -231,7 +231,8 @@ def ddpm_forward_step(x_prev: Tensor, alpha_bar_prev: float | Tensor, alpha_bar:
                       generator: torch.Generator | None = None) -> Tensor:
     r"""One step of the DDPM forward chain (step index k, data at k = 0):
 
-    .. math:: x_k = \sqrt{\bar\alpha_k/\bar\alpha_{k-1}}\,x_{k-1} + \sqrt{1 - \bar\alpha_k/\bar\alpha_{k-1}}\,\varepsilon.
+    .. math:: x_k = \sqrt{\bar\alpha_k/\bar\alpha_{k-1}}\,x_{k-1}
+              + \sqrt{1 - \bar\alpha_k/\bar\alpha_{k-1}}\,\varepsilon.
 
     If :math:`x_{k-1} \sim \mathcal N(\sqrt{\bar\alpha_{k-1}}x_0, (1-\bar\alpha_{k-1})I)` then
     :math:`x_k \sim \mathcal N(\sqrt{\bar\alpha_k}x_0, (1-\bar\alpha_k)I)`: the means multiply, and the
@@ -359,7 +360,8 @@ def data_prediction(path: AffinePath, model: Callable[[Tensor, Tensor], Tensor],
 
 def ddpm_posterior(x: Tensor, x1_hat: Tensor, alpha: float | Tensor, beta: float | Tensor,
                    alpha_next: float | Tensor, beta_next: float | Tensor) -> tuple[Tensor, Tensor]:
-    r"""Mean and standard deviation of the DDPM posterior :math:`q(x_{t'} \mid x_t = x, x_1 = \hat x_1)`, :math:`t < t'`.
+    r"""Mean and standard deviation of the DDPM posterior :math:`q(x_{t'} \mid x_t = x, x_1 = \hat x_1)`,
+    :math:`t < t'`.
 
     The forward kernel from :math:`t'` to the noisier :math:`t` is
     :math:`x_t = a\,x_{t'} + \sqrt{\beta_t^2 - a^2\beta_{t'}^2}\,\varepsilon` with :math:`a = \alpha_t/\alpha_{t'}`;
@@ -446,13 +448,16 @@ class DDIMSimulator(_PredictionSimulator):
 class DDPMSimulator(_PredictionSimulator):
     r"""The DDPM ancestral step (Ho et al., 2020): sample the posterior :math:`q(x_{t'} \mid x_t, x_1 = \hat x_1)`.
 
-    With :math:`a = \alpha_t/\alpha_{t'}` and :math:`r = a^2\beta_{t'}^2/\beta_t^2`, the forward kernel is :math:`x_t = a\,x_{t'} + \sqrt{\beta_t^2 - a^2\beta_{t'}^2}\,\varepsilon`, and Bayes gives
+    With :math:`a = \alpha_t/\alpha_{t'}` and :math:`r = a^2\beta_{t'}^2/\beta_t^2`, the forward kernel is
+    :math:`x_t = a\,x_{t'} + \sqrt{\beta_t^2 - a^2\beta_{t'}^2}\,\varepsilon`, and Bayes gives
 
-    .. math:: \tilde\mu = \frac{\alpha_{t'}(\beta_t^2 - a^2\beta_{t'}^2)}{\beta_t^2}\,\hat x_1 + \frac{a\,\beta_{t'}^2}{\beta_t^2}\,x_t,
+    .. math:: \tilde\mu = \frac{\alpha_{t'}(\beta_t^2 - a^2\beta_{t'}^2)}{\beta_t^2}\,\hat x_1
+              + \frac{a\,\beta_{t'}^2}{\beta_t^2}\,x_t,
               \qquad \tilde\sigma^2 = \beta_{t'}^2\,(1 - r),
 
     and :math:`x_{t'} = \tilde\mu + \tilde\sigma\,\xi`. On a VP path (:math:`\bar\alpha = \alpha^2`) these are DDPM's
-    :math:`\tilde\mu_t` and :math:`\tilde\beta_t = \frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}(1 - \bar\alpha_t/\bar\alpha_{t-1})`.
+    :math:`\tilde\mu_t` and
+    :math:`\tilde\beta_t = \frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}(1 - \bar\alpha_t/\bar\alpha_{t-1})`.
     The same law as ``DDIMSimulator(..., eta=1)``.
     With the exact :math:`\hat x_1 = \mathbb E[x_1 \mid x_t]` it still loses the spread of
     :math:`x_1` given :math:`x_t` at every step, so its error is :math:`O(h)` in distribution.
@@ -524,7 +529,8 @@ class DPMSolverPP2M:
     :math:`x_{t'} = \tfrac{\beta'}{\beta}x_t + \beta'\int_\lambda^{\lambda'} e^{l}\,\hat x_1(l)\,dl`. With
     :math:`h_i = \lambda_i - \lambda_{i-1}` and :math:`D_i` the data prediction at :math:`t_i`:
 
-    .. math:: x_i = \frac{\beta_i}{\beta_{i-1}}x_{i-1} + \alpha_i\,(1 - e^{-h_i})\,\Big[\big(1 + \tfrac{1}{2r_i}\big)D_{i-1}
+    .. math:: x_i = \frac{\beta_i}{\beta_{i-1}}x_{i-1}
+              + \alpha_i\,(1 - e^{-h_i})\,\Big[\big(1 + \tfrac{1}{2r_i}\big)D_{i-1}
               - \tfrac{1}{2r_i}D_{i-2}\Big], \qquad r_i = \frac{h_{i-1}}{h_i},
 
     a linear extrapolation of :math:`\hat x_1` in λ; one model call per step. The first step (no
@@ -673,7 +679,8 @@ def karras_time_grid(scheduler: Scheduler, n_steps: int, sigma_min: float = 0.00
                      device: torch.device | str | None = None) -> Tensor:
     r"""The EDM step schedule (Karras et al., 2022) in :math:`\sigma_t = \beta_t/\alpha_t`, as course times.
 
-    .. math:: \sigma_i = \Big(\sigma_{\max}^{1/\rho} + \tfrac{i}{n-1}\big(\sigma_{\min}^{1/\rho} - \sigma_{\max}^{1/\rho}\big)\Big)^\rho,
+    .. math:: \sigma_i = \Big(\sigma_{\max}^{1/\rho}
+              + \tfrac{i}{n-1}\big(\sigma_{\min}^{1/\rho} - \sigma_{\max}^{1/\rho}\big)\Big)^\rho,
               \quad i = 0, \dots, n - 1, \qquad \sigma_n = 0,
 
     with :math:`n` = ``n_steps``; each :math:`\sigma_i` is mapped to the time with :math:`\beta_t/\alpha_t = \sigma_i`.

@@ -371,7 +371,8 @@ class DigitYardstick:
         labels = as_tensor(labels, "labels").cpu().long()
         counts = torch.bincount(labels, minlength=N_DIGIT_CLASSES)
         fd_floor, c2_floor = self.floors(counts)
-        fd = frechet_distance(torch.from_numpy(digit_features(images)), torch.from_numpy(digit_features(self.reference)))
+        fd = frechet_distance(torch.from_numpy(digit_features(images)),
+                              torch.from_numpy(digit_features(self.reference)))
         return DigitReport(accuracy=classifier_accuracy(images, labels),
                            spread=within_class_spread(flat.reshape(-1, *DIGIT_SHAPE), labels),
                            features=fd / float(np.median(fd_floor)),

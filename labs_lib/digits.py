@@ -84,7 +84,7 @@ class LabelledImages(LabelledSampleable):
         idx = idx.to(self.images.device)
         return self.images[idx].to(self.device), self.labels[idx].to(self.device)
 
-    def to(self, device: torch.device | str) -> "LabelledImages":
+    def to(self, device: torch.device | str) -> LabelledImages:
         """The same set, returning its samples on ``device``."""
         return LabelledImages(self.images, self.labels, self.num_classes, device)
 

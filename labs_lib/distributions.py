@@ -132,7 +132,7 @@ class Gaussian(Sampleable, Density):
         self._log_det = 2 * torch.log(torch.diagonal(self._chol)).sum()
 
     @classmethod
-    def isotropic(cls, dim: int, std: float = 1.0, device: torch.device | str | None = None) -> "Gaussian":
+    def isotropic(cls, dim: int, std: float = 1.0, device: torch.device | str | None = None) -> Gaussian:
         """:math:`\\mathcal N(0, \\text{std}^2 I_d)`."""
         validate_positive_int(dim, "dim")
         std = validate_positive(std, "std")
@@ -150,7 +150,7 @@ class Gaussian(Sampleable, Density):
         d = self.shape[0]
         return -0.5 * (sol**2).sum(-1) - 0.5 * self._log_det - 0.5 * d * math.log(2 * math.pi)
 
-    def to(self, device: torch.device | str) -> "Gaussian":
+    def to(self, device: torch.device | str) -> Gaussian:
         return Gaussian(self.mean.to(device), self.cov.to(device))
 
 
@@ -191,7 +191,7 @@ class GaussianMixture(Sampleable, Density):
         return self.means.shape[0]
 
     @classmethod
-    def isotropic(cls, means: Tensor, std: float | Tensor, weights: Tensor | None = None) -> "GaussianMixture":
+    def isotropic(cls, means: Tensor, std: float | Tensor, weights: Tensor | None = None) -> GaussianMixture:
         """Mixture of :math:`\\mathcal N(\\mu_k, \\text{std}_k^2 I)`; ``std`` a number or shape ``(K,)``."""
         means = as_tensor(means, "means")
         k, d = means.shape
@@ -203,7 +203,7 @@ class GaussianMixture(Sampleable, Density):
 
     @classmethod
     def random_2d(cls, n_modes: int, std: float = 0.3, scale: float = 6.0, seed: int = 0,
-                  device: torch.device | str | None = None) -> "GaussianMixture":
+                  device: torch.device | str | None = None) -> GaussianMixture:
         """Equal-weight modes with means uniform in the square ``[-scale, scale]²``."""
         validate_positive_int(n_modes, "n_modes")
         validate_positive(std, "std")
@@ -214,7 +214,7 @@ class GaussianMixture(Sampleable, Density):
 
     @classmethod
     def symmetric_2d(cls, n_modes: int, radius: float = 5.0, std: float = 0.5,
-                     device: torch.device | str | None = None) -> "GaussianMixture":
+                     device: torch.device | str | None = None) -> GaussianMixture:
         """Equal-weight modes evenly spaced on a circle of the given radius."""
         validate_positive_int(n_modes, "n_modes")
         validate_positive(radius, "radius")
@@ -244,7 +244,7 @@ class GaussianMixture(Sampleable, Density):
         eps = torch.randn(n, self.shape[0], 1, generator=generator, dtype=self.means.dtype).to(dev)
         return self.means[idx] + (self._chol[idx] @ eps).squeeze(-1)
 
-    def to(self, device: torch.device | str) -> "GaussianMixture":
+    def to(self, device: torch.device | str) -> GaussianMixture:
         return GaussianMixture(self.means.to(device), self.covs.to(device), self.weights.to(device))
 
 

@@ -41,8 +41,6 @@ has moved, so do the gates.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn

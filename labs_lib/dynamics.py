@@ -64,7 +64,8 @@ class VectorFieldODE(ODE):
 
 
 class LangevinCorrectedSDE(SDE):
-    r"""Sample a probability path with noise: :math:`dX_t = \big[u_t(X_t) + \tfrac12\sigma_t^2\nabla\log p_t(X_t)\big]dt + \sigma_t\,dW_t`.
+    r"""Sample a probability path with noise:
+    :math:`dX_t = \big[u_t(X_t) + \tfrac12\sigma_t^2\nabla\log p_t(X_t)\big]dt + \sigma_t\,dW_t`.
 
     If ``vector_field`` generates the path :math:`p_t` (its ODE carries :math:`p_0` to
     :math:`p_t`) and ``score`` is :math:`\nabla \log p_t`, this SDE has the same marginals for
@@ -87,7 +88,7 @@ class LangevinCorrectedSDE(SDE):
         self._path = None  # set by from_flow: the score is converted from the field's own value
 
     @classmethod
-    def from_flow(cls, vector_field, path, sigma) -> "LangevinCorrectedSDE":
+    def from_flow(cls, vector_field, path, sigma) -> LangevinCorrectedSDE:
         r"""The SDE of a flow model alone, its score converted from its field on a Gaussian ``path``:
         :math:`s_t(x) = ` ``path.velocity_to_score(u_t(x), x, t)``.
 
@@ -136,13 +137,13 @@ class LinearODE(ODE):
         self.A = A
 
     @classmethod
-    def decay(cls, theta: float, dim: int = 1) -> "LinearODE":
+    def decay(cls, theta: float, dim: int = 1) -> LinearODE:
         """:math:`u(x) = -\\theta x` in ``dim`` dimensions."""
         theta = validate_positive(theta, "theta", allow_zero=True)
         return cls(-theta * torch.eye(dim))
 
     @classmethod
-    def spiral(cls, decay: float = 0.5, omega: float = 3.0) -> "LinearODE":
+    def spiral(cls, decay: float = 0.5, omega: float = 3.0) -> LinearODE:
         """A damped rotation in the plane: trajectories spiral into the origin."""
         return cls(torch.tensor([[-decay, -omega], [omega, -decay]]))
 

@@ -4,7 +4,8 @@ r"""Guided flow matching and classifier-free guidance (CFG).
 :math:`u^\theta_t(x \mid y)` regresses the conditional velocity of a path whose data point was
 drawn *with* its label:
 
-.. math:: \mathcal L(\theta) = \mathbb E_{t,\,(z, y),\,x_0}\big\|u^\theta_t(x_t \mid y) - (\dot\alpha_t z + \dot\beta_t x_0)\big\|^2 .
+.. math:: \mathcal L(\theta) = \mathbb E_{t,\,(z, y),\,x_0}
+          \big\|u^\theta_t(x_t \mid y) - (\dot\alpha_t z + \dot\beta_t x_0)\big\|^2 .
 
 **The null label.** Classifier-free guidance trains one network for both :math:`u_t(x \mid y)` and
 the unguided :math:`u_t(x) = u_t(x \mid \varnothing)`: each label is replaced by the extra label

@@ -29,7 +29,7 @@ samples independently (no batch normalisation across samples), as every field of
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -42,7 +42,8 @@ def _squared_error(prediction: Tensor, target: Tensor) -> Tensor:
 def cfm_loss(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> Tensor:
     r"""The conditional flow matching loss on one batch (a 0-dim tensor that carries gradients).
 
-    .. math:: \frac1B \sum_{i=1}^B \big\| u^\theta_{t_i}(x_{t_i}) - (\dot\alpha_{t_i} x_1^{(i)} + \dot\beta_{t_i} x_0^{(i)}) \big\|^2,
+    .. math:: \frac1B \sum_{i=1}^B \big\| u^\theta_{t_i}(x_{t_i})
+              - (\dot\alpha_{t_i} x_1^{(i)} + \dot\beta_{t_i} x_0^{(i)}) \big\|^2,
               \qquad x_{t_i} = \alpha_{t_i} x_1^{(i)} + \beta_{t_i} x_0^{(i)} .
 
     Args:
@@ -87,8 +88,9 @@ def dsm_loss(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Te
 
 
 def noise_prediction_loss(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> Tensor:
-    r"""The ε-prediction (DDPM) loss on one batch: :math:`\frac1B\sum_i \|\varepsilon^\theta_{t_i}(x_{t_i}) - x_0^{(i)}\|^2`
-    with :math:`x_t = \alpha_t x_1 + \beta_t x_0`, :math:`x_0 = \varepsilon`; shapes as in :func:`dsm_loss`."""
+    r"""The ε-prediction (DDPM) loss on one batch:
+    :math:`\frac1B\sum_i \|\varepsilon^\theta_{t_i}(x_{t_i}) - x_0^{(i)}\|^2` with
+    :math:`x_t = \alpha_t x_1 + \beta_t x_0`, :math:`x_0 = \varepsilon`; shapes as in :func:`dsm_loss`."""
     s = path.sample(x_0, x_1, t)
     return _squared_error(model(s.x_t, s.t), x_0)
 
@@ -102,7 +104,8 @@ def cfg_loss(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Te
              drop_mask: Tensor, null_label: int) -> Tensor:
     r"""The classifier-free guidance training loss on one batch (given all its randomness).
 
-    .. math:: \frac1B\sum_i \big\|u^\theta_{t_i}(x_{t_i} \mid \tilde y_i) - (\dot\alpha_{t_i} x_{1,i} + \dot\beta_{t_i} x_{0,i})\big\|^2,
+    .. math:: \frac1B\sum_i \big\|u^\theta_{t_i}(x_{t_i} \mid \tilde y_i)
+              - (\dot\alpha_{t_i} x_{1,i} + \dot\beta_{t_i} x_{0,i})\big\|^2,
               \qquad \tilde y_i = \varnothing \text{ where } \texttt{drop\_mask}_i, \text{ else } y_i .
 
     Args:

@@ -15,8 +15,8 @@ A model is as good as we can tell when its distance sits at the floor.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

@@ -53,7 +53,8 @@ class SchedulerOutput:
 
 
 class Scheduler(ABC):
-    r"""A noise schedule :math:`(\alpha_t, \beta_t)` with :math:`\alpha_0 = 0, \alpha_1 = 1, \beta_0 = 1, \beta_1 = 0`."""
+    r"""A noise schedule :math:`(\alpha_t, \beta_t)` with
+    :math:`\alpha_0 = 0, \alpha_1 = 1, \beta_0 = 1, \beta_1 = 0`."""
 
     @abstractmethod
     def __call__(self, t: Tensor) -> SchedulerOutput:
@@ -77,7 +78,8 @@ class SqrtScheduler(Scheduler):
 
 
 class CosineScheduler(Scheduler):
-    r""":math:`\alpha_t = \sin(\pi t/2),\ \beta_t = \cos(\pi t/2)`: variance preserving, :math:`\alpha_t^2 + \beta_t^2 = 1`."""
+    r""":math:`\alpha_t = \sin(\pi t/2),\ \beta_t = \cos(\pi t/2)`: variance preserving,
+    :math:`\alpha_t^2 + \beta_t^2 = 1`."""
 
     def __call__(self, t: Tensor) -> SchedulerOutput:
         a = 0.5 * math.pi * t
@@ -181,19 +183,22 @@ class AffinePath:
                           x_0=x_0, x_1=x_1, t=t)
 
     def sample_conditional(self, z: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        r"""Draw :math:`x \sim \mathcal N(\alpha_t z, \beta_t^2 I)`; ``z`` is ``(batch, ...)``, ``t`` scalar or ``(batch,)``."""
+        r"""Draw :math:`x \sim \mathcal N(\alpha_t z, \beta_t^2 I)`; ``z`` is ``(batch, ...)``, ``t`` scalar or
+        ``(batch,)``."""
         tt = _check_pair(z, z, t, "z", "z")
         s = self._schedule(tt, clamp=False)
         noise = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
         return s.alpha_t * z + s.beta_t * noise
 
     def conditional_vector_field(self, x: Tensor, z: Tensor, t: Tensor) -> Tensor:
-        r""":math:`u_t(x \mid z) = \dot\alpha_t z + \frac{\dot\beta_t}{\beta_t}(x - \alpha_t z)`, time clamped to ``t_max``."""
+        r""":math:`u_t(x \mid z) = \dot\alpha_t z + \frac{\dot\beta_t}{\beta_t}(x - \alpha_t z)`, time clamped to
+        ``t_max``."""
         s = self._schedule(_check_pair(x, z, t), clamp=True)
         return s.d_alpha_t * z + s.d_beta_t / s.beta_t * (x - s.alpha_t * z)
 
     def conditional_score(self, x: Tensor, z: Tensor, t: Tensor) -> Tensor:
-        r""":math:`\nabla_x \log \mathcal N(x; \alpha_t z, \beta_t^2 I) = -(x - \alpha_t z)/\beta_t^2`, time clamped to ``t_max``."""
+        r""":math:`\nabla_x \log \mathcal N(x; \alpha_t z, \beta_t^2 I) = -(x - \alpha_t z)/\beta_t^2`, time clamped
+        to ``t_max``."""
         s = self._schedule(_check_pair(x, z, t), clamp=True)
         return -(x - s.alpha_t * z) / s.beta_t**2
 
@@ -201,7 +206,8 @@ class AffinePath:
         r"""The score of a Gaussian path from its (marginal or conditional) vector field.
 
         Both are linear in :math:`\mathbb E[z \mid x]`; eliminating it gives
-        :math:`\nabla \log p_t(x) = \dfrac{\alpha_t u_t(x) - \dot\alpha_t x}{\beta_t^2\dot\alpha_t - \alpha_t\beta_t\dot\beta_t}`
+        :math:`\nabla \log p_t(x)
+        = \dfrac{\alpha_t u_t(x) - \dot\alpha_t x}{\beta_t^2\dot\alpha_t - \alpha_t\beta_t\dot\beta_t}`
         (time clamped to ``t_max``).
         """
         s = self._schedule(_check_pair(u, x, t, "u", "x"), clamp=True)
@@ -218,7 +224,8 @@ class AffinePath:
 
     def score_to_velocity(self, score: Tensor, x: Tensor, t: Tensor) -> Tensor:
         r"""The inverse of :meth:`velocity_to_score`:
-        :math:`u_t(x) = \big(\beta_t^2\frac{\dot\alpha_t}{\alpha_t} - \dot\beta_t\beta_t\big)\nabla\log p_t(x) + \frac{\dot\alpha_t}{\alpha_t}x`
+        :math:`u_t(x) = \big(\beta_t^2\frac{\dot\alpha_t}{\alpha_t} - \dot\beta_t\beta_t\big)\nabla\log p_t(x)
+        + \frac{\dot\alpha_t}{\alpha_t}x`
         (time clamped to ``[10^{-4}, t_max]``: at :math:`t = 0`, :math:`\alpha_t = 0`)."""
         tt = _check_pair(score, x, t, "score", "x").clamp(min=1 - self.t_max)
         s = self._schedule(tt, clamp=True)

@@ -8,7 +8,7 @@ so that notebooks compose panels freely. Animations are embedded as JavaScript/H
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -229,7 +229,8 @@ def _robust_jshtml(html: str) -> str:
     html = html.replace(img.group(0), f'<img id="{img.group(1)}" src="{frame0}" alt="animation, frame 1">', 1)
     start = ("(function start(wait) {\n"
              "        if (!document.getElementById(img_id) || !document.getElementById(slider_id)) {\n"
-             "            // not in the page yet (a cell JupyterLab has not attached): look again, less and less often\n"
+             "            // not in the page yet (a cell JupyterLab has not attached): "
+             "look again, less and less often\n"
              "            setTimeout(function() { start(Math.min(2 * wait, 1000)); }, wait);\n"
              "            return;\n"
              "        }\n"

@@ -23,7 +23,6 @@ from torch import Tensor
 from ._validation import validate_batch, validate_positive_int, validate_same_device, validate_time_grid
 from .dynamics import ODE, SDE
 
-
 _CHECK_EVERY = 8
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -443,7 +443,8 @@ class DenoisingScoreMatchingTrainer(Trainer):
 
 
 class NoisePredictionTrainer(Trainer):
-    r"""ε-prediction (the DDPM parameterisation): regress the noise, :math:`\mathbb E\|\varepsilon^\theta_t(x_t) - \varepsilon\|^2`.
+    r"""ε-prediction (the DDPM parameterisation): regress the noise,
+    :math:`\mathbb E\|\varepsilon^\theta_t(x_t) - \varepsilon\|^2`.
 
     The score follows as :math:`s_t(x) = -\varepsilon^\theta_t(x)/\beta_t`
     (:meth:`~labs_lib.paths.AffinePath.noise_to_score`); the loss equals denoising score matching
@@ -491,8 +492,8 @@ class CFGTrainer(Trainer):
         if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
             raise ValueError(f"eta is a probability and must lie in [0, 1], got {eta!r}.")
         if data.num_classes != self.null_label:
-            raise ValueError(f"the data has {data.num_classes} classes but the model's null label is {self.null_label}: "
-                             f"build the model with num_classes={data.num_classes}.")
+            raise ValueError(f"the data has {data.num_classes} classes but the model's null label is "
+                             f"{self.null_label}: build the model with num_classes={data.num_classes}.")
         self.path, self.data, self.eta = path, data, float(eta)
 
     def loss(self, batch_size: int) -> Tensor:

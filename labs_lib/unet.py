@@ -17,7 +17,7 @@ guidance). The block adds it, one number per channel, to its feature maps.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -52,7 +52,8 @@ class ResidualBlock(nn.Module):
         self.act = nn.SiLU()
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
-        """``x`` of shape ``(batch, channels_in, h, w)``, ``emb`` ``(batch, emb_dim)`` → ``(batch, channels_out, h, w)``."""
+        """``x`` of shape ``(batch, channels_in, h, w)``, ``emb`` ``(batch, emb_dim)``
+        → ``(batch, channels_out, h, w)``."""
         h = self.conv1(self.act(self.norm1(x)))
         h = h + self.emb(emb)[:, :, None, None]  # one shift per channel, the same at every pixel
         h = self.conv2(self.act(self.norm2(h)))

@@ -10,7 +10,7 @@ the verdicts; Lab 05 shows it to students.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

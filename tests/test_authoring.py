@@ -6,14 +6,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from course_files import finish_course
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
-from course_files import finish_course
 from labs_lib.authoring.cli import main
 from labs_lib.authoring.front_matter import badge_source, front_matter_problems, refresh_front_matter
-from labs_lib.authoring.run_times import DEFAULT_BUDGET, budget, over_budget
 from labs_lib.authoring.generator import (ANSWER_PROMPT, AuthoringError, cells_hash, generate, make_student_notebook,
                                           plan, stale)
+from labs_lib.authoring.run_times import DEFAULT_BUDGET, budget, over_budget
 
 EULER_SOLUTION = """\
 import math
@@ -78,7 +78,8 @@ def test_stub_takes_the_markers_indentation(indent):
     ("### BEGIN SOLUTION", "outer.inner"),
 ])
 def test_exercise_names(marker, expected):
-    src = f"def outer():\n    def inner():\n        {marker}\n        return 1\n        ### END SOLUTION\n    return inner\n"
+    src = (f"def outer():\n    def inner():\n        {marker}\n        return 1\n        ### END SOLUTION\n"
+           "    return inner\n")
     out = student(notebook(new_code_cell(src))).cells[0].source
     assert f"raise NotImplementedError('Exercise: {expected}')" in out
 
@@ -244,7 +245,8 @@ def course(tmp_path):
 
 
 def check(sol, nbs) -> int:
-    return main(["--check", "--solutions", str(sol), "--notebooks", str(nbs), "--figures-dir", str(sol.parent / "figures")])
+    return main(["--check", "--solutions", str(sol), "--notebooks", str(nbs),
+                 "--figures-dir", str(sol.parent / "figures")])
 
 
 def test_check_reports_missing_then_fresh(course, capsys):

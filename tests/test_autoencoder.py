@@ -9,12 +9,12 @@ import math
 
 import pytest
 import torch
+from loss_cases import PATH
 from torch.distributions import Normal, kl_divergence
 
-from labs_lib import (Autoencoder, AutoencoderOutput, AutoencoderTrainer, CFGTrainer, DiT, Digits, LabelledImages,
+from labs_lib import (Autoencoder, AutoencoderOutput, AutoencoderTrainer, CFGTrainer, Digits, DiT, LabelledImages,
                       LabelledMLPField, LatentImages, autoencoder_loss, gaussian_kl, generate_latent_guided,
                       load_digits_split, reconstruction_mse)
-from loss_cases import PATH
 
 
 def _images(n=6, seed=0):
@@ -61,7 +61,8 @@ def test_bad_hidden_widths_are_named(hidden):
 def test_a_dense_coder_has_the_parameters_of_its_layers():
     # 64 → 32 → 16 → 2·3 (mean and log-variance) and back 3 → 16 → 32 → 64
     model = Autoencoder(latent_channels=3, hidden=(32, 16), variational=True)
-    assert model.n_parameters() == (64 * 32 + 32) + (32 * 16 + 16) + (16 * 6 + 6) + (3 * 16 + 16) + (16 * 32 + 32) + (32 * 64 + 64)
+    assert model.n_parameters() == ((64 * 32 + 32) + (32 * 16 + 16) + (16 * 6 + 6)
+                                    + (3 * 16 + 16) + (16 * 32 + 32) + (32 * 64 + 64))
 
 
 def test_other_image_shapes():

@@ -135,7 +135,8 @@ def test_seeds_only_run_replaces_just_the_seeds_table():
     from benchmarks.__main__ import BEGIN, COURSE_HEADING, END, replace_part
 
     readme = (f"intro\n{BEGIN}\nMeasured...\n\n**OU SDE** table\n\n**Every model the notebooks train, with 5 "
-              f"seeds** (old)\n\n| old seeds |\n\n{COURSE_HEADING} on this machine** (kept)\n\n| course |\n{END}\nafter\n")
+              f"seeds** (old)\n\n| old seeds |\n\n{COURSE_HEADING} on this machine** (kept)\n\n| course |\n"
+              f"{END}\nafter\n")
     new = "**Every model the notebooks train, with 5 seeds** (new)\n\n| new seeds |"
     out = replace_part(readme, new, next_heading=COURSE_HEADING)
     assert "| old seeds |" not in out and "| new seeds |" in out

@@ -11,13 +11,14 @@ import math
 
 import pytest
 import torch
-
 from checker_cases import assert_leaves_random_stream, assert_named
+
 from labs_lib.checks import check_ancestral_step, check_ddpm_forward_step, check_dpmpp_2m_step
 
 
 def test_checks_do_not_disturb_the_global_random_stream():
-    assert_leaves_random_stream((check_ddpm_forward_step, forward_reference), (check_ancestral_step, ancestral_reference),
+    assert_leaves_random_stream((check_ddpm_forward_step, forward_reference),
+                                (check_ancestral_step, ancestral_reference),
                                 (check_dpmpp_2m_step, solver_reference))
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from checker_cases import assert_leaves_random_stream, assert_named
+
 import labs_lib as ll
 from labs_lib.checks import check_cfm_loss, check_euler_sampler, check_training_loop
 from labs_lib.training import cfm_loss

@@ -8,13 +8,12 @@ import functools
 
 import pytest
 import torch
-
 from checker_cases import assert_named
+
 import labs_lib as ll
-from labs_lib import ODESimulator, SDE
-from labs_lib.checks import (check_cfm_loss, check_conditional_score,
-                             check_conditional_vector_field, check_dsm_loss, check_euler_step,
-                             check_ou_process, run_check)
+from labs_lib import SDE, ODESimulator
+from labs_lib.checks import (check_cfm_loss, check_conditional_score, check_conditional_vector_field, check_dsm_loss,
+                             check_euler_step, check_ou_process, run_check)
 
 # --- float64 answers to float32 inputs are right answers ------------------------------------------
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from checker_cases import assert_leaves_random_stream, assert_named
+
 from labs_lib import cfg_loss
 from labs_lib.checks import check_cfg_field, check_cfg_loss
 

@@ -11,8 +11,8 @@ import math
 
 import pytest
 import torch
-
 from checker_cases import assert_leaves_random_stream, assert_named
+
 from labs_lib import SDE, Gaussian, LangevinSDE
 from labs_lib.checks import check_autograd_score, check_langevin_sde
 
@@ -283,7 +283,8 @@ class LangevinFixedTarget(_Langevin):
 
     def drift(self, x, t):
         g = Gaussian.isotropic(2)
-        return 0.5 * self.sigma**2 * g.score(x.reshape(x.shape[0], -1)[:, :2]).repeat(1, 5)[:, : x[0].numel()].reshape(x.shape)
+        score = g.score(x.reshape(x.shape[0], -1)[:, :2])
+        return 0.5 * self.sigma**2 * score.repeat(1, 5)[:, : x[0].numel()].reshape(x.shape)
 
 
 class LangevinNoReturn(_Langevin):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from checker_cases import assert_leaves_random_stream, assert_named
+
 from labs_lib.checks import check_latent_cfg_loss, check_modulate, check_patchify
 from labs_lib.dit import modulate, patchify
 from labs_lib.losses import cfg_loss
@@ -244,8 +244,8 @@ def test_modulate_mistakes_are_named(fn, hint):
 
 def test_without_the_unsqueeze_a_batch_unlike_the_tokens_fails_loudly():
     """With N != B the missing unsqueeze raises a broadcasting error; its hint names the token axis."""
-    from labs_lib.checks.latent import _call_modulate
     from labs_lib.checks import CheckFailed
+    from labs_lib.checks.latent import _call_modulate
 
     h, rows = torch.randn(2, 5, 3), torch.randn(2, 3)
     with pytest.raises(CheckFailed, match=r"scale.unsqueeze\(1\) of shape \(B, 1, W\)"):

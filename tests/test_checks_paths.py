@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from checker_cases import assert_leaves_random_stream, assert_named
+
 import labs_lib as ll
 from labs_lib import Scheduler, SchedulerOutput, SqrtScheduler, expand_time
 from labs_lib.checks import check_conditional_score, check_conditional_vector_field, check_sqrt_scheduler
@@ -256,5 +256,6 @@ def test_field_checkers_not_implemented(check):
 
 
 def test_checkers_leave_the_global_random_stream_alone():
-    assert_leaves_random_stream((check_sqrt_scheduler, SqrtScheduler), (check_conditional_vector_field, reference_field),
+    assert_leaves_random_stream((check_sqrt_scheduler, SqrtScheduler),
+                                (check_conditional_vector_field, reference_field),
                                 (check_conditional_score, reference_score))

@@ -10,10 +10,9 @@ import math
 
 import pytest
 import torch
+from checker_cases import assert_leaves_random_stream, assert_named
 
 import labs_lib as ll
-
-from checker_cases import assert_leaves_random_stream, assert_named
 from labs_lib import SDE, OrnsteinUhlenbeck
 from labs_lib.checks import check_brownian_paths, check_ou_process
 

@@ -11,8 +11,8 @@ import math
 
 import pytest
 import torch
-
 from checker_cases import assert_named
+
 import labs_lib as ll
 from labs_lib.checks import check_dsm_loss, check_langevin_corrected_sde, check_score_from_velocity
 from labs_lib.training import dsm_loss

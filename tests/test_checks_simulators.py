@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from checker_cases import assert_named
+
 from labs_lib import (EulerMaruyamaSimulator, EulerSimulator, HeunSimulator, LinearODE, ODESimulator, OrnsteinUhlenbeck,
                       SDESimulator)
 from labs_lib.checks import CheckReport, check_euler_maruyama_step, check_euler_step, check_heun_step
@@ -403,7 +403,8 @@ def em_noise_made_on_the_cpu(self, x, t, h):
 
 EM_MISTAKES = [
     ("noise_made_on_the_cpu", em_noise_made_on_the_cpu, "Create it on x.device"),
-    ("drift_at_predicted_point", em_drift_at_predicted_point, "the drift was evaluated at the predicted point x + h·u_t(x)"),
+    ("drift_at_predicted_point", em_drift_at_predicted_point,
+     "the drift was evaluated at the predicted point x + h·u_t(x)"),
     ("drift_at_midpoint", em_drift_at_midpoint, "the drift was evaluated at x + (h/2)·u_t(x)"),
     ("diffusion_at_predicted_point", em_diffusion_at_predicted_point,
      "the diffusion was evaluated at the predicted point x + h·u_t(x)"),
@@ -414,10 +415,12 @@ EM_MISTAKES = [
     ("missing_sigma", em_missing_sigma, "the noise is missing the diffusion coefficient σ_t(x)"),
     ("sigma_squared", em_sigma_squared, "the noise is scaled by σ² instead of σ"),
     ("no_noise", em_no_noise, "the step gave the same result with different random seeds"),
-    ("noise_shared_across_particles", em_shared_across_particles, "all particles moved identically: the noise is shared"),
+    ("noise_shared_across_particles", em_shared_across_particles,
+     "all particles moved identically: the noise is shared"),
     ("noise_shared_across_particles_per_coordinate", em_shared_across_particles_per_coord,
      "all particles moved identically: the noise is shared"),
-    ("noise_shared_across_coordinates", em_shared_across_coordinates, "the noise of different coordinates is correlated"),
+    ("noise_shared_across_coordinates", em_shared_across_coordinates,
+     "the noise of different coordinates is correlated"),
     ("drift_at_t_plus_h", em_drift_at_t_plus_h, "the drift was evaluated at t + h"),
     ("diffusion_at_t_plus_h", em_diffusion_at_t_plus_h, "the diffusion was evaluated at t + h"),
     ("wrong_drift_sign", em_wrong_drift_sign, "the drift term has the wrong sign"),

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from checker_cases import assert_leaves_random_stream, assert_named
 from scipy.optimize import linear_sum_assignment
 
-from checker_cases import assert_leaves_random_stream, assert_named
 from labs_lib.checks import check_hutchinson_divergence, check_log_likelihood, check_ot_pairing, check_poisson_field
 from labs_lib.coupling import ot_coupling
 from labs_lib.likelihood import standard_normal_log_density

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from labs_lib import get_device, seed_everything
-from labs_lib._validation import (as_tensor, validate_batch, validate_positive, validate_positive_int, validate_shape_tail,
-                                  validate_time_grid)
+from labs_lib._validation import (as_tensor, validate_batch, validate_positive, validate_positive_int,
+                                  validate_shape_tail, validate_time_grid)
 
 NO_ACCELERATOR = not torch.cuda.is_available() and not torch.backends.mps.is_available()
 
@@ -71,7 +71,8 @@ def test_asking_for_cuda_without_cuda_errors(monkeypatch, how, value):
 
 @pytest.mark.skipif(torch.backends.mps.is_available(), reason="MPS is available here")
 def test_asking_for_mps_without_mps_errors():
-    with pytest.raises(ValueError, match=r"device 'mps' was asked for, but torch\.backends\.mps\.is_available\(\) is False"):
+    with pytest.raises(ValueError,
+                       match=r"device 'mps' was asked for, but torch\.backends\.mps\.is_available\(\) is False"):
         get_device("mps")
 
 
@@ -113,7 +114,8 @@ def test_as_tensor():
 @pytest.mark.parametrize("kwargs, x, exc, pattern", [
     ({}, torch.zeros(3), ValueError, r"x must have shape \(batch, \.\.\.\) with at least 2 axes, got \(3,\)\. "
                                      r"A single state needs a batch axis: x\.unsqueeze\(0\)"),
-    ({"dim": 2}, torch.zeros(2), ValueError, r"x must have shape \(batch, 2\), got \(2,\)\. Did you forget the batch axis"),
+    ({"dim": 2}, torch.zeros(2), ValueError,
+     r"x must have shape \(batch, 2\), got \(2,\)\. Did you forget the batch axis"),
     ({"dim": 2}, torch.zeros(4, 3), ValueError, r"x must have shape \(batch, 2\), got \(4, 3\)\.$"),
     ({"ndim": 3}, torch.zeros(4, 3), ValueError, r"x must have 3 axes, got shape \(4, 3\)"),
     ({"min_ndim": 3}, torch.zeros(4, 3), ValueError, "at least 3 axes"),

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from course_files import PNG_A, PNG_B, figure_cell, image_output
 from nbformat.v4 import new_markdown_cell, new_notebook, new_output
 
-from course_files import PNG_A, PNG_B, figure_cell, image_output
 from labs_lib.authoring.cli import main
 from labs_lib.authoring.course_map import TAG, CourseMapError, stale_figures, tagged_png, write_figures
 from labs_lib.authoring.notebooks import AuthoringError
 from labs_lib.authoring.run_times import (GUIDE, MAP_BEGIN, MAP_END, TIMES_BEGIN, TIMES_END, over_budget,
-                                         solution_run_times, stale_run_times, update_course_map, update_guide)
+                                          solution_run_times, stale_run_times, update_course_map, update_guide)
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -43,7 +43,8 @@ def _course(tmp_path: Path, *notebooks: tuple[str, list]) -> Path:
 def test_the_tagged_cells_first_png_is_written_byte_for_byte(tmp_path):
     text_out = new_output("stream", name="stdout", text="W2 = 0.5\n")
     solutions = _course(tmp_path,
-                        ("01_a.ipynb", [figure_cell(image_output(PNG_B), tagged=False), figure_cell(text_out, image_output(PNG_A), image_output(PNG_B))]),
+                        ("01_a.ipynb", [figure_cell(image_output(PNG_B), tagged=False),
+                                        figure_cell(text_out, image_output(PNG_A), image_output(PNG_B))]),
                         ("02_b.ipynb", [figure_cell(image_output(PNG_B, lines=True))]))
     figures = tmp_path / "docs" / "figures"
     written = write_figures(solutions, figures)
@@ -54,7 +55,8 @@ def test_the_tagged_cells_first_png_is_written_byte_for_byte(tmp_path):
 
 
 def test_unchanged_figures_are_not_rewritten_and_changed_ones_are(tmp_path):
-    solutions = _course(tmp_path, ("01_a.ipynb", [figure_cell(image_output(PNG_A))]), ("02_b.ipynb", [figure_cell(image_output(PNG_B))]))
+    solutions = _course(tmp_path, ("01_a.ipynb", [figure_cell(image_output(PNG_A))]),
+                        ("02_b.ipynb", [figure_cell(image_output(PNG_B))]))
     figures = tmp_path / "figures"
     write_figures(solutions, figures)
     before = (figures / "02_b.png").stat().st_mtime_ns
@@ -73,10 +75,13 @@ def test_missing_figure_is_reported_stale(tmp_path):
 
 
 @pytest.mark.parametrize("cells, message, remedy", [
-    ([figure_cell(image_output(PNG_A), tagged=False)], "01_a.ipynb: no cell is tagged `course-map`", "then run `make figures`"),
-    ([figure_cell(image_output(PNG_A)), figure_cell(image_output(PNG_B))], "01_a.ipynb: cells 1, 2 are all tagged `course-map`",
+    ([figure_cell(image_output(PNG_A), tagged=False)], "01_a.ipynb: no cell is tagged `course-map`",
+     "then run `make figures`"),
+    ([figure_cell(image_output(PNG_A)), figure_cell(image_output(PNG_B))],
+     "01_a.ipynb: cells 1, 2 are all tagged `course-map`",
      "Keep the tag on one of them only, then run `make figures`"),
-    ([figure_cell(new_output("stream", name="stdout", text="hi\n"))], "cell 1 is tagged `course-map` but has no image/png",
+    ([figure_cell(new_output("stream", name="stdout", text="hi\n"))],
+     "cell 1 is tagged `course-map` but has no image/png",
      "Tag a cell that draws a matplotlib figure and re-execute the notebook (`make solutions`)"),
     ([figure_cell()], "cell 1 is tagged `course-map` but has no image/png output", "make solutions"),
 ])
@@ -104,7 +109,8 @@ def test_an_image_that_is_not_a_png_is_an_error():
 
 
 def test_one_broken_notebook_stops_the_run_before_anything_is_written(tmp_path):
-    solutions = _course(tmp_path, ("01_a.ipynb", [figure_cell(image_output(PNG_A))]), ("02_b.ipynb", [figure_cell(tagged=False)]))
+    solutions = _course(tmp_path, ("01_a.ipynb", [figure_cell(image_output(PNG_A))]),
+                        ("02_b.ipynb", [figure_cell(tagged=False)]))
     with pytest.raises(CourseMapError, match="02_b.ipynb: no cell is tagged"):
         write_figures(solutions, tmp_path / "figures")
     assert not (tmp_path / "figures" / "01_a.png").exists()
@@ -128,7 +134,8 @@ def test_command_line_writes_figures_and_reports_errors(tmp_path, monkeypatch, c
 
 def test_run_time_column_is_rewritten_in_rows_with_a_figure():
     readme = (f"x\n{MAP_BEGIN}\n| # | lab | figure | you learn | run time* |\n|---|---|---|---|---|\n"
-              "| 01 | [A](solutions/01_demo.ipynb) | <img src=\"docs/figures/01_demo.png\" width=\"200\"> | odes | – |\n"
+              "| 01 | [A](solutions/01_demo.ipynb) | <img src=\"docs/figures/01_demo.png\" width=\"200\"> "
+              "| odes | – |\n"
               f"{MAP_END}\ny")
     out = update_course_map(readme, {"01_demo.ipynb": 12.5})
     assert ("| 01 | [A](solutions/01_demo.ipynb) | <img src=\"docs/figures/01_demo.png\" width=\"200\"> | odes | 12 s |"

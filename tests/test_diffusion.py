@@ -341,7 +341,8 @@ def test_image_shaped_states(path):
     sch = path.scheduler
     point_mass_eps = lambda x, t: x / sch(torch.as_tensor(t, dtype=x.dtype)).beta_t  # noqa: E731
     ts = uniform_time_grid(6, dtype=F64)
-    for run in (DDIMSimulator(path, point_mass_eps, "epsilon").simulate, DPMSolverPP2M(path, point_mass_eps, "epsilon").sample,
+    for run in (DDIMSimulator(path, point_mass_eps, "epsilon").simulate,
+                DPMSolverPP2M(path, point_mass_eps, "epsilon").sample,
                 DDPMSimulator(path, point_mass_eps, "epsilon").simulate):
         assert run(x, ts).shape == x.shape
         assert torch.allclose(run(x, ts), torch.zeros_like(x), atol=1e-12)

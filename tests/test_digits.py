@@ -88,7 +88,8 @@ def test_sampling_by_class_and_reproducibility():
     assert bool((y == 7).all())
     x2, _ = data.sample_labelled(30, torch.Generator().manual_seed(0), label=7)
     assert torch.equal(x, x2)
-    assert torch.equal(data.sample(10, torch.Generator().manual_seed(3)), data.sample(10, torch.Generator().manual_seed(3)))
+    assert torch.equal(data.sample(10, torch.Generator().manual_seed(3)),
+                       data.sample(10, torch.Generator().manual_seed(3)))
 
 
 def test_sample_is_roughly_uniform_over_classes(gen):

@@ -11,11 +11,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from loss_cases import PATH
 
-from labs_lib import (CFGTrainer, CFGVectorField, DiT, Digits, generate_guided, modulate, patchify,
+from labs_lib import (CFGTrainer, CFGVectorField, Digits, DiT, generate_guided, modulate, patchify,
                       sincos_position_embedding, unpatchify)
 from labs_lib.dit import DiTBlock
-from loss_cases import PATH
 
 
 def _inputs(batch=4, channels=1, height=8, width=8, num_classes=10, seed=0):

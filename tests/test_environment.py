@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 # PyPI name (PEP 503 normalised) -> conda-forge name, where they differ. conda, unlike pip,

@@ -19,7 +19,7 @@ from jupyter_client.session import Session
 
 from labs_lib.authoring import execution
 from labs_lib.authoring.execution import (CELL_TIMEOUT_S, POLL_SLICE_S, CellTimeout, PollingChannel, SinglePollChannel,
-                                execute_notebook)
+                                          execute_notebook)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from course_files import finish_course
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_files import finish_course
 from labs_lib.authoring import front_matter as fm
 from labs_lib.authoring import generate, slides
 from labs_lib.authoring.cli import main
@@ -62,7 +62,8 @@ def test_front_matter_is_present_and_current(path: Path):
     # The two files share one name (a tab shows only that), so the solution says what it is on its first
     # screen and links to the student notebook; the student notebook does not claim to be a solution.
     says_solution = badge.source.startswith("**This is the solution notebook:**")
-    assert says_solution == solution, f"{path.parent.name}/{path.name}: the badge cell's first line: {badge.source[:80]!r}"
+    assert says_solution == solution, (f"{path.parent.name}/{path.name}: the badge cell's first line: "
+                                       f"{badge.source[:80]!r}")
     if solution:
         assert f"[notebooks/{path.name}](../notebooks/{path.name})" in badge.source
         assert (path.parent / f"../notebooks/{path.name}").resolve().is_file()
@@ -167,7 +168,8 @@ def bare_course(tmp_path):
     """Two solution notebooks without front matter, and their student versions."""
     sol, nbs = tmp_path / "solutions", tmp_path / "notebooks"
     write(sol / "01_first.ipynb", new_notebook(cells=[new_markdown_cell("# First"), new_code_cell("x = 1")]))
-    write(sol / "02_second.ipynb", new_notebook(cells=[new_code_cell("### BEGIN SOLUTION: y\ny = 2\n### END SOLUTION")]))
+    write(sol / "02_second.ipynb",
+          new_notebook(cells=[new_code_cell("### BEGIN SOLUTION: y\ny = 2\n### END SOLUTION")]))
     finish_course(sol, tmp_path / "figures")
     generate(sol, nbs)
     return sol, nbs
@@ -201,7 +203,8 @@ def test_front_matter_is_inserted_carried_to_students_and_idempotent(bare_course
     # after the title "# First"; the second notebook has no title cell, so its front matter opens it
     assert [c.id for c in after.cells[1:3]] == ["colab-badge", "colab-setup"]
     assert "notebooks/01_first.ipynb" in after.cells[1].source
-    assert [fm.front_matter_tag(c) for c in read(sol / "02_second.ipynb").cells][:3] == ["colab-badge", "colab-setup", None]
+    assert ([fm.front_matter_tag(c) for c in read(sol / "02_second.ipynb").cells][:3]
+            == ["colab-badge", "colab-setup", None])
     for folder in (sol, nbs):
         for name in ("01_first.ipynb", "02_second.ipynb"):
             assert fm.front_matter_problems(read(folder / name), name, solution=folder == sol) == []
@@ -235,7 +238,8 @@ def test_outdated_or_misplaced_front_matter_fails_check_and_is_refreshed(bare_co
     assert cli("--check", course=bare_course) == 1
     assert "the Colab badge cell is cell 3; it must be cell 1" in capsys.readouterr().out
     cli("--front-matter", course=bare_course)
-    assert [fm.front_matter_tag(c) for c in read(sol / "01_first.ipynb").cells][:4] == [None, "colab-badge", "colab-setup", None]
+    assert ([fm.front_matter_tag(c) for c in read(sol / "01_first.ipynb").cells][:4]
+            == [None, "colab-badge", "colab-setup", None])
     # So is front matter above the title: the title must come first.
     nb = read(sol / "01_first.ipynb")
     nb.cells.insert(0, nb.cells.pop(0 + 1))
@@ -341,7 +345,8 @@ def test_suggested_slide_types(cell, expected):
 
 def test_slides_never_overwrites_a_slide_type(tmp_path, capsys):
     sol, nbs = tmp_path / "solutions", tmp_path / "notebooks"
-    chosen = [new_markdown_cell("# Title"), new_markdown_cell("## Section"), code("check_x(X)"), code(LONG, "image/png")]
+    chosen = [new_markdown_cell("# Title"), new_markdown_cell("## Section"), code("check_x(X)"),
+              code(LONG, "image/png")]
     for cell, kind in zip(chosen, ["subslide", "notes", "-", "skip"]):  # all different from the rule
         cell.metadata["slideshow"] = {"slide_type": kind}
     fresh = [new_markdown_cell("### Sub"), code("check_y(Y)"), new_markdown_cell("text")]

@@ -4,16 +4,14 @@ with its drop mask, and ``drop_labels``, are tested in ``test_losses.py``."""
 
 from __future__ import annotations
 
-
 import pytest
 import torch
+from loss_cases import PATH, Recorder, labelled_batch
 from torch import nn
 
 import labs_lib as ll
 from labs_lib import (CFGTrainer, CFGVectorField, Digits, GuidedPathSample, LabelledMLPField, UNet, generate_guided,
                       sample_guided_path)
-from loss_cases import PATH, Recorder, labelled_batch
-
 
 # --- labelled path samples ---------------------------------------------------------------------
 

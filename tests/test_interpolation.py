@@ -10,7 +10,8 @@ import labs_lib as ll
 
 def _pair(shape=(5, 3), seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(shape, generator=gen, dtype=torch.float64), torch.randn(shape, generator=gen, dtype=torch.float64)
+    return (torch.randn(shape, generator=gen, dtype=torch.float64),
+            torch.randn(shape, generator=gen, dtype=torch.float64))
 
 
 def test_endpoints_are_the_two_vectors():

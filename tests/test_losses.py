@@ -24,13 +24,13 @@ import math
 
 import pytest
 import torch
+from loss_cases import (PATH, SCHEDULE_FORMULAS, SCHEDULERS, Fixed, Recorder, hand_cfm, labelled_batch, mixture_target,
+                        seeded_field)
 from torch import nn
 
 import labs_lib as ll
 from labs_lib import AffinePath, CondOTScheduler, CosineScheduler, GaussianMixture, GaussianMixturePath
 from labs_lib.losses import cfg_loss, cfm_loss, drop_labels, dsm_loss, noise_prediction_loss
-from loss_cases import (PATH, SCHEDULE_FORMULAS, SCHEDULERS, Fixed, Recorder, hand_cfm, labelled_batch,
-                        mixture_target, seeded_field)
 
 # --- small helpers ------------------------------------------------------------------------------
 
@@ -371,7 +371,8 @@ def test_cfg_loss_by_hand(scheduler):
     x_t = s.alpha_t * x_1 + s.beta_t * x_0
     target = s.d_alpha_t * x_1 + s.d_beta_t * x_0
     with torch.no_grad():
-        by_hand = sum(float(((model(x_t[i:i + 1], t[i:i + 1], torch.where(drop, 10, y)[i:i + 1]) - target[i]) ** 2).sum())
+        labels = torch.where(drop, 10, y)  # the null label 10 where the label is dropped
+        by_hand = sum(float(((model(x_t[i:i + 1], t[i:i + 1], labels[i:i + 1]) - target[i]) ** 2).sum())
                       for i in range(6)) / 6
     assert float(loss.detach()) == pytest.approx(by_hand, rel=1e-5)
     loss.backward()

@@ -72,7 +72,8 @@ def energy_1d(v: float, s: float) -> float:
     X - Y ~ N(-v, τ²), τ = s√2, E|X - Y| = τ√(2/π) e^{-v²/(2τ²)} + |v|(1 - 2Φ(-|v|/τ)),
     and E|X - X'| = τ√(2/π)."""
     tau = s * math.sqrt(2)
-    e_xy = tau * math.sqrt(2 / math.pi) * math.exp(-v * v / (2 * tau * tau)) + abs(v) * (1 - 2 * norm.cdf(-abs(v) / tau))
+    e_xy = (tau * math.sqrt(2 / math.pi) * math.exp(-v * v / (2 * tau * tau))
+            + abs(v) * (1 - 2 * norm.cdf(-abs(v) / tau)))
     return 2 * e_xy - 2 * tau * math.sqrt(2 / math.pi)
 
 

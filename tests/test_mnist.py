@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from labs_lib import LabelledImages
-from labs_lib import mnist
+from labs_lib import LabelledImages, mnist
 
 
 @pytest.fixture(autouse=True)

@@ -132,7 +132,8 @@ def test_validate_scheduler_names_the_wrong_boundary_value(fn, expected):
     (lambda t: (t, 1 - t, 1.0, -1.0), "must return a SchedulerOutput, got tuple"),
     (lambda t: SchedulerOutput(t, 1 - t, 1.0, -1.0), "d_alpha_t must be a tensor of t's shape (2,)"),
     (lambda t: SchedulerOutput(t, 1 - t, torch.tensor(1.0), torch.tensor(-1.0)), "got shape ()"),
-    (lambda t: SchedulerOutput(t, (1 - t).tolist(), torch.ones_like(t), -torch.ones_like(t)), "beta_t must be a tensor"),
+    (lambda t: SchedulerOutput(t, (1 - t).tolist(), torch.ones_like(t), -torch.ones_like(t)),
+     "beta_t must be a tensor"),
 ], ids=["tuple", "float_derivative", "0dim_derivative", "list"])
 def test_validate_scheduler_rejects_malformed_outputs(fn, expected):
     with pytest.raises(TypeError) as err:

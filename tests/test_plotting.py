@@ -104,7 +104,8 @@ def test_plot_samples_returns_axes(kind, bounds, gen):
 
 @pytest.mark.parametrize("shape", [(10,), (10, 3), (10, 1), (2, 10, 2)])
 def test_plot_samples_rejects_bad_shapes(shape):
-    with pytest.raises(ValueError, match=rf"x must have shape \(n, 2\) to be drawn in the plane, got {re_shape(shape)}"):
+    with pytest.raises(ValueError,
+                       match=rf"x must have shape \(n, 2\) to be drawn in the plane, got {re_shape(shape)}"):
         plot_samples(torch.zeros(shape))
 
 

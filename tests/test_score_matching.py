@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from loss_cases import SCHEDULERS, mixture_target
 
 import labs_lib as ll
-from loss_cases import SCHEDULERS, mixture_target
 
 
 @pytest.fixture(autouse=True)

@@ -401,7 +401,8 @@ def test_x0_not_a_tensor(euler):
 
 @pytest.mark.parametrize("ts, exc, pattern", [
     (torch.linspace(0, 1, 6).reshape(2, 3), ValueError, r"ts must be a 1-D tensor of times, got shape \(2, 3\)"),
-    (torch.tensor([0.0, 0.5, 0.5, 1.0]), ValueError, r"strictly increasing, but ts\[2\] = 0.5 is not larger than ts\[1\]"),
+    (torch.tensor([0.0, 0.5, 0.5, 1.0]), ValueError,
+     r"strictly increasing, but ts\[2\] = 0.5 is not larger than ts\[1\]"),
     (torch.tensor([0.0, 1.0, 0.5]), ValueError, r"strictly increasing, but ts\[2\]"),
     (torch.tensor([1.0, 0.0]), ValueError, r"strictly increasing"),
     (torch.tensor([0.0]), ValueError, r"at least two times \(start and end\), got 1"),

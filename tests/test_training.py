@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from loss_cases import PATH, SCHEDULE_FORMULAS, Fixed, hand_cfm, seeded_field
 from torch import Tensor, nn
 
-from labs_lib import (Circles, CondOTScheduler, ConditionalFlowMatchingTrainer, EulerSimulator, Gaussian, MLPField,
+from labs_lib import (Circles, ConditionalFlowMatchingTrainer, CondOTScheduler, EulerSimulator, Gaussian, MLPField,
                       Moons, Trainer, TrainingHistory, VectorFieldODE, logit_normal_times, noise_floor, time_grid,
                       uniform_times, wasserstein2)
 from labs_lib.losses import cfm_loss
-from loss_cases import PATH, SCHEDULE_FORMULAS, Fixed, hand_cfm, seeded_field
 
 # --- small helpers -----------------------------------------------------------------------------
 
@@ -268,7 +268,8 @@ def test_trainer_loss_draws_data_source_and_uniform_times(with_source, gen):
         x_0 = torch.randn_like(x_1)
     t = torch.rand(16)
     assert bool((t >= 0).all() and (t < 1).all())
-    assert float(loss.detach()) == pytest.approx(hand_cfm(model, *SCHEDULE_FORMULAS["condot"][1:], x_0, x_1, t), rel=1e-5)
+    expected = hand_cfm(model, *SCHEDULE_FORMULAS["condot"][1:], x_0, x_1, t)
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
 
 
 def test_trainer_uses_its_time_sampler(gen):
@@ -283,7 +284,8 @@ def test_trainer_uses_its_time_sampler(gen):
 
 
 @pytest.mark.parametrize("sampler, pattern", [
-    (lambda n, device: torch.rand(n + 1), r"must return 16 times in \[0, 1\] as a tensor of shape \(16,\), got \(17,\)"),
+    (lambda n, device: torch.rand(n + 1),
+     r"must return 16 times in \[0, 1\] as a tensor of shape \(16,\), got \(17,\)"),
     (lambda n, device: 2 * torch.ones(n), r"must return 16 times in \[0, 1\].*got \(16,\)"),
     (lambda n, device: [0.5] * n, r"must return 16 times.*got list"),
 ])
@@ -368,7 +370,7 @@ def test_a_paused_and_resumed_run_takes_exactly_the_steps_of_an_uninterrupted_on
     # a resume that rebuilt the optimiser or restarted the schedule would change the weights.
     whole, paused = linear_model(0), linear_model(0)
     kwargs = dict(batch_size=8, lr=0.05, seed=4, progress=False, lr_schedule=schedule, ema=ema)
-    full = Regression(whole).train(50, **kwargs)
+    Regression(whole).train(50, **kwargs)  # the uninterrupted run: its weights are compared at the end
     trainer = Regression(paused)
     first = trainer.train(50, pause_after=20, **kwargs)
     assert first.losses.shape == (20,) and not paused.training
@@ -458,7 +460,8 @@ def test_cfm_trainer_trains_with_the_loss_it_is_given():
     ("cfm_loss", TypeError, "loss_fn must be a function"),
     (MLPField, TypeError, "loss_fn must be a function"),
     (lambda model, path, x_0, x_1, t: ((model(x_0, t) - x_1) ** 2).sum(1), TypeError, "0-dim .*got shape \\(8,\\)"),
-    (lambda model, path, x_0, x_1, t: float(((model(x_0, t) - x_1) ** 2).mean().detach()), TypeError, "0-dim .*got float"),
+    (lambda model, path, x_0, x_1, t: float(((model(x_0, t) - x_1) ** 2).mean().detach()), TypeError,
+     "0-dim .*got float"),
     (lambda model, path, x_0, x_1, t: ((model(x_0, t) - x_1) ** 2).mean().detach(), ValueError, "no gradient"),
 ])
 def test_a_bad_loss_fn_is_named(loss_fn, error, pattern):

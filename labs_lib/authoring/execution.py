@@ -82,7 +82,8 @@ class PollingChannel(AsyncZMQSocketChannel):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            wait = remaining if self.slice_s is None else min(self.slice_s, self.slice_s if remaining is None else remaining)
+            wait = (remaining if self.slice_s is None
+                    else min(self.slice_s, self.slice_s if remaining is None else remaining))
             started = time.time()
             ready = await self.socket.poll(None if wait is None else int(wait * 1000))
             if ready:
@@ -266,7 +267,8 @@ def stress(paths: list[Path], runs: int, jobs: int = 1, single_poll: bool = Fals
             results.append(r)
             status = r["error"] or (f"STALL at {r['stalls']}" if r["stalls"] else "ok")
             secs = f"{r['seconds']:6.1f} s" if r["seconds"] is not None else "   --   "
-            print(f"[{k:4d}/{len(order)}] {shown[r['path']]:48s} {secs}  recovered {r['recovered']}  {status}", flush=True)
+            print(f"[{k:4d}/{len(order)}] {shown[r['path']]:48s} {secs}  recovered {r['recovered']}  {status}",
+                  flush=True)
     print(f"\n{'notebook':48s} runs  median    min    max  stalls  recovered  failures")
     for p in (str(p.resolve()) for p in paths):
         mine = [r for r in results if r["path"] == p]

@@ -28,15 +28,15 @@ the device probe, and :func:`~._framework.checker`, which turns what happened in
 """
 
 from ._framework import SHAPES, CheckFailed, CheckReport, explain_unfinished_exercises, run_check, use_when_checked
-from .simulators import check_euler_maruyama_step, check_euler_step, check_heun_step
-from .processes import check_brownian_paths, check_ou_process
-from .langevin import check_autograd_score, check_langevin_sde
-from .guidance import check_cfg_field, check_cfg_loss
-from .paths import check_conditional_score, check_conditional_vector_field, check_sqrt_scheduler
-from .flow_matching import check_cfm_loss, check_euler_sampler, check_training_loop
-from .score_matching import check_dsm_loss, check_langevin_corrected_sde, check_score_from_velocity
-from .latent import check_latent_cfg_loss, check_modulate, check_patchify
 from .diffusion import check_ancestral_step, check_ddpm_forward_step, check_dpmpp_2m_step
+from .flow_matching import check_cfm_loss, check_euler_sampler, check_training_loop
+from .guidance import check_cfg_field, check_cfg_loss
+from .langevin import check_autograd_score, check_langevin_sde
+from .latent import check_latent_cfg_loss, check_modulate, check_patchify
+from .paths import check_conditional_score, check_conditional_vector_field, check_sqrt_scheduler
+from .processes import check_brownian_paths, check_ou_process
+from .score_matching import check_dsm_loss, check_langevin_corrected_sde, check_score_from_velocity
+from .simulators import check_euler_maruyama_step, check_euler_step, check_heun_step
 from .straight_flows import check_hutchinson_divergence, check_log_likelihood, check_ot_pairing, check_poisson_field
 
 __all__ = ["CheckReport", "CheckFailed", "run_check", "SHAPES", "explain_unfinished_exercises", "use_when_checked",

@@ -18,9 +18,10 @@ import html
 import inspect
 import re
 import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -464,7 +465,7 @@ def check_loss_values(call: Callable[..., Tensor], inputs: Iterable[tuple[str, n
                 wrong = {hint: value.reshape(()) for hint, value in mistakes(model, *args).items()}
                 raise diagnose(out.detach().reshape(()), wrong,
                                f"{where} your loss is {float(out):.5g}, but {loss_name} is {float(ref):.5g}.")
-        require_gradient(out, model, lambda m: reference(m, *args))
+        require_gradient(out, model, lambda m, args=args: reference(m, *args))
 
 
 def check_loss_exercise(fn: Callable, ok: Ok, exercise: str, call: Callable[..., Tensor],

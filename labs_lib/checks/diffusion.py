@@ -11,7 +11,7 @@ tensors, so that ``math.sqrt`` and ``torch.sqrt`` both work on them.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -70,8 +70,9 @@ def _forward_mistakes(x: Tensor, noise: Tensor, ab_prev: Tensor, ab: Tensor) -> 
 @checker("DDPM forward step")
 def check_ddpm_forward_step(fn: Callable, ok: Ok) -> None:
     """Check ``fn(x_prev, alpha_bar_prev, alpha_bar, noise)`` against
-    :math:`\\sqrt{\\bar\\alpha_k/\\bar\\alpha_{k-1}}\\,x + \\sqrt{1 - \\bar\\alpha_k/\\bar\\alpha_{k-1}}\\,\\varepsilon`,
-    and that chained from data it keeps the marginal law :math:`\\mathcal N(\\sqrt{\\bar\\alpha_k}x_0, (1 - \\bar\\alpha_k)I)`."""
+    :math:`\\sqrt{\\bar\\alpha_k/\\bar\\alpha_{k-1}}\\,x
+    + \\sqrt{1 - \\bar\\alpha_k/\\bar\\alpha_{k-1}}\\,\\varepsilon`, and that chained from data it keeps the
+    marginal law :math:`\\mathcal N(\\sqrt{\\bar\\alpha_k}x_0, (1 - \\bar\\alpha_k)I)`."""
     require_function(fn, "check_ddpm_forward_step", "my_ddpm_forward_step")
     gen = torch.Generator().manual_seed(0)
     for shape in SHAPES:
@@ -96,8 +97,8 @@ def check_ddpm_forward_step(fn: Callable, ok: Ok) -> None:
     mean_err = float((x.mean(0) - bars[-1].sqrt() * x0[0]).abs().max())
     var_err = float((x.var(0) - (1 - bars[-1])).abs().max())
     if mean_err > 0.03 or var_err > 0.03:  # 5 standard errors of 40,000 samples
-        raise CheckFailed(f"chained over 8 steps from x_0 = (1.5, −0.5), your steps end with mean off by {mean_err:.3f} "
-                          f"and variance off by {var_err:.3f} from N(√ᾱ·x_0, (1 − ᾱ)I).")
+        raise CheckFailed("chained over 8 steps from x_0 = (1.5, −0.5), your steps end with mean off by "
+                          f"{mean_err:.3f} and variance off by {var_err:.3f} from N(√ᾱ·x_0, (1 − ᾱ)I).")
     ok(f"chained over 8 steps from x_0, 40,000 samples have the mean √ᾱ_8·x_0 and the variance 1 − ᾱ_8 = "
        f"{float(1 - bars[-1]):.3f} of the exact marginal (within {max(mean_err, var_err):.3f})")
     probe = on_probe_device(x0.float(), torch.tensor(0.9), torch.tensor(0.8), torch.randn(1, 2))
@@ -152,7 +153,8 @@ def check_ancestral_step(fn: Callable, ok: Ok) -> None:
             if not close(out, mean + std * noise, tol=1e-4):
                 raise diagnose(out, _ancestral_mistakes(x, x1, noise, a, b, a2, b2),
                                f"for x of shape {shape} from t = {t} to t' = {t_next} your step differs from the "
-                               f"posterior mean + σ̃·noise by up to {float((out - mean - std * noise).abs().max()):.3g}.",
+                               "posterior mean + σ̃·noise by up to "
+                               f"{float((out - mean - std * noise).abs().max()):.3g}.",
                                near=lambda u, v: close(u, v, tol=1e-4))
     ok(f"matches the posterior mean + σ̃·noise for x of shapes {shapes_text(SHAPES)} and (t, t') = "
        f"{', '.join(map(str, ANCESTRAL_TIMES))} on the cosine path")

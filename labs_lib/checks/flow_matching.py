@@ -3,7 +3,8 @@ r"""Checkers for notebook 05: the conditional flow matching loss, the training l
 The loss is compared with the definition the course trains with, :func:`labs_lib.losses.cfm_loss`
 (the reference policy is stated in :mod:`labs_lib.checks`):
 
-.. math:: \frac1B\sum_{i=1}^B \big\|u^\theta_{t_i}(x_{t_i}) - (\dot\alpha_{t_i}x_1^{(i)} + \dot\beta_{t_i}x_0^{(i)})\big\|^2,
+.. math:: \frac1B\sum_{i=1}^B \big\|u^\theta_{t_i}(x_{t_i})
+          - (\dot\alpha_{t_i}x_1^{(i)} + \dot\beta_{t_i}x_0^{(i)})\big\|^2,
           \qquad x_t = \alpha_t x_1 + \beta_t x_0,
 
 the squared norm summed over a sample's coordinates and averaged over the batch. Two
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -30,10 +31,10 @@ from torch import Tensor, nn
 from ..distributions import Sampleable
 from ..dynamics import VectorFieldODE
 from ..losses import cfm_loss
-from ..times import expand_time
 from ..models import MLPField
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler
 from ..simulators import EulerSimulator, HeunSimulator, time_grid
+from ..times import expand_time
 from ._framework import (LOSS_SCHEDULES, LOSS_SHAPES, CheckFailed, ElementwiseNet, Ok, call_guarded,
                          check_loss_exercise, checker, close, diagnose, per_sample_sum, require_function,
                          require_scalar_loss, require_state_shaped)

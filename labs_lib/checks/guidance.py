@@ -10,7 +10,7 @@ checker uses this module's stand-in network, loss inputs and table of named mist
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -215,7 +215,8 @@ def check_cfg_field(fn: Callable, ok: Ok) -> None:
         model = CheckModel(seed=20 + k)
         x, t, y = _field_inputs(shape, 30 + k)
         with torch.no_grad():
-            out, changed = run_untouched(lambda: fn(model, x, t, y, w, null), {"x": x, "t": t, "y": y})
+            out, changed = run_untouched(lambda model=model, x=x, t=t, y=y, w=w: fn(model, x, t, y, w, null),
+                                         {"x": x, "t": t, "y": y})
         if changed:
             raise CheckFailed(f"your field modified its input {changed[0]} in place; build new tensors instead.")
         n = shape[0]

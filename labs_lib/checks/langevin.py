@@ -8,8 +8,8 @@ autograd itself, so that a checker cannot share a mistake with the code it check
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -313,7 +313,7 @@ def check_langevin_sde(cls: type, ok: Ok) -> None:
             t = torch.tensor(0.3)
             try:
                 with torch.no_grad():  # as the simulators call it
-                    out, changed = run_untouched(lambda: sde.drift(x, t), {"x": x})
+                    out, changed = run_untouched(lambda sde=sde, x=x, t=t: sde.drift(x, t), {"x": x})
             except TypeError as err:
                 raise CheckFailed(f"drift raised TypeError: {err}. Does __init__(self, density, sigma) store "
                                   "its arguments in that order (self.density = density, self.sigma = sigma)?"

@@ -16,7 +16,7 @@ the latents, after the mistakes that belong to latent space itself.
 from __future__ import annotations
 
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -26,9 +26,9 @@ from ..dit import modulate, patchify, unpatchify
 from ..losses import cfg_loss
 from ..models import null_label_of
 from ..paths import AffinePath
-from ._framework import (CheckFailed, Ok, call_guarded, check_loss_values, checker, close, diagnose,
-                         on_probe_device, require_device_safe, require_function, require_repeatable,
-                         require_scalar_loss, require_tensor, shapes_text)
+from ._framework import (CheckFailed, Ok, call_guarded, check_loss_values, checker, close, diagnose, on_probe_device,
+                         require_device_safe, require_function, require_repeatable, require_scalar_loss, require_tensor,
+                         shapes_text)
 from .guidance import CFG_PATH, CheckModel, cfg_loss_inputs, cfg_loss_mistakes
 
 # --- exercise 1: patchify -------------------------------------------------------------------------

@@ -8,14 +8,14 @@ not a mistake of the student.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ..times import expand_time
 from ..paths import (AffinePath, CondOTScheduler, CosineScheduler, Scheduler, SchedulerOutput, SqrtScheduler,
                      validate_scheduler)
+from ..times import expand_time
 from ._framework import (SHAPES, CheckFailed, Ok, call_guarded, checker, close, diagnose, require_function,
                          require_state_shaped, require_subclass, rounded, shapes_text)
 

@@ -17,15 +17,15 @@ r"""Checkers for notebook 02: Brownian paths from the definition, and the Ornste
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
 
 from ..dynamics import SDE
 from ._framework import (SHAPES, CheckFailed, Ok, broadcast_to_state, broadcast_values, call_guarded, checker, close,
-                         construct, named_mistake, require_coefficients_device_safe, require_function,
-                         require_subclass, shapes_text, states_and_times)
+                         construct, named_mistake, require_coefficients_device_safe, require_function, require_subclass,
+                         shapes_text, states_and_times)
 
 # Parameter values are chosen so that every catalogued mistake gives a different number:
 # no θ or σ equals 1 (σ² = √σ = σ there), no θ equals 1/2 (σ/√(2θ) = σ there), θ ≠ σ
@@ -210,7 +210,8 @@ def _check_process(ok: Callable[[str], None], cls: type, exercise: str, params: 
     for obj, p in zip(objects, params):
         for x, t in _inputs(seeds[0]):
             # (without a drift_parameter, a wrong drift is never blamed on an ignored parameter)
-            ignored = drift_parameter and (lambda: _ignored_hint(objects, "drift", x, t, params, *drift_parameter))
+            ignored = drift_parameter and (lambda x=x, t=t: _ignored_hint(objects, "drift", x, t, params,
+                                                                          *drift_parameter))
             _check_drift(_call(obj, "drift", x, t), x, drift(x, **p), drift_mistakes(x, **p), drift_formula,
                          drift_code, ignored or (lambda: None))
     ok(f"drift is {drift_formula}, as a new tensor of x's shape and dtype, for x of shapes {_shapes_text()}")
@@ -218,8 +219,8 @@ def _check_process(ok: Callable[[str], None], cls: type, exercise: str, params: 
     for obj, p in zip(objects, params):
         for x, t in _inputs(seeds[1]):
             _check_diffusion(_call(obj, "diffusion", x, t), x, p["sigma"], diffusion_mistakes(x, **p),
-                             ignores=lambda: _ignored_hint(objects, "diffusion", x, t, params, "sigma",
-                                                           "`self.sigma = sigma`) and return self.sigma"))
+                             ignores=lambda x=x, t=t: _ignored_hint(objects, "diffusion", x, t, params, "sigma",
+                                                                    "`self.sigma = sigma`) and return self.sigma"))
     ok(f"diffusion is σ (broadcasting against x) for {parameters_text}")
     _check_attributes(objects, params)
     require_coefficients_device_safe(objects[0], x_batch, t_batch)

@@ -23,7 +23,7 @@ Two schedules at least (CondOT and cosine) are always tried, and the times avoid
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -31,8 +31,8 @@ from torch import Tensor, nn
 from ..distributions import GaussianMixture
 from ..dynamics import SDE
 from ..losses import dsm_loss
-from ..times import expand_time
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler, GaussianMixturePath, SqrtScheduler
+from ..times import expand_time
 from ._framework import (LOSS_SCHEDULES, LOSS_SHAPES, LOSS_TOL, SHAPES, CheckFailed, ElementwiseNet, Ok,
                          broadcast_values, call_guarded, check_loss_exercise, checker, close, construct, diagnose,
                          per_sample_sum, require_function, require_scalar_loss, require_state_shaped, require_subclass,

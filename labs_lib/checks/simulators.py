@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -12,7 +12,6 @@ from ..dynamics import ODE, SDE
 from ..simulators import ODESimulator, SDESimulator, Simulator
 from ._framework import (SHAPES, CheckFailed, Ok, call_step, checker, close, diagnose, on_probe_device,
                          require_device_safe, require_subclass, rounded, shapes_text)
-
 
 # --- test dynamics: time-dependent and nonlinear, so that mistakes show -------------------
 

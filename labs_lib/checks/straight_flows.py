@@ -12,7 +12,7 @@ form, exactly where Rademacher probes make it exact (a diagonal Jacobian), stati
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -20,8 +20,8 @@ from torch import Tensor
 from ..coupling import ot_coupling
 from ..likelihood import divergence, log_likelihood, standard_normal_log_density
 from ..poisson import poisson_field
-from ._framework import (CheckFailed, Ok, call_guarded, checker, close, diagnose, on_probe_device,
-                         require_device_safe, require_function, require_state_shaped, require_tensor, shapes_text)
+from ._framework import (CheckFailed, Ok, call_guarded, checker, close, diagnose, on_probe_device, require_device_safe,
+                         require_function, require_state_shaped, require_tensor, shapes_text)
 
 # --- exercise 1: the minibatch optimal-transport pairing -------------------------------------------
 
@@ -267,7 +267,8 @@ def check_log_likelihood(fn: Callable, ok: Ok) -> None:
     cases = (((5, 2), 10), ((4, 3), 7), ((1, 2), 3))
     for shape, n in cases:
         x = 1.5 * torch.randn(shape, generator=gen, dtype=torch.float64)
-        out = call_guarded(lambda: fn(_likelihood_field, x, n, divergence), {"x": x}, "your log-likelihood",
+        out = call_guarded(lambda x=x, n=n: fn(_likelihood_field, x, n, divergence), {"x": x},
+                           "your log-likelihood",
                            "Start from a copy, y = x.clone(), and build new tensors (y = y - h * u).")
         out = require_tensor(out, "your log-likelihood")
         if out.shape != (shape[0],):
@@ -327,11 +328,12 @@ def check_poisson_field(fn: Callable, ok: Ok) -> None:
     for b, n, d in POISSON_CASES:
         x = 2 * torch.randn(b, d, generator=gen, dtype=torch.float64)
         c = torch.randn(n, d, generator=gen, dtype=torch.float64)
-        out = call_guarded(lambda: fn(x, c), {"x": x, "charges": c}, "your field",
+        out = call_guarded(lambda x=x, c=c: fn(x, c), {"x": x, "charges": c}, "your field",
                            "Build new tensors (x - c) instead of changing x or the charges.",
-                           lambda err: f"a shape mismatch for x of shape {(b, d)} and charges {(n, d)} ({err}). "
-                                       "Pair every point with every charge: x[:, None, :] - charges[None, :, :] has "
-                                       "shape (batch, n, D).")
+                           lambda err, b=b, n=n, d=d:
+                               f"a shape mismatch for x of shape {(b, d)} and charges {(n, d)} ({err}). "
+                               "Pair every point with every charge: x[:, None, :] - charges[None, :, :] has "
+                               "shape (batch, n, D).")
         out = require_state_shaped(out, x, "your field", f"Return one D-vector per point, shape {(b, d)}: average "
                                    "over the charges' axis.")
         ref = poisson_field(x, c)
