@@ -189,46 +189,6 @@ def _check_attributes(objects: list[object], params: list[dict[str, float]]) -> 
                                   f"Store the constructor's argument unchanged: `self.{name} = {name}`.")
 
 
-def _check_process(ok: Callable[[str], None], cls: type, exercise: str, params: list[dict[str, float]],
-                   seeds: tuple[int, int], drift: Callable[..., Tensor], drift_formula: str, drift_code: str,
-                   drift_mistakes: Callable[..., Mistakes], diffusion_mistakes: Callable[..., Mistakes],
-                   parameters_text: str, drift_parameter: tuple[str, str] | None = None) -> None:
-    """The body of both checkers, for an SDE class built as ``cls(*p.values())`` for each ``p`` in ``params``.
-
-    Its drift must be ``drift(x, **p)`` (``drift_formula`` in words, ``drift_code`` in code), its
-    diffusion σ = ``p["sigma"]``; ``drift_mistakes(x, **p)`` and ``diffusion_mistakes(x, **p)`` name the
-    wrong ones. The drift is tried on the inputs of ``_inputs(seeds[0])``, the diffusion on those of
-    ``_inputs(seeds[1])``. ``drift_parameter``, ``(name, fix)``, is a parameter the drift depends on, so
-    that a drift which ignores it can be named; ``parameters_text`` lists the parameter values.
-    """
-    require_subclass(cls, SDE, exercise)
-    objects = [_construct(cls, p) for p in params]
-    x_batch, t_batch = next(_inputs(0))
-    for method in ("drift", "diffusion"):
-        _require_deterministic(objects, method, x_batch, t_batch)
-        _require_per_sample(objects, method, x_batch, t_batch)
-    for obj, p in zip(objects, params):
-        for x, t in _inputs(seeds[0]):
-            # (without a drift_parameter, a wrong drift is never blamed on an ignored parameter)
-            ignored = drift_parameter and (lambda x=x, t=t: _ignored_hint(objects, "drift", x, t, params,
-                                                                          *drift_parameter))
-            _check_drift(_call(obj, "drift", x, t), x, drift(x, **p), drift_mistakes(x, **p), drift_formula,
-                         drift_code, ignored or (lambda: None))
-    ok(f"drift is {drift_formula}, as a new tensor of x's shape and dtype, for x of shapes {_shapes_text()}")
-
-    for obj, p in zip(objects, params):
-        for x, t in _inputs(seeds[1]):
-            _check_diffusion(_call(obj, "diffusion", x, t), x, p["sigma"], diffusion_mistakes(x, **p),
-                             ignores=lambda x=x, t=t: _ignored_hint(objects, "diffusion", x, t, params, "sigma",
-                                                                    "`self.sigma = sigma`) and return self.sigma"))
-    ok(f"diffusion is σ (broadcasting against x) for {parameters_text}")
-    _check_attributes(objects, params)
-    require_coefficients_device_safe(objects[0], x_batch, t_batch)
-    ok(f"stores the constructor's {' and '.join(_SYMBOLS[name] for name in params[0])} as "
-       f"{' and '.join('self.' + name for name in params[0])}, leaves x untouched and creates its tensors on "
-       "x's device")
-
-
 # --- Brownian paths from the definition ----------------------------------------------------------
 
 # The checker's run: enough paths and steps that the moments below are known to about 1% (standard
@@ -365,9 +325,35 @@ def _ou_diffusion_mistakes(x: Tensor, theta: float, sigma: float) -> Mistakes:
 
 @checker("Ornstein–Uhlenbeck process")
 def check_ou_process(cls: type, ok: Ok) -> None:
-    r"""Check an Ornstein–Uhlenbeck class ``cls(theta, sigma)``: drift −θx, diffusion σ."""
-    _check_process(ok, cls, "ou_process", [{"theta": a, "sigma": b} for a, b in OU_PARAMETERS], seeds=(3, 4),
-                   drift=lambda x, theta, sigma: -theta * x, drift_formula="−θ·x", drift_code="-self.theta * x",
-                   drift_mistakes=_ou_drift_mistakes, diffusion_mistakes=_ou_diffusion_mistakes,
-                   parameters_text="(θ, σ) = " + ", ".join(f"({a}, {b})" for a, b in OU_PARAMETERS),
-                   drift_parameter=("theta", "`self.theta = theta`) and use -self.theta * x"))
+    r"""Check an Ornstein–Uhlenbeck class ``cls(theta, sigma)``: drift −θx, diffusion σ.
+
+    Built once for each (θ, σ) of ``OU_PARAMETERS``; the drift is tried on the inputs of
+    ``_inputs(3)``, the diffusion on those of ``_inputs(4)``, each against its catalogue of mistakes.
+    """
+    require_subclass(cls, SDE, "ou_process")
+    params = [{"theta": a, "sigma": b} for a, b in OU_PARAMETERS]
+    objects = [_construct(cls, p) for p in params]
+    x_batch, t_batch = next(_inputs(0))
+    for method in ("drift", "diffusion"):
+        _require_deterministic(objects, method, x_batch, t_batch)
+        _require_per_sample(objects, method, x_batch, t_batch)
+    for obj, p in zip(objects, params):
+        for x, t in _inputs(3):
+            def ignored(x: Tensor = x, t: Tensor = t) -> str | None:  # names a drift that ignores θ
+                return _ignored_hint(objects, "drift", x, t, params, "theta",
+                                     "`self.theta = theta`) and use -self.theta * x")
+
+            _check_drift(_call(obj, "drift", x, t), x, -p["theta"] * x, _ou_drift_mistakes(x, **p), "−θ·x",
+                         "-self.theta * x", ignored)
+    ok(f"drift is −θ·x, as a new tensor of x's shape and dtype, for x of shapes {_shapes_text()}")
+
+    for obj, p in zip(objects, params):
+        for x, t in _inputs(4):
+            _check_diffusion(_call(obj, "diffusion", x, t), x, p["sigma"], _ou_diffusion_mistakes(x, **p),
+                             ignores=lambda x=x, t=t: _ignored_hint(objects, "diffusion", x, t, params, "sigma",
+                                                                    "`self.sigma = sigma`) and return self.sigma"))
+    ok("diffusion is σ (broadcasting against x) for (θ, σ) = " + ", ".join(f"({a}, {b})" for a, b in OU_PARAMETERS))
+    _check_attributes(objects, params)
+    require_coefficients_device_safe(objects[0], x_batch, t_batch)
+    ok("stores the constructor's θ and σ as self.theta and self.sigma, leaves x untouched and creates its "
+       "tensors on x's device")
