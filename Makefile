@@ -24,7 +24,7 @@ LINT_PATHS := labs_lib tests benchmarks browser_tests solutions
 # The browser that `make test-browser` drives; installed from Debian when it is missing.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup lab test test-browser test-browser-all stress bench notebooks solutions figures clean help
+.PHONY: setup lab test test-browser test-browser-all stress bench bridges notebooks solutions figures clean help
 
 help:
 	@echo "make lab        start JupyterLab on the course (http://127.0.0.1:8888, token login)"
@@ -32,6 +32,7 @@ help:
 	@echo "make test-browser  a student's, a solution's and a slideshow's view in headless Chromium (installs it)"
 	@echo "make test-browser-all  the same for every lab (a few minutes more)"
 	@echo "make stress     execute every notebook N times (N=20, JOBS=1): stalls and time spread"
+	@echo "make bridges   the optional libraries of the labs' closing sections (torchcfm, diffusers)"
 	@echo "make bench      benchmarks: simulators vs plain loops/torchsde/torchdiffeq, samplers, notebook times"
 	@echo "make notebooks  regenerate notebooks/ from solutions/ (instructors)"
 	@echo "make solutions  re-execute the solution notebooks, store outputs, regenerate (instructors)"
@@ -82,6 +83,17 @@ test-browser-all: setup $(VENV)/.browser-stamp
 # kernel message that reached the client late (a stall). Exits non-zero on a stall or a failure.
 stress: setup
 	$(BIN)/python -m labs_lib.authoring.execution --runs $(N) --jobs $(JOBS)
+
+# The libraries students meet next, for the closing sections of Labs 05, 09 and 10 and
+# tests/test_bridges.py (both skip them when missing). torchcfm comes without its dependencies:
+# the one it uses (POT) is in the extra, but it also asks for torchdyn, hence torchvision, which
+# pins another PyTorch build than the course's.
+$(VENV)/.bridges-stamp: $(STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bridges]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps 'torchcfm>=1.0.7'
+	touch $@
+
+bridges: $(VENV)/.bridges-stamp
 
 # The comparison packages are an optional extra; the benchmark says so when they are missing.
 bench: setup
