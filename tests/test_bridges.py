@@ -106,7 +106,8 @@ def test_diffusers_ddpm_noising_and_steps_are_the_course_ones():
         ours = sampler.step(x, torch.tensor(t), float(ts[k - j]) - t)
         theirs = scheduler.step(_epsilon(path, exact, x, t), j, x,
                                 generator=torch.Generator().manual_seed(j)).prev_sample
-        assert torch.allclose(theirs, ours, rtol=0, atol=1e-4), (ours - theirs).abs().max()
+        # measured: at most 1.2e-5 (float32 rounding, on samples of size ~5)
+        assert torch.allclose(theirs, ours, rtol=0, atol=5e-5), (ours - theirs).abs().max()
 
 
 def test_diffusers_ddim_sampling_is_the_course_ddim():
@@ -121,5 +122,5 @@ def test_diffusers_ddim_sampling_is_the_course_ddim():
     for i, j in enumerate(scheduler.timesteps):
         x = scheduler.step(_epsilon(path, exact, x.double(), float(ts[i])).float(), j, x, eta=0.0).prev_sample
     ours = DDIMSimulator(path, exact.score, "score").simulate(x_0, ts)
-    # 40 steps in float32 against float64: the difference stays at float32's rounding
-    assert torch.allclose(x.double(), ours, rtol=0, atol=1e-4), (x.double() - ours).abs().max()
+    # 40 steps in float32 against float64: the difference stays at float32's rounding (measured 1.1e-5)
+    assert torch.allclose(x.double(), ours, rtol=0, atol=5e-5), (x.double() - ours).abs().max()
