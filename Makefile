@@ -20,11 +20,11 @@ NBVAL_CELL_TIMEOUT ?= 120
 TEST_JOBS ?= auto
 # What `make test` lints with ruff (rules in pyproject.toml; .pre-commit-config.yaml lints the same).
 # Not notebooks/: generated from solutions/, whose stubs leave the solution's imports unused by design.
-LINT_PATHS := labs_lib tests benchmarks browser_tests solutions
+LINT_PATHS := labs_lib tests benchmarks browser_tests book solutions
 # The browser that `make test-browser` drives; installed from Debian when it is missing.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup lab test test-browser test-browser-all stress bench bridges notebooks solutions figures clean help
+.PHONY: setup lab test test-browser test-browser-all stress bench bridges book notebooks solutions figures clean help
 
 help:
 	@echo "make lab        start JupyterLab on the course (http://127.0.0.1:8888, token login)"
@@ -33,6 +33,7 @@ help:
 	@echo "make test-browser-all  the same for every lab (a few minutes more)"
 	@echo "make stress     execute every notebook N times (N=20, JOBS=1): stalls and time spread"
 	@echo "make bridges   the optional libraries of the labs' closing sections (torchcfm, diffusers)"
+	@echo "make book      the course's website in build/book/html/ (open index.html), from the stored outputs"
 	@echo "make bench      benchmarks: simulators vs plain loops/torchsde/torchdiffeq, samplers, notebook times"
 	@echo "make notebooks  regenerate notebooks/ from solutions/ (instructors)"
 	@echo "make solutions  re-execute the solution notebooks, store outputs, regenerate (instructors)"
@@ -70,12 +71,12 @@ $(VENV)/.browser-stamp: $(STAMP)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,browser]'
 	touch $@
 
-test-browser: setup $(VENV)/.browser-stamp
+test-browser: setup $(VENV)/.browser-stamp book
 	bash browser_tests/ensure_chromium.sh $(CHROMIUM)
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest browser_tests -m "not full" -p no:cacheprovider -v --durations=5
 
 # The same tests for every lab: each student notebook, each solution run, each slideshow.
-test-browser-all: setup $(VENV)/.browser-stamp
+test-browser-all: setup $(VENV)/.browser-stamp book
 	bash browser_tests/ensure_chromium.sh $(CHROMIUM)
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest browser_tests -p no:cacheprovider -v --durations=10
 
@@ -94,6 +95,15 @@ $(VENV)/.bridges-stamp: $(STAMP)
 	touch $@
 
 bridges: $(VENV)/.bridges-stamp
+
+# The course's website from the solutions' stored outputs (nothing re-runs): build/book/html/index.html.
+# The `book` extra (Sphinx, MyST-NB) is installed once; see labs_lib/authoring/book.py.
+$(VENV)/.book-stamp: $(STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,book]'
+	touch $@
+
+book: setup $(VENV)/.book-stamp
+	$(BIN)/python -m labs_lib.authoring --book
 
 # The comparison packages are an optional extra; the benchmark says so when they are missing.
 bench: setup

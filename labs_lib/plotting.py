@@ -209,6 +209,32 @@ def animate_particles(states: Tensor, times: Tensor | None = None, bounds: Seque
     return _robust_jshtml(html)
 
 
+# matplotlib's player draws its buttons with Font Awesome 4, a stylesheet and font it links from a CDN:
+# offline (a classroom, the course's website) the buttons are blank. Each icon is drawn as a small
+# inline SVG instead (paths on a 14×14 grid), so nothing is fetched and every browser shows them.
+_JSHTML_ICON_FONT = re.compile(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">\s*')
+_JSHTML_ICON = re.compile(r'<i class="fa fa-([a-z-]+)(?: fa-flip-horizontal)?"></i>')
+_ICON_PATHS = {
+    "minus": "M2 6h10v2H2z",
+    "plus": "M2 6h10v2H2zM6 2h2v10H6z",
+    "fast-backward": "M1 2h2v10H1zM8 2 3 7l5 5zM13 2 8 7l5 5z",
+    "step-backward": "M2 2h2v10H2zM12 2 5 7l7 5z",
+    "play-reverse": "M11 2 3 7l8 5z",
+    "pause": "M3 2h3v10H3zM8 2h3v10H8z",
+    "play": "M3 2l8 5-8 5z",
+    "step-forward": "M10 2h2v10h-2zM2 2l7 5-7 5z",
+    "fast-forward": "M11 2h2v10h-2zM1 2l5 5-5 5zM6 2l5 5-5 5z",
+}
+
+
+def _svg_icon(match: re.Match) -> str:
+    name = "play-reverse" if "flip-horizontal" in match.group(0) else match.group(1)
+    if name not in _ICON_PATHS:  # an icon of a later matplotlib: leave it, rather than draw a wrong one
+        return match.group(0)
+    return (f'<svg width="14" height="14" viewBox="0 0 14 14" fill="currentColor" aria-hidden="true" '
+            f'style="vertical-align: middle"><path d="{_ICON_PATHS[name]}"/></svg>')
+
+
 _JSHTML_FIRST_FRAME = re.compile(r'frames\[0\] = "(data:image/[a-z]+;base64,[^"]*)"')
 _JSHTML_IMG = re.compile(r'<img id="(_anim_img\w+)">')
 _JSHTML_INIT = re.compile(r"setTimeout\(function\(\) \{\s*(\w+ = new Animation\([^;]*\);)\s*\}, 0\);")
@@ -220,14 +246,18 @@ def _robust_jshtml(html: str) -> str:
     As matplotlib writes it, the frame ``<img>`` has no picture until a script sets it one tick after
     the output is inserted; JupyterLab's default windowing can insert the output before it is in the
     page, and the student then sees the controls and no figure. Here the first frame is written into
-    the ``<img>`` itself, and the player starts only once its elements are in the page.
+    the ``<img>`` itself, and the player starts only once its elements are in the page. Its buttons'
+    icons are inline SVG instead of a web font from a CDN, so that they show offline.
     """
+    html = _JSHTML_ICON.sub(_svg_icon, _JSHTML_ICON_FONT.sub("", html))
     first, img, init = _JSHTML_FIRST_FRAME.search(html), _JSHTML_IMG.search(html), _JSHTML_INIT.search(html)
     if not (first and img and init):  # another matplotlib template: leave it as matplotlib wrote it
         return html
     frame0 = first.group(1).replace("\\\n", "")  # the JS string continues its lines with a backslash
     html = html.replace(img.group(0), f'<img id="{img.group(1)}" src="{frame0}" alt="animation, frame 1">', 1)
-    start = ("(function start(wait) {\n"
+    # The leading ";" ends matplotlib's last statement, `frames[n] = "..."`, which has none: without it
+    # the string would be called as a function (a TypeError that stops the player).
+    start = (";(function start(wait) {\n"
              "        if (!document.getElementById(img_id) || !document.getElementById(slider_id)) {\n"
              "            // not in the page yet (a cell JupyterLab has not attached): "
              "look again, less and less often\n"

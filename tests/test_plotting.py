@@ -260,5 +260,15 @@ def test_animation_shows_its_first_frame_before_any_script_runs():
     assert img, "the frame <img> carries no picture of its own"
     assert base64.b64decode(img.group(2)).startswith(b"\x89PNG\r\n\x1a\n")
     # the player starts only once its elements are in the page, not one tick after insertion
-    assert "}, 0);" not in html and "(function start(wait)" in html and "new Animation(frames, img_id" in html
+    assert "}, 0);" not in html and ";(function start(wait)" in html and "new Animation(frames, img_id" in html
     assert html.count(img.group(1)) >= 2  # the <img> and the script still refer to the same element
+
+
+def test_animation_loads_nothing_from_the_web():
+    """The player's buttons are drawn inline: no stylesheet or font from a CDN, nine icons, no font glyph left."""
+    import re
+
+    html = animate_particles(torch.randn(3, 10, 2, generator=torch.Generator().manual_seed(0)))
+    assert not re.search(r"(src|href)=\"https?://", html), "the animation fetches a file from the web"
+    assert 'class="fa ' not in html
+    assert html.count("<svg") == 9 and html.count("<button") == 9

@@ -9,6 +9,7 @@ module              what it holds
 ``front_matter``    the Colab badge and Colab-only setup cell that open every notebook
 ``slides``          RISE slide types for presenting the notebooks
 ``course_map``      the README's course-map figures, cut from the solutions' own outputs
+``book``            the course's website: the solutions' stored outputs as HTML pages
 ``execution``       headless execution that cannot stall silently (``make stress``)
 ``cli``             ``python -m labs_lib.authoring`` (``--help`` is the manual)
 ==================  ================================================================

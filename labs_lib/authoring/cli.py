@@ -23,6 +23,9 @@ slide scrolls). Both then regenerate ``notebooks/``.
 solution's cell tagged ``course-map`` (see :mod:`labs_lib.authoring.course_map`).
 ``--run-times`` writes the solutions' run times, read from their stored execution timestamps, into
 the README's course map and the instructor guide's table (see :mod:`labs_lib.authoring.run_times`).
+``--book`` builds the course's website in ``build/book/html/`` from the solutions' stored outputs, the
+README's course map and the instructor guide (see :mod:`labs_lib.authoring.book`; needs the ``book``
+extra, which ``make book`` installs).
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="write docs/figures/NN_topic.png from each solution's cell tagged course-map")
     parser.add_argument("--run-times", action="store_true",
                         help="write the solutions' stored run times into README.md's course map and the guide")
+    parser.add_argument("--book", action="store_true",
+                        help="build the course's website, build/book/html/, from the solutions' stored outputs")
     parser.add_argument("--front-matter", action="store_true",
                         help="insert or refresh the Colab badge and setup cells at the top of every solution "
                              "notebook, then regenerate notebooks/")
@@ -108,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.figures:
             figures = write_figures(args.solutions, args.figures_dir)
             print("\n".join(f"wrote {f}" for f in figures) or f"nothing to do: {args.figures_dir}/ is up to date")
+            return 0
+        if args.book:
+            from .book import build_book  # Sphinx is an optional extra: imported only here
+
+            print(f"wrote {build_book(args.solutions.parent)}")
             return 0
         if args.run_times:
             documents = _run_time_files(args.solutions)
