@@ -3,9 +3,10 @@
 Every HTML page of ``build/book/html`` is served over HTTP from this machine and opened. A page passes
 when it loads with no console error and no failed request, asks for nothing outside the site (every
 other request is blocked and named: the site must work offline), has every equation typeset by
-MathJax with no TeX error or unknown macro and no raw LaTeX left in its text, shows every image with a size, shows
-no unrendered widget, and when every link into the site leads to a page that exists and to an anchor
-on it. A screenshot of each page's first screen goes to ``artifacts/browser/book-*.png``.
+MathJax with no TeX error or unknown macro and no raw LaTeX left in its text, shows every image with
+a size and no unrendered widget, has every animation move when Play is pressed, and when every link
+into the site leads to a page that exists and to an anchor on it. A screenshot of each page's first
+screen goes to ``artifacts/browser/book-*.png``.
 
 ``make test-browser`` builds the site first; run ``make book`` to rebuild it by hand.
 """
@@ -24,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from labserver import ROOT
+from views import animations_that_do_not_play
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -147,6 +149,7 @@ def test_page(name: str, browser: Browser, site_url: str, artifacts: Path) -> No
             return clone.innerText;
         }""")
         hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+        stuck = animations_that_do_not_play(page, page.locator("main"))
         page.screenshot(path=artifacts / f"book-{Path(name).stem}.png")
     finally:
         context.close()
@@ -157,4 +160,5 @@ def test_page(name: str, browser: Browser, site_url: str, artifacts: Path) -> No
     assert not tex_errors, f"{name}: TeX errors in its equations: {tex_errors}"
     assert not leftovers, f"{name} shows untypeset or unrendered text: {leftovers}"
     assert not empty_images, f"{name}: images that did not load: {empty_images}"
+    assert not stuck, f"{name}: {stuck}"
     assert not broken_links(hrefs, site_url), f"{name}: broken links: {broken_links(hrefs, site_url)}"

@@ -4,7 +4,8 @@
   first cell that needs an unfinished exercise with one short message (no traceback); then the
   first exercise is solved by typing into its cell, and its check, run again, shows a pass.
 * **A solution run**, for each lab's solution notebook without outputs: every cell runs without
-  an error, and every figure and animation frame has a size on the page.
+  an error, every figure and animation frame has a size on the page, and every animation moves
+  when its Play button is pressed.
 * **A slideshow**, for each solution as committed, opened as a full-tab RISE slideshow and walked
   with the space bar through every fragment and slide: no slide runs past the window unless it
   scrolls, no shown image has no size, no error output.
@@ -23,8 +24,8 @@ from typing import TYPE_CHECKING
 import nbformat
 import pytest
 from labserver import ROOT, LabServer
-from views import (ERROR_OUTPUT, copy_notebook, empty_images, error_texts, lab_files, open_notebook, run_all, run_cell,
-                   student_version_of, type_into_cell, walk_slideshow)
+from views import (ERROR_OUTPUT, animations_that_do_not_play, copy_notebook, empty_images, error_texts, lab_files,
+                   open_notebook, run_all, run_cell, student_version_of, type_into_cell, walk_slideshow)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -111,6 +112,9 @@ def test_solution_runs_and_shows_every_picture(lab_server: LabServer, page: Page
     empty = empty_images(page, panel)
     assert not empty, (f"solution Lab {lab}: pictures a reader would not see: {empty}; "
                        f"screenshot {_shot(page, artifacts, f'solution-{lab}-empty-image')}")
+    stuck = animations_that_do_not_play(page, panel)
+    assert not stuck, (f"solution Lab {lab}: {stuck}; console: {console[-5:]}; "
+                       f"screenshot {_shot(page, artifacts, f'solution-{lab}-stuck-animation')}")
 
 
 @pytest.mark.parametrize("notebook", _labs("slideshow"))

@@ -148,6 +148,27 @@ def empty_images(page: Page, panel: Locator) -> list[str]:
             if width == 0 or height == 0 or not loaded]
 
 
+def animations_that_do_not_play(page: Page, scope: Locator) -> list[str]:
+    """matplotlib's JavaScript animations in ``scope`` whose frame does not change when Play is pressed.
+
+    A player whose script failed still shows its first frame (it is written into the ``<img>``), so
+    only pressing Play, as a reader does, shows that it is stuck. Returns one line per stuck player.
+    """
+    players = scope.locator("div.animation:has(img[id^='_anim_img'])")
+    stuck = []
+    for i in range(players.count()):
+        player = players.nth(i)
+        player.scroll_into_view_if_needed()
+        frame = player.locator("img[id^='_anim_img']")
+        before = frame.evaluate("img => img.src")
+        player.locator("button[title='Play']").click()
+        page.wait_for_timeout(2000)  # several frames at the labs' 80-150 ms per frame
+        player.locator("button[title='Pause']").click()
+        if frame.evaluate("img => img.src") == before:
+            stuck.append(f"animation {i + 1} of {players.count()}: still on its first frame 2 s after Play")
+    return stuck
+
+
 def student_version_of(solution_source: str) -> str:
     """The exercise cell as a student who solved it has it: the solution without its markers."""
     return "\n".join(line for line in solution_source.splitlines() if not SOLUTION_MARKER.match(line))
