@@ -45,8 +45,8 @@ html_last_updated_fmt = None
 # The site is read from files as well as from a server.
 html_copy_source = True
 
-# Sources written by the builder are not to be edited; no extra files are wanted in the site.
-exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+# The student notebooks are files to download from each lab's page, not pages of their own.
+exclude_patterns = ["student_notebooks", "**.ipynb_checkpoints"]
 # The theme's light colours by default (the figures are drawn on white); a reader can still switch.
 # Without a default the theme logs an error in the console on a reader's first visit.
 html_context = {"default_mode": "light"}

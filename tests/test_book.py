@@ -63,6 +63,7 @@ def small_course(root: Path, guide_extra: str = "") -> Path:
     nb = new_notebook(cells=cells, metadata={"language_info": {"name": "python"}})
     nb.metadata["widgets"] = {WIDGET_STATE: {"state": {**PROGRESS, **SLIDER}, "version_major": 2, "version_minor": 0}}
     write_notebook(root / "solutions" / name, nb)
+    write_notebook(root / "notebooks" / name, new_notebook(cells=[new_markdown_cell("# Lab 01 · Demo")]))
     (root / "docs" / "figures").mkdir(parents=True)
     (root / "docs" / "figures" / "01_demo.png").write_bytes(PNG_A)
     (root / "README.md").write_text(
@@ -146,7 +147,8 @@ def test_the_sources_hold_pages_figures_and_the_guide(tmp_path):
     root = small_course(tmp_path)
     write_sources(root, tmp_path / "src")
     names = sorted(p.relative_to(tmp_path / "src").as_posix() for p in (tmp_path / "src").rglob("*") if p.is_file())
-    assert names == ["01_demo.ipynb", "figures/01_demo.png", "index.md", "instructor_guide.md"]
+    assert names == ["01_demo.ipynb", "figures/01_demo.png", "index.md", "instructor_guide.md",
+                     "student_notebooks/01_demo.ipynb"]
     guide = (tmp_path / "src" / "instructor_guide.md").read_text()
     assert "[solution](01_demo.ipynb)" in guide
 
@@ -162,6 +164,10 @@ def test_a_small_course_builds_and_a_broken_link_fails_the_build(tmp_path, capfd
     assert {"index.html", "01_demo.html", "instructor_guide.html"} <= pages
     lab = (index.parent / "01_demo.html").read_text()
     assert '<progress class="labs-widget-progress done"' in lab and 'class="math notranslate' in lab
+    download = re.search(r'href="(_downloads/[0-9a-f]+/01_demo\.ipynb)"', lab)
+    assert download, "the lab's page offers no student notebook to download"
+    assert nbformat.read(index.parent / download.group(1), as_version=4).cells[0].source == "# Lab 01 · Demo"
+    assert "student_notebooks" not in {p.name for p in index.parent.iterdir()}  # a download, not a page
     assert "mathjax/tex-chtml.js" in lab and (index.parent / "_static" / "mathjax" / "tex-chtml.js").is_file()
     assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', lab)  # nothing from the web
 

@@ -18,7 +18,8 @@ notebook in JupyterLab shows:
   markers), with each lab linked to its page and its figure taken from ``docs/figures/``;
 - the instructor guide, ``docs/INSTRUCTOR_GUIDE.md``, is a page, its links to notebooks leading to their pages;
 - each lab page is its solution notebook with the Colab front matter replaced by a note of what the
-  page is and where to do the exercises (the Colab-only setup cell does nothing outside Colab);
+  page is and where to do the exercises, with the student notebook to download (the Colab-only setup
+  cell does nothing outside Colab);
 - a widget cannot run without a kernel, so each widget output becomes a **static stand-in** drawn from
   the widget state the notebook stored: a progress bar as it stood at the end, a slider at its value
   with a note that it moves in JupyterLab, and the picture it showed (see :func:`widget_html`).
@@ -44,6 +45,9 @@ BOOK = Path("build/book")
 CONFIG = Path("book")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 GUIDE_PAGE = "instructor_guide.md"
+# The student notebooks, offered for download on each lab's page: a folder of the sources that Sphinx
+# does not render as pages (book/conf.py excludes it).
+STUDENT_DOWNLOADS = "student_notebooks"
 MAP_BEGIN, MAP_END = "<!-- BEGIN COURSE MAP -->", "<!-- END COURSE MAP -->"
 
 
@@ -162,7 +166,8 @@ def _about_page(name: str) -> nbformat.NotebookNode:
     return new_markdown_cell(
         f"*This page is the solution notebook `solutions/{name}` with the outputs it stored when it was last "
         f"executed; nothing was re-run to draw it. To do the exercises, open the student notebook `notebooks/{name}` "
-        f"in JupyterLab (`make lab`) or [on Google Colab]({colab_url(name)}).*")
+        f"in JupyterLab (`make lab`), {{download}}`download it <{STUDENT_DOWNLOADS}/{name}>`, or open it "
+        f"[on Google Colab]({colab_url(name)}).*")
 
 
 def lab_page(source: Path) -> nbformat.NotebookNode:
@@ -225,7 +230,13 @@ def write_sources(root: Path, src: Path) -> list[Path]:
     (src / "figures").mkdir(parents=True)
     (src / "index.md").write_text(home_page(root / README, labs), encoding="utf-8")
     (src / GUIDE_PAGE).write_text(guide_page(root / GUIDE), encoding="utf-8")
+    (src / STUDENT_DOWNLOADS).mkdir()
     for lab in labs:
+        student = root / "notebooks" / lab.name
+        if not student.is_file():
+            raise BookError(f"{student} is missing; each lab's page offers it for download. Run "
+                            "`python -m labs_lib.authoring` to generate the student notebooks.")
+        shutil.copy2(student, src / STUDENT_DOWNLOADS / lab.name)
         figure = root / "docs" / "figures" / f"{lab.stem}.png"
         if not figure.is_file():
             raise BookError(f"{figure} is missing; the home page shows it. Run `make figures`.")
