@@ -6,7 +6,7 @@ other request is blocked and named: the site must work offline), has every equat
 MathJax with no TeX error or unknown macro and no raw LaTeX left in its text, shows every image with
 a size and no unrendered widget, has every animation move when Play is pressed, and when every link
 into the site leads to a page that exists and to an anchor on it. A screenshot of each page's first
-screen goes to ``artifacts/browser/book-*.png``.
+screen goes to ``artifacts/browser/book-*.png``. The site's search is tried once, offline.
 
 ``make test-browser`` builds the site first; run ``make book`` to rebuild it by hand.
 """
@@ -162,3 +162,16 @@ def test_page(name: str, browser: Browser, site_url: str, artifacts: Path) -> No
     assert not empty_images, f"{name}: images that did not load: {empty_images}"
     assert not stuck, f"{name}: {stuck}"
     assert not broken_links(hrefs, site_url), f"{name}: broken links: {broken_links(hrefs, site_url)}"
+
+
+def test_search_finds_a_lab(browser: Browser, site_url: str) -> None:
+    """The site's search works offline: a term that only Lab 08 teaches finds Lab 08's page first."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(site_url + "search.html?q=adaLN")
+        page.wait_for_selector("#search-results li a", timeout=MATHJAX_TIMEOUT_MS)
+        first = page.locator("#search-results li a").first
+        assert "Lab 08" in first.inner_text() and "08_latent" in (first.get_attribute("href") or "")
+    finally:
+        context.close()
