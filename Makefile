@@ -32,7 +32,7 @@ help:
 	@echo "make test-browser  a student's, a solution's and a slideshow's view in headless Chromium (installs it)"
 	@echo "make test-browser-all  the same for every lab (a few minutes more)"
 	@echo "make stress     execute every notebook N times (N=20, JOBS=1): stalls and time spread"
-	@echo "make bridges   the optional libraries of the labs' closing sections (torchcfm, diffusers)"
+	@echo "make bridges    the optional libraries of the labs' closing sections (torchcfm, diffusers)"
 	@echo "make book       the course's website in build/book/html/ (open index.html), from the stored outputs"
 	@echo "make bench      benchmarks: simulators vs plain loops/torchsde/torchdiffeq, samplers, notebook times"
 	@echo "make notebooks  regenerate notebooks/ from solutions/ (instructors)"

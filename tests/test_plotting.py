@@ -4,6 +4,7 @@ Axes (or HTML) for valid input, draws what it should, and explains bad input."""
 from __future__ import annotations
 
 import math
+import shutil
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -272,3 +273,29 @@ def test_animation_loads_nothing_from_the_web():
     assert not re.search(r"(src|href)=\"https?://", html), "the animation fetches a file from the web"
     assert 'class="fa ' not in html
     assert html.count("<svg") == 9 and html.count("<button") == 9
+
+
+# Runs each <script> of the player in one shared context, as a page does, with a document that has no
+# elements yet: the scripts must evaluate without an error (the player then waits for its elements).
+_PLAYER_RUNNER = """
+const vm = require('vm');
+const ctx = vm.createContext({document: {getElementById: () => null}, setTimeout: () => 0,
+                              navigator: {userAgent: ''}, console});
+for (const script of JSON.parse(require('fs').readFileSync(0, 'utf8'))) vm.runInContext(script, ctx);
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the player's JavaScript")
+def test_animation_scripts_run_without_an_error():
+    """The player's scripts, run by a JavaScript engine: without the ';' before the start call they throw
+    "TypeError: ... is not a function" (matplotlib's last statement has no semicolon), checked."""
+    import json
+    import re
+    import subprocess
+
+    html = animate_particles(torch.randn(3, 10, 2, generator=torch.Generator().manual_seed(0)))
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S)
+    assert len(scripts) == 2
+    run = subprocess.run(["node", "-e", _PLAYER_RUNNER], input=json.dumps(scripts), capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr[:500]
