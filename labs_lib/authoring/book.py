@@ -39,7 +39,7 @@ from nbformat.v4 import new_markdown_cell, new_output
 
 from .front_matter import BADGE_TAG, colab_url, front_matter_tag
 from .notebooks import WIDGET_STATE, AuthoringError, course_notebooks, read_notebook
-from .run_times import GUIDE, README
+from .run_times import GUIDE, MAP_BEGIN, MAP_END, README
 
 BOOK = Path("build/book")
 CONFIG = Path("book")
@@ -48,7 +48,6 @@ GUIDE_PAGE = "instructor_guide.md"
 # The student notebooks, offered for download on each lab's page: a folder of the sources that Sphinx
 # does not render as pages (book/conf.py excludes it).
 STUDENT_DOWNLOADS = "student_notebooks"
-MAP_BEGIN, MAP_END = "<!-- BEGIN COURSE MAP -->", "<!-- END COURSE MAP -->"
 
 
 class BookError(AuthoringError):
