@@ -42,6 +42,10 @@ help:
 # JupyterLab's defaults for this course's environment (jupyter/overrides.json): no news or
 # update toast over the first screen of every lab. Students can still change both in Settings.
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+# A solution notebook's tab reads "solution · NN_….ipynb" (jupyter/custom/custom.css): student and
+# solution versions share their file names, and their tabs would look alike.
+LAB_STYLE := --LabApp.custom_css=True \
+	--ServerApp.tornado_settings='{"static_custom_path": ["$(CURDIR)/jupyter/custom"]}'
 
 # Re-install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -56,7 +60,7 @@ $(LAB_OVERRIDES): jupyter/overrides.json $(STAMP)
 setup: $(STAMP) $(LAB_OVERRIDES)
 
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=. $(ROOT_ARGS) $(LAB_ARGS) notebooks/01_simulating_odes_and_sdes.ipynb
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=. $(LAB_STYLE) $(ROOT_ARGS) $(LAB_ARGS) notebooks/01_simulating_odes_and_sdes.ipynb
 
 test: setup
 	$(BIN)/ruff check $(LINT_PATHS)

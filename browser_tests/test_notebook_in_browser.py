@@ -1,6 +1,6 @@
 """Lab 01 as a person sees it: JupyterLab in a real (headless) Chromium, then the RISE slideshow.
 
-Both tests open copies of ``solutions/01_simulating_odes_and_sdes.ipynb`` under
+The run and slideshow tests open copies of ``solutions/01_simulating_odes_and_sdes.ipynb`` under
 ``artifacts/browser/work/``. The solution, because every cell of it must succeed (the student
 version stops at its first exercise with ``NotImplementedError``, on purpose). Copies, so that
 JupyterLab's autosave never writes into ``solutions/``:
@@ -8,6 +8,9 @@ JupyterLab's autosave never writes into ``solutions/``:
 * ``lab/``: outputs and widget state removed, so that every output and the slider on screen
   come from the kernel this test started, not from the file;
 * ``slides/``: as committed, outputs included, which is what an instructor presents.
+
+The tab test opens the course's own Lab 01 files, student version and solution, runs nothing,
+and checks that neither changed on disk.
 """
 
 from __future__ import annotations
@@ -198,3 +201,36 @@ def test_slider_in_rise_slideshow(lab_server: LabServer, page: Page,
     expect(cell_text).to_be_visible()
     page.screenshot(path=artifacts / "slide-slider.png")
     expect(page.locator(".reveal section.present .widget-hslider")).to_be_visible(timeout=10_000)
+
+
+def test_solution_tab_is_marked(lab_server: LabServer, page: Page, artifacts: Path) -> None:
+    """The student version and the solution of Lab 01 open side by side (their file names are the
+    same): the solution's tab says "solution ·" before its name, the student's says nothing more.
+    Both are the course's own files, opened without running anything, and neither changes on disk
+    (JupyterLab once re-saved an opened solution with its widget state rewritten)."""
+    from playwright.sync_api import expect
+
+    files = [ROOT / "notebooks" / NOTEBOOK, ROOT / "solutions" / NOTEBOOK]
+    before = {path: path.read_bytes() for path in files}
+    try:
+        for path in files:
+            open_notebook(page, lab_server.url(f"lab/tree/{path.relative_to(ROOT).as_posix()}"),
+                          nbformat.read(path, as_version=4))
+        tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=NOTEBOOK)
+        expect(tabs).to_have_count(2)
+        marks = {}
+        for i in range(2):
+            tab = tabs.nth(i)
+            folder = re.search(r"Path: (\w+)/", tab.get_attribute("title") or "").group(1)
+            # what the label shows before the file name: CSS generated content, not in the DOM text
+            marks[folder] = tab.locator(".lm-TabBar-tabLabel").evaluate(
+                "label => getComputedStyle(label, '::before').content")
+        page.screenshot(path=artifacts / "tabs-student-and-solution.png",
+                        clip={"x": 0, "y": 0, "width": 1400, "height": 160})
+        assert marks["solutions"] == '"solution · "', f"the solution's tab is not marked: {marks}"
+        assert marks["notebooks"] in ("none", "normal"), f"the student's tab is marked: {marks}"
+    finally:
+        changed = [path.relative_to(ROOT).as_posix() for path in files if path.read_bytes() != before[path]]
+        for path in files:
+            path.write_bytes(before[path])  # leave the course as it was, whatever happened
+    assert not changed, f"opening the notebooks, with nothing run, changed them on disk: {changed}"
