@@ -113,6 +113,26 @@ class Trainer(ABC):
         self.device = params[0].device
         self._run: _Run | None = None  # the run that train() started, until it ends
 
+    def _use_time_sampler(self, time_sampler: object) -> None:
+        """Keep ``time_sampler`` for :meth:`_draw_times`: a function ``(n, device)`` → ``n`` times in ``[0, 1]``."""
+        if not callable(time_sampler):
+            raise TypeError(f"time_sampler must be a function (n, device) -> times of shape (n,), e.g. "
+                            f"ll.logit_normal_times; got {type(time_sampler).__name__}.")
+        self.time_sampler, self._times_checked = time_sampler, False
+
+    def _draw_times(self, batch_size: int) -> Tensor:
+        """The batch's times from the trainer's ``time_sampler``, shape ``(batch_size,)`` on the model's device."""
+        t = self.time_sampler(batch_size, self.device)
+        # The values are checked on the first batch only: reading them every step would make a GPU wait
+        # for each batch (a synchronisation per step); the shape is free to check every time.
+        if not isinstance(t, Tensor) or t.shape != (batch_size,) or (
+                not self._times_checked and not bool(((t >= 0) & (t <= 1)).all())):
+            raise ValueError(f"time_sampler({batch_size}, device) must return {batch_size} times in [0, 1] as a "
+                             f"tensor of shape ({batch_size},), got "
+                             f"{tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}.")
+        self._times_checked = True
+        return t
+
     @abstractmethod
     def loss(self, batch_size: int) -> Tensor:
         """The loss on a fresh batch of ``batch_size`` examples (a 0-dim tensor)."""
@@ -289,9 +309,7 @@ class ConditionalFlowMatchingTrainer(Trainer):
                  loss_fn: Callable[..., Tensor] = cfm_loss):
         super().__init__(model)
         self.loss_fn = _validate_loss_fn(loss_fn, "loss_fn(model, path, x_0, x_1, t)")
-        if not callable(time_sampler):
-            raise TypeError(f"time_sampler must be a function (n, device) -> times of shape (n,), e.g. "
-                            f"ll.logit_normal_times; got {type(time_sampler).__name__}.")
+        self._use_time_sampler(time_sampler)
         if not isinstance(path, AffinePath):
             raise TypeError(f"path must be an AffinePath, got {type(path).__name__}.")
         for name, dist in (("data", data), ("source", source)):
@@ -299,20 +317,11 @@ class ConditionalFlowMatchingTrainer(Trainer):
                 raise TypeError(f"{name} must be a labs_lib Sampleable, got {type(dist).__name__}.")
         if source is not None and tuple(source.shape) != tuple(data.shape):
             raise ValueError(f"source samples have shape {source.shape} but data samples have shape {data.shape}.")
-        self.path, self.data, self.source, self.time_sampler = path, data, source, time_sampler
-        self._times_checked = False
+        self.path, self.data, self.source = path, data, source
 
     def loss(self, batch_size: int) -> Tensor:
         x_0, x_1 = self.draw(batch_size)
-        t = self.time_sampler(batch_size, self.device)
-        # The values are checked on the first batch only: reading them every step would make a GPU wait
-        # for each batch (a synchronisation per step); the shape is free to check every time.
-        if not isinstance(t, Tensor) or t.shape != (batch_size,) or (
-                not self._times_checked and not bool(((t >= 0) & (t <= 1)).all())):
-            raise ValueError(f"time_sampler({batch_size}, device) must return {batch_size} times in [0, 1] as a "
-                             f"tensor of shape ({batch_size},), got "
-                             f"{tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}.")
-        self._times_checked = True
+        t = self._draw_times(batch_size)
         return _scalar_loss(self.loss_fn(self.model, self.path, x_0, x_1, t), self.loss_fn)
 
     def draw(self, batch_size: int) -> tuple[Tensor, Tensor]:
@@ -475,15 +484,20 @@ class CFGTrainer(Trainer):
         loss_fn: the batch loss ``loss_fn(model, path, x_0, x_1, t, y, drop_mask, null_label)`` → a
             0-dim tensor; :func:`~labs_lib.losses.cfg_loss` by default (Lab 07 passes the student's
             own once it has passed its check).
+        time_sampler: draws the batch's times, as in :class:`ConditionalFlowMatchingTrainer`:
+            :func:`uniform_times` by default. Lab 08's DiT on pixels uses a logit-normal law leaning
+            towards the data end, ``logit_normal_times(n, device, mean=0.5)``.
 
     The null label is the model's own (``model.null_label``), so that the field that samples
     from the model later uses the same index.
     """
 
     def __init__(self, model: nn.Module, path: AffinePath, data: LabelledSampleable, eta: float = 0.1,
-                 loss_fn: Callable[..., Tensor] = cfg_loss):
+                 loss_fn: Callable[..., Tensor] = cfg_loss,
+                 time_sampler: Callable[[int, torch.device], Tensor] = uniform_times):
         super().__init__(model)
         self.loss_fn = _validate_loss_fn(loss_fn, "loss_fn(model, path, x_0, x_1, t, y, drop_mask, null_label)")
+        self._use_time_sampler(time_sampler)
         self.null_label = null_label_of(model)
         if not isinstance(path, AffinePath):
             raise TypeError(f"path must be an AffinePath, got {type(path).__name__}.")
@@ -500,7 +514,7 @@ class CFGTrainer(Trainer):
         x_1, y = self.data.sample_labelled(batch_size)
         x_1, y = x_1.to(self.device), y.to(self.device)
         x_0 = torch.randn_like(x_1)
-        t = torch.rand(batch_size, device=self.device)
+        t = self._draw_times(batch_size)
         drop_mask = torch.rand(batch_size, device=self.device) < self.eta
         return _scalar_loss(self.loss_fn(self.model, self.path, x_0, x_1, t, y, drop_mask, self.null_label),
                             self.loss_fn)

@@ -240,3 +240,28 @@ def test_cfg_trainer_trains_with_the_loss_it_is_given():
     assert (runs[0] == runs[1]).all()  # the library's cfg_loss is the default
     with pytest.raises(TypeError, match="loss_fn must be a function"):
         CFGTrainer(LabelledMLPField((1, 8, 8), hidden=(16,)), PATH, Digits("train"), loss_fn="cfg_loss")
+
+
+def test_cfg_trainer_draws_its_times_from_its_time_sampler():
+    # The default keeps Lab 07's stream: uniform_times is torch.rand, the draw the trainer always made.
+    seen = []
+
+    def recording_loss(model, path, x_0, x_1, t, y, drop_mask, null_label):
+        seen.append(t.clone())
+        return ll.cfg_loss(model, path, x_0, x_1, t, y, drop_mask, null_label)
+
+    model = LabelledMLPField((1, 8, 8), hidden=(16,))
+    torch.manual_seed(3)
+    CFGTrainer(model, PATH, Digits("train"), loss_fn=recording_loss).loss(6)
+    torch.manual_seed(3)
+    Digits("train").sample_labelled(6)
+    torch.randn(6, 1, 8, 8)
+    assert torch.equal(seen[0], torch.rand(6))
+    fixed = CFGTrainer(model, PATH, Digits("train"), loss_fn=recording_loss,
+                       time_sampler=lambda n, device: torch.full((n,), 0.3, device=device))
+    fixed.loss(6)
+    assert torch.equal(seen[1], torch.full((6,), 0.3))
+    with pytest.raises(ValueError, match=r"must return 6 times in \[0, 1\]"):
+        CFGTrainer(model, PATH, Digits("train"), time_sampler=lambda n, device: torch.full((n,), 2.0)).loss(6)
+    with pytest.raises(TypeError, match="time_sampler must be a function.*got float"):
+        CFGTrainer(model, PATH, Digits("train"), time_sampler=0.5)
