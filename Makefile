@@ -20,7 +20,7 @@ NBVAL_CELL_TIMEOUT ?= 120
 TEST_JOBS ?= auto
 # What `make test` lints with ruff (rules in pyproject.toml; .pre-commit-config.yaml lints the same).
 # Not notebooks/: generated from solutions/, whose stubs leave the solution's imports unused by design.
-LINT_PATHS := labs_lib tests benchmarks browser_tests book solutions
+LINT_PATHS := labs_lib tests benchmarks browser_tests book examples solutions
 # The browser that `make test-browser` drives; installed from Debian when it is missing.
 CHROMIUM ?= /usr/bin/chromium
 
