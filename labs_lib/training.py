@@ -485,7 +485,7 @@ class CFGTrainer(Trainer):
             0-dim tensor; :func:`~labs_lib.losses.cfg_loss` by default (Lab 07 passes the student's
             own once it has passed its check).
         time_sampler: draws the batch's times, as in :class:`ConditionalFlowMatchingTrainer`:
-            :func:`uniform_times` by default. Lab 08's DiT on pixels uses a logit-normal law leaning
+            :func:`uniform_times` by default. Both generators of Lab 08 use a logit-normal law leaning
             towards the data end, ``logit_normal_times(n, device, mean=0.5)``.
 
     The null label is the model's own (``model.null_label``), so that the field that samples
