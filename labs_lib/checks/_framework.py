@@ -1,12 +1,6 @@
-"""The machinery every checker shares: reports, failures, and the common step properties.
+"""The machinery every checker shares: reports, failures, the guarded call, the loss and device checks.
 
-Checkers for the exercises: one function per exercise, called by the cell after it.
-
-A checker runs the student's code on seeded inputs of several shapes, compares it with
-the reference in ``labs_lib``, and returns a :class:`CheckReport` whose text says what was
-verified. On a wrong answer it names the property that failed and, where it recognises a
-common mistake (a wrong sign, ``h`` instead of ``√h``, the drift at the wrong time...),
-says so. An exercise that still raises ``NotImplementedError`` gets a one-line reminder.
+What a checker does, and the reference policy every checker follows, are stated in :mod:`labs_lib.checks`.
 """
 
 from __future__ import annotations
@@ -502,15 +496,8 @@ DEVICE_HINT = ("your code is right on the CPU but mixes devices: with inputs on 
 
 def on_probe_device(*values: Any) -> list[Any]:
     """Copies of tensors and modules on :data:`PROBE_DEVICE` (other values unchanged)."""
-    out = []
-    for v in values:
-        if isinstance(v, Tensor):
-            out.append(v.to(PROBE_DEVICE))
-        elif isinstance(v, torch.nn.Module):
-            out.append(copy.deepcopy(v).to(PROBE_DEVICE))
-        else:
-            out.append(v)
-    return out
+    return [v.to(PROBE_DEVICE) if isinstance(v, Tensor) else copy.deepcopy(v).to(PROBE_DEVICE)
+            if isinstance(v, nn.Module) else v for v in values]
 
 
 def require_device_safe(call: Callable[[], object]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from itertools import product
 
 import torch
 from torch import Tensor
@@ -24,8 +25,6 @@ from ._framework import (SHAPES, CheckFailed, Ok, call_guarded, checker, close, 
 #: the variance-preserving path of the lab (the DDPM chain and the posterior assume α² + β² = 1)
 VP_PATH = AffinePath(CosineScheduler())
 
-_IN_PLACE = "Build a new tensor (`a * x + b * noise`), not `x *= ...` or `x.add_(...)`: the caller still needs x."
-
 
 def _levels(t: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """``(alpha_t, beta_t)`` of the lab's cosine path as 0-dim tensors of ``dtype``."""
@@ -34,7 +33,8 @@ def _levels(t: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
 
 
 def _call(fn: Callable, args: tuple, inputs: dict[str, Tensor], x: Tensor, what: str) -> Tensor:
-    out = call_guarded(lambda: fn(*args), inputs, what, _IN_PLACE)
+    out = call_guarded(lambda: fn(*args), inputs, what, "Build a new tensor (`a * x + b * noise`), not `x *= ...` or "
+                       "`x.add_(...)`: the caller still needs x.")
     return require_state_shaped(out, x, what, "The result must have the shape of x: the schedule values are "
                                 "numbers (0-dim tensors) that multiply whole states.")
 
@@ -75,17 +75,16 @@ def check_ddpm_forward_step(fn: Callable, ok: Ok) -> None:
     marginal law :math:`\\mathcal N(\\sqrt{\\bar\\alpha_k}x_0, (1 - \\bar\\alpha_k)I)`."""
     require_function(fn, "check_ddpm_forward_step", "my_ddpm_forward_step")
     gen = torch.Generator().manual_seed(0)
-    for shape in SHAPES:
-        for ab_prev_f, ab_f in FORWARD_LEVELS:
-            x, noise = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
-            ab_prev, ab = torch.tensor(ab_prev_f), torch.tensor(ab_f)
-            out = _call(fn, (x, ab_prev, ab, noise), {"x_prev": x, "noise": noise}, x, "your forward step")
-            a, b = ddpm_step_coefficients(ab_prev, ab)
-            if not close(out, a * x + b * noise):
-                raise diagnose(out, _forward_mistakes(x, noise, ab_prev, ab),
-                               f"for x of shape {shape}, ᾱ_(k−1) = {ab_prev_f} and ᾱ_k = {ab_f} your step differs "
-                               f"from √(ᾱ_k/ᾱ_(k−1))·x + √(1 − ᾱ_k/ᾱ_(k−1))·noise by up to "
-                               f"{float((out - a * x - b * noise).abs().max()):.3g}.")
+    for shape, (ab_prev_f, ab_f) in product(SHAPES, FORWARD_LEVELS):
+        x, noise = (torch.randn(shape, generator=gen) for _ in range(2))
+        ab_prev, ab = torch.tensor(ab_prev_f), torch.tensor(ab_f)
+        out = _call(fn, (x, ab_prev, ab, noise), {"x_prev": x, "noise": noise}, x, "your forward step")
+        a, b = ddpm_step_coefficients(ab_prev, ab)
+        if not close(out, a * x + b * noise):
+            raise diagnose(out, _forward_mistakes(x, noise, ab_prev, ab),
+                           f"for x of shape {shape}, ᾱ_(k−1) = {ab_prev_f} and ᾱ_k = {ab_f} your step differs from "
+                           f"√(ᾱ_k/ᾱ_(k−1))·x + √(1 − ᾱ_k/ᾱ_(k−1))·noise by up to "
+                           f"{float((out - a * x - b * noise).abs().max()):.3g}.")
     ok(f"matches √(ᾱ_k/ᾱ_(k−1))·x + √(1 − ᾱ_k/ᾱ_(k−1))·noise for x of shapes {shapes_text(SHAPES)} and "
        f"(ᾱ_(k−1), ᾱ_k) = {', '.join(map(str, FORWARD_LEVELS))}, including a step that adds no noise")
     # The marginal: 40,000 chains of 8 steps from one data point, in float64.
@@ -143,19 +142,16 @@ def check_ancestral_step(fn: Callable, ok: Ok) -> None:
     :math:`q(x_{t'} \\mid x_t = x, x_1 = \\hat x_1)`, its mean plus its standard deviation times ``noise``."""
     require_function(fn, "check_ancestral_step", "my_ancestral_step")
     gen = torch.Generator().manual_seed(1)
-    for shape in SHAPES:
-        for t, t_next in ANCESTRAL_TIMES:
-            x, x1, noise = (torch.randn(shape, generator=gen) for _ in range(3))
-            (a, b), (a2, b2) = _levels(t, x.dtype), _levels(t_next, x.dtype)
-            out = _call(fn, (x, x1, a, b, a2, b2, noise), {"x": x, "x1_hat": x1, "noise": noise}, x,
-                        "your ancestral step")
-            mean, std = ddpm_posterior(x, x1, a, b, a2, b2)
-            if not close(out, mean + std * noise, tol=1e-4):
-                raise diagnose(out, _ancestral_mistakes(x, x1, noise, a, b, a2, b2),
-                               f"for x of shape {shape} from t = {t} to t' = {t_next} your step differs from the "
-                               "posterior mean + σ̃·noise by up to "
-                               f"{float((out - mean - std * noise).abs().max()):.3g}.",
-                               near=lambda u, v: close(u, v, tol=1e-4))
+    for shape, (t, t_next) in product(SHAPES, ANCESTRAL_TIMES):
+        x, x1, noise = (torch.randn(shape, generator=gen) for _ in range(3))
+        (a, b), (a2, b2) = _levels(t, x.dtype), _levels(t_next, x.dtype)
+        out = _call(fn, (x, x1, a, b, a2, b2, noise), {"x": x, "x1_hat": x1, "noise": noise}, x, "your ancestral step")
+        mean, std = ddpm_posterior(x, x1, a, b, a2, b2)
+        if not close(out, mean + std * noise, tol=1e-4):
+            raise diagnose(out, _ancestral_mistakes(x, x1, noise, a, b, a2, b2),
+                           f"for x of shape {shape} from t = {t} to t' = {t_next} your step differs from the "
+                           f"posterior mean + σ̃·noise by up to {float((out - mean - std * noise).abs().max()):.3g}.",
+                           near=lambda u, v: close(u, v, tol=1e-4))
     ok(f"matches the posterior mean + σ̃·noise for x of shapes {shapes_text(SHAPES)} and (t, t') = "
        f"{', '.join(map(str, ANCESTRAL_TIMES))} on the cosine path")
     ok("the last step, into t' = 1 (β' = 0), adds no noise and lands on the predicted data x̂₁")
@@ -183,9 +179,7 @@ def _solver_mistakes(x: Tensor, d_prev: Tensor, d: Tensor, times: tuple[float, f
         return scale * x + float(a2) * decay * dd  # the step with the bracket dd, its weight and scale of x
 
     extrap = (1 + 0.5 / r) * d - (0.5 / r) * d_prev
-    t_prev, t, t_next = times
-    hu = t_next - t
-    ru = (t - t_prev) / hu
+    ru = (times[1] - times[0]) / (times[2] - times[1])  # r measured in t
     return {
         "this is the first-order step (DDIM): it uses only d. The second-order step extrapolates the data "
         "prediction linearly in λ: (1 + 1/(2r))·d − 1/(2r)·d_prev.": update(d),
@@ -211,26 +205,22 @@ def check_dpmpp_2m_step(fn: Callable, ok: Ok) -> None:
     to ``t_next``, with the data predictions ``d`` at ``t`` and ``d_prev`` at ``t_prev``."""
     require_function(fn, "check_dpmpp_2m_step", "my_dpmpp_2m_step")
     gen = torch.Generator().manual_seed(2)
-    for shape in SHAPES:
-        for times in SOLVER_TIMES:
-            x, d_prev, d = (torch.randn(shape, generator=gen) for _ in range(3))
-            out = _call(fn, (VP_PATH, x, *times, d_prev, d), {"x": x, "d_prev": d_prev, "d": d}, x,
-                        "your DPM-Solver++(2M) step")
-            ref = dpmpp_2m_step(VP_PATH, x, *times, d_prev, d)
-            if not close(out, ref, tol=1e-4):
-                raise diagnose(out, _solver_mistakes(x, d_prev, d, times),
-                               f"for x of shape {shape} and (t_prev, t, t_next) = {times} your step differs from "
-                               f"(β'/β)·x + α'(1 − e^(−h))·[(1 + 1/(2r))·d − d_prev/(2r)] by up to "
-                               f"{float((out - ref).abs().max()):.3g}.",
-                               near=lambda u, v: close(u, v, tol=1e-4))
+    for shape, times in product(SHAPES, SOLVER_TIMES):
+        x, d_prev, d = (torch.randn(shape, generator=gen) for _ in range(3))
+        out = _call(fn, (VP_PATH, x, *times, d_prev, d), {"x": x, "d_prev": d_prev, "d": d}, x,
+                    "your DPM-Solver++(2M) step")
+        ref = dpmpp_2m_step(VP_PATH, x, *times, d_prev, d)
+        if not close(out, ref, tol=1e-4):
+            raise diagnose(out, _solver_mistakes(x, d_prev, d, times),
+                           f"for x of shape {shape} and (t_prev, t, t_next) = {times} your step differs from "
+                           f"(β'/β)·x + α'(1 − e^(−h))·[(1 + 1/(2r))·d − d_prev/(2r)] by up to "
+                           f"{float((out - ref).abs().max()):.3g}.", near=lambda u, v: close(u, v, tol=1e-4))
     ok(f"matches (β'/β)·x + α'(1 − e^(−h))·[(1 + 1/(2r))·d − d_prev/(2r)] for x of shapes {shapes_text(SHAPES)} "
        f"and (t_prev, t, t_next) = {', '.join(map(str, SOLVER_TIMES))}")
-    x = torch.randn(4, 2, generator=gen)
-    d = torch.randn(4, 2, generator=gen)
+    x, d = (torch.randn(4, 2, generator=gen) for _ in range(2))
     if not close(fn(VP_PATH, x, 0.2, 0.4, 0.6, d, d.clone()), dpmpp_2m_step(VP_PATH, x, None, 0.4, 0.6, None, d)):
         raise CheckFailed("with d_prev = d (a prediction that does not change) the step must reduce to DDIM, "
                           "(β'/β)·x + α'(1 − e^(−h))·d.")
     ok("with d_prev = d it reduces to the first-order step, deterministic DDIM")
-    probe = on_probe_device(VP_PATH, x, 0.2, 0.4, 0.6, d, d)
-    require_device_safe(lambda: fn(*probe))
+    require_device_safe(lambda: fn(*on_probe_device(VP_PATH, x, 0.2, 0.4, 0.6, d, d)))
     ok("leaves its inputs untouched and works on x's device")

@@ -22,11 +22,13 @@ weights; the student's final weights must be the replay's.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parameters_to_vector
 
 from ..distributions import Sampleable
 from ..dynamics import VectorFieldODE
@@ -34,7 +36,6 @@ from ..losses import cfm_loss
 from ..models import MLPField
 from ..paths import AffinePath, CondOTScheduler, CosineScheduler
 from ..simulators import EulerSimulator, HeunSimulator, time_grid
-from ..times import expand_time
 from ._framework import (LOSS_SCHEDULES, LOSS_SHAPES, CheckFailed, ElementwiseNet, Ok, call_guarded,
                          check_loss_exercise, checker, close, diagnose, per_sample_sum, require_function,
                          require_scalar_loss, require_state_shaped)
@@ -68,21 +69,14 @@ def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, x_0: Tensor, x_
     return require_scalar_loss(out, x_0, "x_0")
 
 
-def _path_point(path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """``(x_t, its velocity)`` with the schedule values reshaped to broadcast against the states."""
-    s = path.scheduler(t)
-    a, b, da, db = (expand_time(v, x_0) for v in (s.alpha_t, s.beta_t, s.d_alpha_t, s.d_beta_t))
-    return a * x_1 + b * x_0, da * x_1 + db * x_0
-
-
 def _cfm_mistakes(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, t: Tensor) -> dict[str, Tensor]:
     """The named mistakes of exercise 1: hint → the loss that wrong line of code returns on this input."""
 
     def loss(x: Tensor, time: Tensor, target: Tensor) -> Tensor:
         return per_sample_sum((model(x, time) - target) ** 2).mean()
 
-    x_t, target = _path_point(path, x_0, x_1, t)
-    swapped_x_t, swapped_target = _path_point(path, x_1, x_0, t)
+    s, swapped = path.sample(x_0, x_1, t), path.sample(x_1, x_0, t)
+    x_t, target = s.x_t, s.dx_t
     ref, u = loss(x_t, t, target), model(x_t, t)
     d, batch = x_0[0].numel(), x_0.shape[0]
     mistakes = {
@@ -95,9 +89,9 @@ def _cfm_mistakes(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, 
         "the network was evaluated at time 1 − t; call it at the time t of the path point: "
         "model(x_t, t).": loss(x_t, 1 - t, target),
         "x_0 and x_1 are swapped: x_t = α_t x_1 + β_t x_0, so that x_t is noise at t = 0 "
-        "and data at t = 1.": loss(swapped_x_t, t, target),
+        "and data at t = 1.": loss(swapped.x_t, t, target),
         "x_0 and x_1 are swapped (in x_t and in the target): x_t = α_t x_1 + β_t x_0 is "
-        "noise at t = 0 and data at t = 1.": loss(swapped_x_t, t, swapped_target),
+        "noise at t = 0 and data at t = 1.": loss(swapped.x_t, t, swapped.dx_t),
         "the target must be the velocity α̇_t x_1 + β̇_t x_0 (the time derivative of x_t), "
         "not the point x_t itself.": loss(x_t, t, x_t),
         "the target must be the velocity α̇_t x_1 + β̇_t x_0, not the data x_1.": loss(x_t, t, x_1),
@@ -113,26 +107,24 @@ def _cfm_mistakes(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tensor, 
         "over the batch.": (u - target).flatten(1).norm(dim=1).mean(),
     }
     if t.numel() > 1:
-        t_0 = t[:1].expand_as(t)
-        x_t0, target_0 = _path_point(path, x_0, x_1, t_0)
-        mistakes["one time was used for the whole batch (t[0], or a single torch.rand(1)): every sample "
-                 "has its own time t[i]; use the tensor t of shape (batch,) as given."] = loss(x_t0, t_0, target_0)
+        one = path.sample(x_0, x_1, t[:1].expand_as(t))
+        mistakes["one time was used for the whole batch (t[0], or a single torch.rand(1)): every sample has its "
+                 "own time t[i]; use the tensor t of shape (batch,) as given."] = loss(one.x_t, one.t, one.dx_t)
     if isinstance(path.scheduler, CosineScheduler):
-        linear_x_t = expand_time(t, x_0) * x_1 + (1 - expand_time(t, x_0)) * x_0
-        hint = ("uses the formulas of the linear path (x_t = t x_1 + (1 − t) x_0, target "
-                "x_1 − x_0) for every path. Take α_t, β_t, α̇_t, β̇_t from "
-                "path.scheduler(t): the check also uses the cosine schedule.")
+        linear = AffinePath(CondOTScheduler()).sample(x_0, x_1, t)
+        hint = ("uses the formulas of the linear path (x_t = t x_1 + (1 − t) x_0, target x_1 − x_0) for every "
+                "path. Take α_t, β_t, α̇_t, β̇_t from path.scheduler(t): the check also uses the cosine schedule.")
         mistakes.update({
-            f"the target {hint}": loss(x_t, t, x_1 - x_0),
-            f"x_t {hint}": loss(linear_x_t, t, target),
-            f"your loss {hint}": loss(linear_x_t, t, x_1 - x_0),
+            f"the target {hint}": loss(x_t, t, linear.dx_t),
+            f"x_t {hint}": loss(linear.x_t, t, target),
+            f"your loss {hint}": loss(linear.x_t, t, linear.dx_t),
         })
     if x_0.ndim == 2 and x_0.shape[0] == x_0.shape[1]:
         # (batch,)-shaped schedule values broadcast along the coordinates instead of the batch
-        s = path.scheduler(t)
+        raw = path.scheduler(t)
         mistakes["the schedule values (shape (batch,)) were broadcast along the coordinates instead "
                  "of the batch: reshape them to (batch, 1, ...), e.g. ll.expand_time(alpha, x_0)."] = loss(
-            s.alpha_t * x_1 + s.beta_t * x_0, t, s.d_alpha_t * x_1 + s.d_beta_t * x_0)
+            raw.alpha_t * x_1 + raw.beta_t * x_0, t, raw.d_alpha_t * x_1 + raw.d_beta_t * x_0)
     return mistakes
 
 
@@ -205,47 +197,43 @@ class _RecordingLoss:
         return value
 
 
-def _replay(model: nn.Module, path: AffinePath, calls: list, lr: float, factor: Callable[[int], float],
-            zero_grad: bool = True, sgd: bool = False) -> Tensor:
+def _replay(model: nn.Module, path: AffinePath, calls: list, lr: float,
+            factor: Callable[[int, int], float] = lambda k, n: 1 - 0.9 * k / n, zero_grad: bool = True,
+            sgd: bool = False) -> Tensor:
     """The weights after training a copy of ``model`` on the recorded batches, as one flattened vector.
 
-    The reference is ``factor(k) = 1 − 0.9 k/n`` with the defaults; the arguments make the named mistakes:
-    gradients never zeroed, or SGD for Adam. (``optimizer.step()`` before ``loss.backward()`` after
-    zeroing the gradients steps on no gradient at all: the network stays as it was.)"""
+    The reference with the defaults (step k of n at the learning rate ``lr·factor(k, n)``); the arguments
+    make the named mistakes: another decay, gradients never zeroed, or SGD for Adam. (``optimizer.step()``
+    before ``loss.backward()`` after zeroing the gradients steps on no gradient at all: the network stays
+    as it was.)"""
     model = copy.deepcopy(model)
     opt = (torch.optim.SGD if sgd else torch.optim.Adam)(model.parameters(), lr=lr)
     for k, (x_0, x_1, t) in enumerate(calls):
         for group in opt.param_groups:
-            group["lr"] = lr * factor(k)
+            group["lr"] = lr * factor(k, len(calls))
         if zero_grad:
             opt.zero_grad()
         cfm_loss(model, path, x_0, x_1, t).backward()
         opt.step()
-    return _weights(model)
-
-
-def _weights(model: nn.Module) -> Tensor:
-    return torch.cat([p.detach().flatten() for p in model.parameters()])
+    return parameters_to_vector(model.parameters()).detach()
 
 
 def _loop_mistakes(model: nn.Module, path: AffinePath, calls: list, lr: float) -> dict[str, Tensor]:
     """The named mistakes of the loop exercise: hint → the final weights that wrong loop ends with."""
-    n = len(calls)
+    replay = functools.partial(_replay, model, path, calls, lr)
     decay = "lower it linearly to a tenth: step k (counting from 0) uses lr·(1 − 0.9·k/n_steps)"
     return {
         "your loop leaves the network as it was: every step needs loss.backward() and then optimizer.step(), "
         "in that order (with optimizer.zero_grad() before the backward pass, not between it and the "
-        "step).": _weights(model),
+        "step).": parameters_to_vector(model.parameters()).detach(),
         "the gradients are never zeroed, so they add up over the steps: call optimizer.zero_grad() at every "
-        "step, before loss.backward().": _replay(model, path, calls, lr, lambda k: 1 - 0.9 * k / n, zero_grad=False),
-        f"the learning rate stays at lr all along: {decay}.": _replay(model, path, calls, lr, lambda k: 1.0),
-        f"the learning rate falls to zero, not to a tenth: {decay}.": _replay(model, path, calls, lr,
-                                                                              lambda k: 1 - k / n),
+        "step, before loss.backward().": replay(zero_grad=False),
+        f"the learning rate stays at lr all along: {decay}.": replay(lambda k, n: 1.0),
+        f"the learning rate falls to zero, not to a tenth: {decay}.": replay(lambda k, n: 1 - k / n),
         f"the learning rate runs one step ahead (the first step already uses less than lr): {decay}.":
-            _replay(model, path, calls, lr, lambda k: 1 - 0.9 * (k + 1) / n),
+            replay(lambda k, n: 1 - 0.9 * (k + 1) / n),
         "the steps are plain gradient descent (torch.optim.SGD): the exercise asks for "
-        "torch.optim.Adam(model.parameters(), lr=lr).": _replay(model, path, calls, lr, lambda k: 1 - 0.9 * k / n,
-                                                                sgd=True),
+        "torch.optim.Adam(model.parameters(), lr=lr).": replay(sgd=True),
     }
 
 
@@ -253,25 +241,24 @@ def _require_draws(calls: list) -> None:
     """The noise and the times of the recorded calls: fresh each step, N(0, I) and U[0, 1] by their moments."""
     x_0 = torch.stack([c[0] for c in calls])  # (steps, batch, 2)
     t = torch.stack([c[2] for c in calls])  # (steps, batch)
-    if torch.equal(x_0[0], x_0[1]):
-        raise CheckFailed("the noise x_0 is the same at every step: draw fresh noise in the loop, "
-                          "x_0 = torch.randn_like(x_1).")
-    if torch.equal(t[0], t[1]):
-        raise CheckFailed("the times t are the same at every step: draw fresh times in the loop, "
-                          "t = torch.rand(batch_size).")
-    if bool((t == t[:, :1]).all()):
-        raise CheckFailed("all the samples of a batch share one time: every sample has its own, "
-                          "t = torch.rand(batch_size) (shape (batch_size,)), not torch.rand(1).")
-    # With 5,120 noise values and 2,560 times, the moments of the right laws sit far inside these bounds
+    mean, std, t_mean, t_std = float(x_0.mean()), float(x_0.std()), float(t.mean()), float(t.std())
+    # With 5,120 noise values and 2,560 times, the moments of the right laws sit far inside the bounds below
     # (standard errors 0.014 for the noise's mean and std, 0.006 and 0.004 for the times').
-    mean, std = float(x_0.mean()), float(x_0.std())
-    if abs(mean) > 0.1 or abs(std - 1) > 0.1:
-        raise CheckFailed(f"the noise x_0 has mean {mean:.2f} and standard deviation {std:.2f}, not 0 and 1: "
-                          "draw it from the standard Gaussian, x_0 = torch.randn_like(x_1) (not torch.rand).")
-    t_mean, t_std = float(t.mean()), float(t.std())
-    if abs(t_mean - 0.5) > 0.05 or abs(t_std - math.sqrt(1 / 12)) > 0.03:
-        raise CheckFailed(f"the times have mean {t_mean:.2f} and standard deviation {t_std:.2f}, not those of "
-                          f"U[0, 1] (0.5 and {math.sqrt(1 / 12):.2f}): draw t = torch.rand(batch_size).")
+    for wrong, failure in (
+            (torch.equal(x_0[0], x_0[1]), "the noise x_0 is the same at every step: draw fresh noise in the loop, "
+                                          "x_0 = torch.randn_like(x_1)."),
+            (torch.equal(t[0], t[1]), "the times t are the same at every step: draw fresh times in the loop, "
+                                      "t = torch.rand(batch_size)."),
+            (bool((t == t[:, :1]).all()), "all the samples of a batch share one time: every sample has its own, "
+                                          "t = torch.rand(batch_size) (shape (batch_size,)), not torch.rand(1)."),
+            (abs(mean) > 0.1 or abs(std - 1) > 0.1,
+             f"the noise x_0 has mean {mean:.2f} and standard deviation {std:.2f}, not 0 and 1: draw it from the "
+             "standard Gaussian, x_0 = torch.randn_like(x_1) (not torch.rand)."),
+            (abs(t_mean - 0.5) > 0.05 or abs(t_std - math.sqrt(1 / 12)) > 0.03,
+             f"the times have mean {t_mean:.2f} and standard deviation {t_std:.2f}, not those of U[0, 1] "
+             f"(0.5 and {math.sqrt(1 / 12):.2f}): draw t = torch.rand(batch_size).")):
+        if wrong:
+            raise CheckFailed(failure)
 
 
 def _loss_list(out: object, values: list[float]) -> list[float]:
@@ -322,8 +309,8 @@ def check_training_loop(fn: Callable, ok: Ok) -> None:
     ok(f"calls loss_fn once per step on a fresh data batch, and returns the {_LOOP_STEPS} losses in order")
     _require_draws(loss_fn.calls)
     ok("draws fresh noise x_0 ~ N(0, I) and one time t ~ U[0, 1] per sample at every step")
-    reference = _replay(start, path, loss_fn.calls, _LOOP_LR, lambda k: 1 - 0.9 * k / _LOOP_STEPS)
-    mine = _weights(model)
+    reference = _replay(start, path, loss_fn.calls, _LOOP_LR)
+    mine = parameters_to_vector(model.parameters()).detach()
     if not close(mine, reference, 1e-4):
         raise diagnose(mine, _loop_mistakes(start, path, loss_fn.calls, _LOOP_LR),
                        f"after {_LOOP_STEPS} steps your network's weights differ from those of Adam with the "
@@ -340,9 +327,8 @@ def check_training_loop(fn: Callable, ok: Ok) -> None:
 def _sampler_cases():
     """``(network, x_0)`` pairs: MLPs in d = 2 and 3, and an elementwise field on image-shaped states."""
     gen = torch.Generator().manual_seed(5)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        mlp_2, mlp_3 = MLPField(2, (16, 16)), MLPField(3, (16,))
+    torch.manual_seed(0)  # the checker runs on a fork of the global random stream (see run_check)
+    mlp_2, mlp_3 = MLPField(2, (16, 16)), MLPField(3, (16,))
     yield mlp_2, torch.randn(6, 2, generator=gen)
     yield mlp_3, torch.randn(5, 3, generator=gen)
     yield _check_field(), torch.randn(4, 1, 3, 3, generator=gen)

@@ -90,12 +90,6 @@ def cfg_loss_inputs(shape: tuple[int, ...], seed: int):
     return x_0, x_1, t, y, drop
 
 
-def _loss_cases():
-    """``(where, a fresh stand-in model, the loss's other arguments)`` for every shape in GUIDANCE_SHAPES."""
-    for k, shape in enumerate(GUIDANCE_SHAPES):
-        yield f"for x of shape {shape}", CheckModel(seed=k), (CFG_PATH, *cfg_loss_inputs(shape, 10 + k), _NUM_CLASSES)
-
-
 def _call_loss(fn: Callable, model: nn.Module, path: AffinePath, *args) -> Tensor:
     """``fn(model, path, x_0, x_1, t, y, drop_mask, null_label)`` (``args`` from ``x_0`` on), called twice
     with different seeds: it must leave its inputs untouched, return a single number, and the same one."""
@@ -117,18 +111,17 @@ def cfg_loss_mistakes(model: nn.Module, path: AffinePath, x_0: Tensor, x_1: Tens
     def sq(pred, target):
         return (pred - target).pow(2).flatten(1).sum(1).mean()
 
-    s = path.sample(x_0, x_1, t)
-    y_ok = torch.where(drop, torch.full_like(y, null), y)
+    s, swapped = path.sample(x_0, x_1, t), path.sample(x_1, x_0, t)
+    nulls = torch.full_like(y, null)
+    y_ok = torch.where(drop, nulls, y)
     pred = model(s.x_t, t, y_ok)
-    swapped = path.sample(x_1, x_0, t)
     return {
         "the labels were dropped where drop_mask is False: replace y by null_label where drop_mask is True "
-        "(torch.where(drop_mask, null_label, y)).":
-            sq(model(s.x_t, t, torch.where(drop, y, torch.full_like(y, null))), s.dx_t),
+        "(torch.where(drop_mask, null_label, y)).": sq(model(s.x_t, t, torch.where(drop, y, nulls)), s.dx_t),
         "no label was dropped: replace y by null_label wherever drop_mask is True before calling the model.":
             sq(model(s.x_t, t, y), s.dx_t),
         "every label was replaced by the null label: drop only where drop_mask is True.":
-            sq(model(s.x_t, t, torch.full_like(y, null)), s.dx_t),
+            sq(model(s.x_t, t, nulls), s.dx_t),
         "dropped labels became 0, a real class. The null label ∅ is the extra index null_label (= the number of "
         "classes), so that the network can tell 'no label' from the digit 0.":
             sq(model(s.x_t, t, torch.where(drop, torch.zeros_like(y), y)), s.dx_t),
@@ -160,8 +153,11 @@ def check_cfg_loss(fn: Callable, ok: Ok) -> None:
     """Check ``fn(model, path, x_0, x_1, t, y, drop_mask, null_label)`` against the CFG loss
     ``mean_i ||model(x_t, t, ỹ) - dx_t||²`` with ``ỹ = null_label`` where ``drop_mask``."""
     require_function(fn, "check_cfg_loss", "my_cfg_loss")
-    check_loss_values(lambda model, *args: _call_loss(fn, model, *args), _loss_cases(), cfg_loss,
-                      cfg_loss_mistakes, "the CFG loss")
+    # (where, a fresh stand-in model, the loss's other arguments) for every shape
+    cases = ((f"for x of shape {shape}", CheckModel(seed=k), (CFG_PATH, *cfg_loss_inputs(shape, 10 + k), _NUM_CLASSES))
+             for k, shape in enumerate(GUIDANCE_SHAPES))
+    check_loss_values(lambda model, *args: _call_loss(fn, model, *args), cases, cfg_loss, cfg_loss_mistakes,
+                      "the CFG loss")
     probe = on_probe_device(CheckModel(), *cfg_loss_inputs(GUIDANCE_SHAPES[0], 10))
     require_device_safe(lambda: fn(probe[0], CFG_PATH, *probe[1:], _NUM_CLASSES))
     ok(f"matches mean ‖u(x_t | ỹ) − dx_t‖² for shapes {shapes_text(GUIDANCE_SHAPES)} (a cosine path, so the "
@@ -224,8 +220,7 @@ def check_cfg_field(fn: Callable, ok: Ok) -> None:
         require_state_shaped(out, x, "the field", "It must have x's shape." + (
             " That is the whole batched output: split it into its two halves with .chunk(2) and combine them."
             if doubled else ""))
-        calls = list(model.calls)
-        model.calls.clear()
+        calls = list(model.calls)  # before the reference's own calls
         with torch.no_grad():
             ref = (1 - w) * model(x, t, torch.full_like(y, null)) + w * model(x, t, y)
             if not close(out, ref, tol=1e-5):

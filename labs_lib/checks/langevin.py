@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from ..distributions import Density, Gaussian, GaussianMixture
 from ..dynamics import SDE
+from ..times import expand_time
 from ._framework import (CheckFailed, Ok, broadcast_to_state, checker, close, construct, diagnose,
                          require_coefficients_device_safe, require_function, require_state_shaped, require_subclass,
                          run_untouched, shapes_text)
@@ -26,23 +28,19 @@ _TOL = 1e-4  # float32 autograd against a float64 formula: agreement to ~1e-6 is
 # --- test densities with analytic scores ----------------------------------------------------
 
 
-def _gaussian_score(x: Tensor, mean: Tensor, cov: Tensor) -> Tensor:
-    r""":math:`-\Sigma^{-1}(x - \mu)` for ``x`` of shape ``(n, d)``, computed in float64."""
-    prec = torch.linalg.inv(cov.double())
-    return (-(x.double() - mean.double()) @ prec).to(x.dtype)
-
-
-def _mixture_score(x: Tensor, gm: GaussianMixture) -> Tensor:
-    r""":math:`\sum_k w_k(x)\,(-\Sigma_k^{-1}(x - \mu_k))` with responsibilities :math:`w_k(x)`."""
-    xd = x.double()
-    means, covs = gm.means.double(), gm.covs.double()
-    diff = xd.unsqueeze(1) - means  # (n, K, d)
+def _analytic_score(density: Density, x: Tensor) -> Tensor:
+    r""":math:`\sum_k w_k(x)\,(-\Sigma_k^{-1}(x - \mu_k))` with responsibilities :math:`w_k(x)`, computed in
+    float64 from the parameters of a Gaussian mixture, a Gaussian (one component) or an :class:`_ImageGaussian`."""
+    gm = density.gaussian if isinstance(density, _ImageGaussian) else density
+    if isinstance(gm, Gaussian):
+        gm = GaussianMixture(gm.mean[None], gm.cov[None])
+    diff = x.reshape(x.shape[0], 1, -1).double() - gm.means.double()  # (n, K, d)
+    covs = gm.covs.double()
     prec = torch.linalg.inv(covs)  # (K, d, d)
     maha = torch.einsum("nki,kij,nkj->nk", diff, prec, diff)
-    logw = torch.log(gm.weights.double()) - 0.5 * torch.logdet(covs) - 0.5 * maha
-    resp = torch.softmax(logw, dim=1)  # (n, K)
+    resp = torch.softmax(torch.log(gm.weights.double()) - 0.5 * torch.logdet(covs) - 0.5 * maha, dim=1)  # (n, K)
     comp = -torch.einsum("kij,nkj->nki", prec, diff)
-    return (resp.unsqueeze(-1) * comp).sum(1).to(x.dtype)
+    return (resp.unsqueeze(-1) * comp).sum(1).reshape(x.shape).to(x.dtype)
 
 
 class _ImageGaussian(Density):
@@ -56,10 +54,6 @@ class _ImageGaussian(Density):
     def log_density(self, x: Tensor) -> Tensor:
         return self.gaussian.log_density(x.reshape(x.shape[0], 9))
 
-    def analytic_score(self, x: Tensor) -> Tensor:
-        g = self.gaussian
-        return _gaussian_score(x.reshape(x.shape[0], 9), g.mean, g.cov).reshape(x.shape)
-
 
 class _ProbeDensity(Density):
     """The standard Gaussian on the plane, written with operations the meta device can run (the
@@ -71,15 +65,19 @@ class _ProbeDensity(Density):
         return -0.5 * x.pow(2).flatten(1).sum(1)
 
 
-class _Case:
-    """A density, its analytic score, and a batch of points to evaluate them at."""
+class _Case(NamedTuple):
+    """A density with an analytic score, and a batch of points to evaluate them at."""
 
-    def __init__(self, name: str, density: Density, score: Callable[[Tensor], Tensor], x: Tensor):
-        self.name, self.density, self.score, self.x = name, density, score, x
+    name: str
+    density: Density
+    x: Tensor
+
+    def score(self, x: Tensor) -> Tensor:
+        return _analytic_score(self.density, x)
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.x.shape)
+    def where(self) -> str:
+        return f"for {self.name} (x of shape {tuple(self.x.shape)})"
 
 
 def _cases(seed: int) -> list[_Case]:
@@ -90,8 +88,7 @@ def _cases(seed: int) -> list[_Case]:
     a3 = torch.randn(3, 3, generator=gen)
     g3 = Gaussian(torch.tensor([1.0, 0.0, -0.5]), a3 @ a3.T + 0.5 * torch.eye(3))
     gm = GaussianMixture(torch.tensor([[-1.5, 0.0], [1.5, 0.5], [0.0, 2.0]]),
-                         torch.stack([torch.tensor([[0.8, 0.3], [0.3, 0.5]]), torch.tensor([[0.5, -0.2], [-0.2, 0.9]]),
-                                      0.6 * torch.eye(2)]),
+                         torch.tensor([[[0.8, 0.3], [0.3, 0.5]], [[0.5, -0.2], [-0.2, 0.9]], [[0.6, 0.0], [0.0, 0.6]]]),
                          torch.tensor([0.5, 0.3, 0.2]))
     img = _ImageGaussian(gen)
 
@@ -99,36 +96,29 @@ def _cases(seed: int) -> list[_Case]:
         return center + scale * torch.randn(n, *center.shape, generator=gen)
 
     return [
-        _Case("a 2-D Gaussian with a non-diagonal covariance", g2,
-              lambda x: _gaussian_score(x, g2.mean, g2.cov), near(g2.mean, 6)),
-        _Case("the same Gaussian at a single point", g2,
-              lambda x: _gaussian_score(x, g2.mean, g2.cov), near(g2.mean, 1)),
-        _Case("a 3-D Gaussian", g3, lambda x: _gaussian_score(x, g3.mean, g3.cov), near(g3.mean, 5)),
-        _Case("a 2-D Gaussian mixture", gm, lambda x: _mixture_score(x, gm), near(torch.tensor([0.0, 0.7]), 8, 1.5)),
-        _Case("a Gaussian on image-shaped states", img, img.analytic_score,
-              near(img.gaussian.mean.reshape(1, 3, 3), 4, 0.5)),
+        _Case("a 2-D Gaussian with a non-diagonal covariance", g2, near(g2.mean, 6)),
+        _Case("the same Gaussian at a single point", g2, near(g2.mean, 1)),
+        _Case("a 3-D Gaussian", g3, near(g3.mean, 5)),
+        _Case("a 2-D Gaussian mixture", gm, near(torch.tensor([0.0, 0.7]), 8, 1.5)),
+        _Case("a Gaussian on image-shaped states", img, near(img.gaussian.mean.reshape(1, 3, 3), 4, 0.5)),
     ]
-
-
-def _where(case: _Case) -> str:
-    return f"for {case.name} (x of shape {case.shape})"
 
 
 # --- exercise 1: the score by autograd ------------------------------------------------------
 
-_SCALAR_HINT = ("your code called backward (or autograd.grad) on the whole batch of log-densities, shape "
-                "(batch,), and autograd can only start from a single number. Sum them first: "
-                "log_density(x).sum(). The samples are independent, so the gradient of the sum with "
-                "respect to x[i] is exactly ∇log p(x[i]).")
+_SCALAR_HINT = ("your code called backward (or autograd.grad) on the whole batch of log-densities, shape (batch,), "
+                "and autograd can only start from a single number. Sum them first: log_density(x).sum(). The "
+                "samples are independent, so the gradient of the sum with respect to x[i] is exactly ∇log p(x[i]).")
 _ENABLE_GRAD_HINT = ("it works normally but fails when called inside `with torch.no_grad():` (as the "
                      "simulators call it): there autograd records nothing. Compute the gradient inside "
                      "`with torch.enable_grad():`.")
-_REQUIRES_GRAD_HINT = ("autograd had nothing to differentiate: x must require gradients *before* "
-                       "log_density is evaluated. Work on a copy: x = x.detach().requires_grad_().")
+_REQUIRES_GRAD_HINT = ("autograd had nothing to differentiate: x must require gradients *before* log_density is "
+                       "evaluated. Work on a copy: x = x.detach().requires_grad_().")
 
 
-def _call_score(fn: Callable, case: _Case, x: Tensor, *, no_grad: bool = False) -> Tensor:
-    """Call the student's ``fn(log_density, x)`` and check what every answer must satisfy."""
+def _require_score(fn: Callable, case: _Case, x: Tensor, *, no_grad: bool = False) -> None:
+    """Call the student's ``fn(log_density, x)`` (inside ``torch.no_grad()`` if ``no_grad``), check what every
+    answer must satisfy, and compare it with the analytic score: a named mistake, else how far it is off."""
     was_requiring = x.requires_grad
     try:
         with torch.no_grad() if no_grad else nullcontext():
@@ -154,10 +144,9 @@ def _call_score(fn: Callable, case: _Case, x: Tensor, *, no_grad: bool = False) 
     if changed:
         raise CheckFailed("your function changed the values of its input x in place. Leave x untouched.")
     if out is None:
-        raise CheckFailed("your function returned None. If you read x.grad: it is only filled for the leaf "
-                          "tensor you called requires_grad_() on, after backward(); torch.autograd.grad(total, x) "
-                          "returns the gradient directly (a tuple: take its first element). And do not forget "
-                          "`return`.")
+        raise CheckFailed("your function returned None. If you read x.grad: it is only filled for the leaf tensor "
+                          "you called requires_grad_() on, after backward(); torch.autograd.grad(total, x) returns "
+                          "the gradient directly (a tuple: take its first element). And do not forget `return`.")
     if isinstance(out, (tuple, list)) and len(out) == 1 and isinstance(out[0], Tensor):
         raise CheckFailed("your function returned a tuple holding one tensor: torch.autograd.grad returns a "
                           "tuple, one gradient per input. Return its first element.")
@@ -167,14 +156,21 @@ def _call_score(fn: Callable, case: _Case, x: Tensor, *, no_grad: bool = False) 
         raise CheckFailed("the score you return is still attached to an autograd graph (it requires grad). "
                           "Return a plain tensor: the gradient from torch.autograd.grad (without create_graph) "
                           "or .detach() it.")
-    return out
+    x = x.detach()
+    if close(out, case.score(x), _TOL):
+        return
+    if no_grad:
+        raise CheckFailed(f"inside torch.no_grad() your score is wrong {case.where}: compute the "
+                          "gradient inside `with torch.enable_grad():`.")
+    raise diagnose(out, _score_mistakes(case, x), f"{case.where} your score differs from the analytic "
+                   f"∇log p(x) by up to {float((out - case.score(x)).abs().max()):.3g}.")
 
 
 def _score_mistakes(case: _Case, x: Tensor) -> dict[str, Tensor]:
     """The named mistakes of exercise 1: hint → the score that wrong line of code returns at ``x``."""
     ref = case.score(x)
     with torch.no_grad():
-        p = case.density.log_density(x).exp().reshape(-1, *([1] * (x.ndim - 1)))
+        p = expand_time(case.density.log_density(x).exp(), x)  # (batch, 1, ...): broadcasts against the score
     n = x.shape[0]
     mistakes = {
         "the score has the wrong sign: it is +∇log p(x), pointing uphill towards high density "
@@ -191,12 +187,6 @@ def _score_mistakes(case: _Case, x: Tensor) -> dict[str, Tensor]:
     return mistakes
 
 
-def _score_failure(out: Tensor, case: _Case, x: Tensor) -> CheckFailed:
-    """The failure for a wrong score ``out`` at ``x``: a named mistake, else how far it is off."""
-    return diagnose(out, _score_mistakes(case, x), f"{_where(case)} your score differs from the analytic "
-                    f"∇log p(x) by up to {float((out - case.score(x)).abs().max()):.3g}.")
-
-
 @checker("Score by autograd")
 def check_autograd_score(fn: Callable, ok: Ok) -> None:
     """Check ``fn(log_density, x)``: it must return ``∇_x log p(x)`` of ``x``'s shape, leave ``x``
@@ -204,32 +194,21 @@ def check_autograd_score(fn: Callable, ok: Ok) -> None:
     require_function(fn, "check_autograd_score", "autograd_score")
     cases = _cases(0)
     for case in cases:
-        x = case.x.clone()
-        out = _call_score(fn, case, x)
-        if not close(out, case.score(x), _TOL):
-            raise _score_failure(out, case, x)
+        _require_score(fn, case, case.x.clone())
     ok(f"matches the analytic scores of Gaussians and a Gaussian mixture, for x of shapes "
-       f"{shapes_text(c.shape for c in cases)}")
+       f"{shapes_text(c.x.shape for c in cases)}")
     ok("returns a plain tensor of x's shape and leaves x untouched (no requires_grad on the input)")
 
     for case in (cases[0], cases[4]):
-        x = case.x.clone()
-        out = _call_score(fn, case, x, no_grad=True)
-        if not close(out, case.score(x), _TOL):
-            raise CheckFailed(f"inside torch.no_grad() your score is wrong {_where(case)}: compute the "
-                              "gradient inside `with torch.enable_grad():`.")
+        _require_score(fn, case, case.x.clone(), no_grad=True)
     ok("works when called inside torch.no_grad(), as the simulators call it")
 
     case = cases[3]
-    x = case.x.clone().requires_grad_(True)
-    out = _call_score(fn, case, x)
-    if not close(out, case.score(x.detach()), _TOL):
-        raise _score_failure(out, case, x.detach())
+    _require_score(fn, case, case.x.clone().requires_grad_(True))
     ok("works on an x that itself requires grad, without touching x.grad")
 
-    shifted = lambda z: case.density.log_density(z) + 7.0  # noqa: E731  (an unnormalised density)
     x = case.x.clone()
-    out = fn(shifted, x)
+    out = fn(lambda z: case.density.log_density(z) + 7.0, x)  # an unnormalised density
     if not (isinstance(out, Tensor) and close(out, case.score(x), _TOL)):
         raise CheckFailed("adding a constant to log p (dividing p by a normalising constant) changed your "
                           "score; it must not.")
@@ -255,18 +234,14 @@ def _ignores_density(cls: type, cases: list[_Case], case: _Case, sigma: float, x
     """" Does it use the density passed to __init__?" when the drift is the same for another density
     of the same dimension (then the density is ignored); nothing otherwise, so that a mistake in the
     score is not blamed on the constructor."""
-    for other in cases:
-        if other.density is case.density or other.shape[1:] != case.shape[1:]:
-            continue
-        try:
-            with torch.no_grad():
-                again = cls(other.density, sigma).drift(x, t)
-        except Exception:
-            return ""
-        if isinstance(again, Tensor) and close(again, out, _TOL):
-            return (" It is the same for another density: does drift use the density passed to __init__ "
-                    "(self.density)?")
+    others = [c.density for c in cases if c.density is not case.density and c.x.shape[1:] == x.shape[1:]]
+    try:
+        with torch.no_grad():
+            again = cls(others[0], sigma).drift(x, t) if others else None
+    except Exception:
         return ""
+    if isinstance(again, Tensor) and close(again, out, _TOL):
+        return " It is the same for another density: does drift use the density passed to __init__ (self.density)?"
     return ""
 
 
@@ -274,7 +249,6 @@ def _drift_mistakes(sigma: float, score: Tensor, logp: Tensor) -> dict[str, Tens
     """The named mistakes of exercise 2's drift: hint → what that wrong drift returns, from the analytic
     ``score`` at x and the log-densities ``logp`` of shape ``(batch,)``."""
     ref = 0.5 * sigma**2 * score
-    lp = logp.reshape(-1, *([1] * (score.ndim - 1))).expand_as(score)
     return {
         "the drift has the wrong sign: +½σ²∇log p(x) pushes particles uphill, towards high density.": -ref,
         "the drift is missing the factor ½: it is ½σ²∇log p(x).": sigma**2 * score,
@@ -284,7 +258,7 @@ def _drift_mistakes(sigma: float, score: Tensor, logp: Tensor) -> dict[str, Tens
         "with other σ the noise and the drift no longer balance.)": 0.5 * score,
         "the drift is just the score: multiply it by ½σ².": score,
         "the drift uses log_density(x), a number per sample; it needs the score "
-        "self.density.score(x), the gradient of log p.": 0.5 * sigma**2 * lp,
+        "self.density.score(x), the gradient of log p.": 0.5 * sigma**2 * expand_time(logp, score).expand_as(score),
     }
 
 
@@ -309,8 +283,7 @@ def check_langevin_sde(cls: type, ok: Ok) -> None:
         for sigma in sigmas:
             sde = construct(cls, (case.density, sigma), lambda err: f"could not build {cls.__name__}(density, "
                             f"sigma): {err}. The constructor takes the density first, then σ.")
-            x = case.x.clone()
-            t = torch.tensor(0.3)
+            x, t = case.x.clone(), torch.tensor(0.3)
             try:
                 with torch.no_grad():  # as the simulators call it
                     out, changed = run_untouched(lambda sde=sde, x=x, t=t: sde.drift(x, t), {"x": x})
@@ -330,7 +303,7 @@ def check_langevin_sde(cls: type, ok: Ok) -> None:
             ref = 0.5 * sigma**2 * score
             if not close(out, ref, _TOL):
                 raise diagnose(out, _drift_mistakes(sigma, score, logp),
-                               f"with σ = {sigma}, {_where(case)} your drift differs from ½σ²∇log p(x) by up to "
+                               f"with σ = {sigma}, {case.where} your drift differs from ½σ²∇log p(x) by up to "
                                f"{float((out - ref).abs().max()):.3g}."
                                + _ignores_density(cls, cases, case, sigma, x, t, out))
             diff = _diffusion_tensor(sde.diffusion(x, t), x)
@@ -338,7 +311,7 @@ def check_langevin_sde(cls: type, ok: Ok) -> None:
                 raise diagnose(diff, _diffusion_mistakes(sigma), f"with σ = {sigma} diffusion returned values "
                                f"up to {float(diff.abs().max()):.3g}; it must be σ.")
     ok(f"drift = ½σ²∇log p(x) for σ in {sigmas}, Gaussians and a Gaussian mixture, x of shapes "
-       f"{shapes_text(c.shape for c in cases)}")
+       f"{shapes_text(c.x.shape for c in cases)}")
     require_coefficients_device_safe(cls(_ProbeDensity(), 1.5), torch.randn(6, 2), torch.tensor(0.3))
     ok("diffusion = σ, drift works inside torch.no_grad() without changing x, and both create their "
        "tensors on x's device")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -39,19 +40,14 @@ PATCHIFY_CASES: tuple[tuple[tuple[int, int, int, int], int], ...] = (
     ((2, 1, 8, 8), 2), ((3, 1, 8, 8), 4), ((2, 3, 4, 6), 2), ((1, 1, 8, 8), 1), ((2, 4, 2, 2), 1), ((2, 4, 2, 2), 2))
 
 
-def _grid(x: Tensor, p: int) -> Tensor:
-    """``x`` ``(B, C, H, W)`` as ``(B, C, H/p, p, W/p, p)``: axes (batch, c, i, a, j, b)."""
-    b, c, h, w = x.shape
-    return x.reshape(b, c, h // p, p, w // p, p)
-
-
 def _patchify_mistakes(x: Tensor, p: int) -> dict[str, Tensor]:
     """The named mistakes of the patchify exercise: hint → the tokens that wrong line of code returns for ``x``."""
     b, c, h, w = x.shape
     n, d = (h // p) * (w // p), c * p * p
 
     def tokens(*axes: int) -> Tensor:  # the 6-D grid permuted so, then flattened to (B, N, C·p·p)
-        return _grid(x, p).permute(0, *axes).reshape(b, n, d)
+        # x as the grid (B, C, H/p, p, W/p, p): axes (batch, c, i, a, j, b)
+        return x.reshape(b, c, h // p, p, w // p, p).permute(0, *axes).reshape(b, n, d)
 
     return {
         "the tokens are (B, C·p·p, N), the layout of F.unfold / Tensor.unfold: transpose them, .transpose(1, 2), "
@@ -72,12 +68,6 @@ def _patchify_mistakes(x: Tensor, p: int) -> dict[str, Tensor]:
     }
 
 
-def _call_patchify(fn: Callable, x: Tensor, p: int) -> Tensor:
-    out = call_guarded(lambda: fn(x, p), {"x": x}, "your patchify",
-                       "patchify only rearranges x: use reshape and permute, which return new tensors.")
-    return require_tensor(out, "your patchify")
-
-
 @checker("patchify")
 def check_patchify(fn: Callable, ok: Ok) -> None:
     """Check ``fn(x, patch_size)``: images ``(B, C, H, W)`` → tokens ``(B, N, C·p·p)`` in row-major patch order,
@@ -86,7 +76,9 @@ def check_patchify(fn: Callable, ok: Ok) -> None:
     gen = torch.Generator().manual_seed(0)
     for shape, p in PATCHIFY_CASES:
         x = torch.randn(shape, generator=gen)
-        out = _call_patchify(fn, x, p)
+        out = call_guarded(lambda x=x, p=p: fn(x, p), {"x": x}, "your patchify",
+                           "patchify only rearranges x: use reshape and permute, which return new tensors.")
+        out = require_tensor(out, "your patchify")
         ref = patchify(x, p)
         if not close(out, ref, tol=0):  # a rearrangement: exact
             b, c, h, w = shape
@@ -141,15 +133,12 @@ def _modulate_mistakes(h: Tensor, shift: Tensor, scale: Tensor) -> dict[str, Ten
     return mistakes
 
 
-def _modulate_shape_hint(err: str) -> str:
-    return (f"a shape mismatch ({err}). shift and scale have shape (B, W), one row per example, and h has shape "
-            "(B, N, W): give them a token axis, scale.unsqueeze(1) of shape (B, 1, W), so that they broadcast "
-            "over the N tokens of each example.")
-
-
 def _call_modulate(fn: Callable, h: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     out = call_guarded(lambda: fn(h, shift, scale), {"h": h, "shift": shift, "scale": scale}, "your modulate",
-                       "Build a new tensor: h * (1 + ...) + ..., not h *= ... or h.mul_(...).", _modulate_shape_hint)
+                       "Build a new tensor: h * (1 + ...) + ..., not h *= ... or h.mul_(...).",
+                       lambda err: f"a shape mismatch ({err}). shift and scale have shape (B, W), one row per example, "
+                       "and h has shape (B, N, W): give them a token axis, scale.unsqueeze(1) of shape (B, 1, W), so "
+                       "that they broadcast over the N tokens of each example.")
     out = require_tensor(out, "your modulate")
     if out.shape != h.shape:
         raise CheckFailed(f"for h of shape {tuple(h.shape)} and shift, scale of shape {tuple(shift.shape)} modulate "
@@ -180,8 +169,7 @@ def check_modulate(fn: Callable, ok: Ok) -> None:
     if not torch.equal(_call_modulate(fn, h, zeros, zeros.clone()).to(h.dtype), h):
         raise CheckFailed("with shift = scale = 0 modulate must return h exactly: h · (1 + 0) + 0.")
     ok("with shift = scale = 0 it returns h exactly: adaLN-Zero's zero-initialised modulation starts as the identity")
-    probe = on_probe_device(h, torch.randn(h.shape[0], h.shape[2]), torch.randn(h.shape[0], h.shape[2]))
-    require_device_safe(lambda: fn(*probe))
+    require_device_safe(lambda: fn(*on_probe_device(h, torch.randn_like(zeros), torch.randn_like(zeros))))
     ok("leaves its inputs untouched and works on h's device")
 
 
@@ -206,24 +194,17 @@ def _autoencoder(k: int) -> Autoencoder:
     return ae
 
 
-def _images(ae: Autoencoder, n: int, seed: int) -> Tensor:
-    return 2 * torch.rand((n, *ae.image_shape), generator=torch.Generator().manual_seed(seed)) - 1
-
-
-def _latent_inputs(ae: Autoencoder, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """``(x_0, images, t, y, drop_mask)``: x_0 of the LATENT shape, the CFG loss's t, labels and drop mask."""
-    x_0, _, t, y, drop = cfg_loss_inputs((n, *ae.latent_shape), seed)
-    return x_0, _images(ae, n, seed + 1000), t, y, drop
-
-
 def _cases():
-    """``(where, a fresh stand-in model, (autoencoder, path, x_0, images, t, y, drop_mask))``."""
+    """``(where, a fresh stand-in model, (autoencoder, path, x_0, images, t, y, drop_mask))``: x_0 of the LATENT
+    shape with the CFG loss's t, labels and drop mask, and images in [-1, 1]."""
     k = 0
     for a, (image_shape, _, _, batches) in enumerate(_AUTOENCODERS):
         ae = _autoencoder(a)
         for n, num_classes in batches:
+            x_0, _, t, y, drop = cfg_loss_inputs((n, *ae.latent_shape), 70 + k)
+            images = 2 * torch.rand((n, *image_shape), generator=torch.Generator().manual_seed(1070 + k)) - 1
             yield (f"for images of shape {(n, *image_shape)} (latents {(n, *ae.latent_shape)})",
-                   CheckModel(num_classes, seed=60 + k), (ae, CFG_PATH, *_latent_inputs(ae, n, 70 + k)))
+                   CheckModel(num_classes, seed=60 + k), (ae, CFG_PATH, x_0, images, t, y, drop))
             k += 1
 
 
@@ -259,62 +240,33 @@ def _latent_mistakes(model: nn.Module, ae: Autoencoder, path: AffinePath, x_0: T
     }
 
 
-def _in_decode(err: BaseException) -> bool:
-    """Whether ``err`` was raised inside :meth:`Autoencoder.decode`."""
-    return any(f.name == "decode" and f.filename.endswith("autoencoder.py")
-               for f in traceback.extract_tb(err.__traceback__))
-
-
-_DECODED = ("your loss decodes the images: decode maps latents to images. The flow learns the latents of the "
-            "images, so encode them: z = autoencoder.encode(images), then the CFG loss on z.")
-
-
 def _call_latent_loss(fn: Callable, model: nn.Module, ae: Autoencoder, path: AffinePath, *args: Tensor) -> Tensor:
     """``fn(model, autoencoder, path, x_0, images, t, y, drop_mask)``, guarded, a single number, and the same
     one under another global seed (it must use the x_0 it is given)."""
     x_0, images = args[0], args[1]
+    call = partial(fn, model, ae, path, *args)
 
     def shape_hint(err: str) -> str:
         return (f"a shape mismatch ({err}). x_0 has the shape of the latents, {tuple(x_0.shape)}, and the images "
                 f"{tuple(images.shape)}: the loss runs in latent space. Did you use the images themselves? Encode "
                 "them first, z = autoencoder.encode(images), and pass z as the data point x_1 of the CFG loss.")
 
-    def call() -> object:
-        return fn(model, ae, path, *args)
-
     torch.manual_seed(1)
     try:
         out = call_guarded(call, dict(zip(("x_0", "images", "t", "y", "drop_mask"), args)), "your loss",
-                           "Build new tensors instead, e.g. torch.where(drop_mask, model.null_label, y).",
-                           shape_hint)
+                           "Build new tensors instead, e.g. torch.where(drop_mask, model.null_label, y).", shape_hint)
     except ValueError as err:  # the library's own shape checks (decode's, path.sample's) raise ValueError
-        if _in_decode(err):
-            raise CheckFailed(_DECODED) from None
+        if any(f.name == "decode" and f.filename.endswith("autoencoder.py")
+               for f in traceback.extract_tb(err.__traceback__)):
+            raise CheckFailed("your loss decodes the images: decode maps latents to images. The flow learns the "
+                              "latents of the images, so encode them: z = autoencoder.encode(images), then the CFG "
+                              "loss on z.") from None
         if str(tuple(images.shape)) in str(err):
             raise CheckFailed(shape_hint(str(err))) from None
         raise
     require_scalar_loss(out, x_0, "x_0")
     require_repeatable(call, out, "x_0, t and drop_mask")
     return out
-
-
-def _require_frozen_encoder(fn: Callable) -> None:
-    """No gradient of the student's loss may reach the autoencoder.
-
-    Detected on the loss's graph: ``torch.autograd.grad(loss, autoencoder.parameters(), allow_unused=True)``
-    gives None for every parameter the graph does not reach, which is what ``torch.no_grad()`` (or a
-    ``.detach()`` of the latents) guarantees. The value is the same either way, so only the graph shows it;
-    and a single ``backward`` through the encoder would move it away from the decoder it was trained with.
-    """
-    _, model, (ae, *args) = next(_cases())
-    loss = _call_latent_loss(fn, model, ae, *args)
-    # parameters whose gradient the student switched off (autoencoder.requires_grad_(False)) are frozen already
-    trainable = [p for p in ae.parameters() if p.requires_grad]
-    if trainable and any(g is not None for g in torch.autograd.grad(loss, trainable, allow_unused=True)):
-        raise CheckFailed("the value is right, but the loss's gradient reaches the autoencoder's parameters: the "
-                          "encoder ran with autograd on, so training would update the frozen compressor too, away "
-                          "from its decoder. Encode without tracking it: with torch.no_grad(): z = "
-                          "autoencoder.encode(images).")
 
 
 def _probe_inputs() -> list:
@@ -338,7 +290,19 @@ def check_latent_cfg_loss(fn: Callable, ok: Ok) -> None:
        "(3, 2, 2), batches of 5 to 8, models of 3 and 5 classes")
     ok("uses the given x_0 (no new noise), drops the labels where drop_mask is True, and its gradient reaches the "
        "network's parameters")
-    _require_frozen_encoder(fn)
+    # No gradient may reach the autoencoder: a single backward through the encoder would move it away from the
+    # decoder it was trained with. The value is the same either way, so only the loss's graph shows it:
+    # torch.autograd.grad(loss, its parameters, allow_unused=True) gives None for every parameter the graph does not
+    # reach, which torch.no_grad() (or a .detach() of the latents) guarantees.
+    _, model, (ae, *args) = next(_cases())
+    loss = _call_latent_loss(fn, model, ae, *args)
+    # parameters whose gradient the student switched off (autoencoder.requires_grad_(False)) are frozen already
+    trainable = [p for p in ae.parameters() if p.requires_grad]
+    if trainable and any(g is not None for g in torch.autograd.grad(loss, trainable, allow_unused=True)):
+        raise CheckFailed("the value is right, but the loss's gradient reaches the autoencoder's parameters: the "
+                          "encoder ran with autograd on, so training would update the frozen compressor too, away "
+                          "from its decoder. Encode without tracking it: with torch.no_grad(): z = "
+                          "autoencoder.encode(images).")
     ok("no gradient reaches the autoencoder: the frozen compressor stays as it was trained")
     probe = _probe_inputs()
     require_device_safe(lambda: fn(*probe))

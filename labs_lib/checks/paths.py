@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.distributions import Normal
 
 from ..paths import (AffinePath, CondOTScheduler, CosineScheduler, Scheduler, SchedulerOutput, SqrtScheduler,
                      validate_scheduler)
@@ -22,16 +23,7 @@ from ._framework import (SHAPES, CheckFailed, Ok, call_guarded, checker, close, 
 _FIELDS = ("alpha_t", "beta_t", "d_alpha_t", "d_beta_t")
 
 
-def _fmt(shape) -> str:
-    return str(tuple(shape))
-
-
 # --- exercise 1: the square-root schedule --------------------------------------------------------
-
-
-def _scheduler_times() -> list[Tensor]:
-    t = torch.linspace(0.1, 0.9, 9)
-    return [t, t[:, None], torch.tensor(0.35), t[:4].view(4, 1, 1, 1)]
 
 
 def _call_scheduler(sched: Scheduler, t: Tensor) -> SchedulerOutput:
@@ -46,7 +38,7 @@ def _call_scheduler(sched: Scheduler, t: Tensor) -> SchedulerOutput:
             raise CheckFailed(f"{name} is a {type(value).__name__}, not a tensor: every field needs one value per "
                               "time, with t's shape. Build a constant c as c * torch.ones_like(t).")
         if value.shape != t.shape:
-            raise CheckFailed(f"for t of shape {_fmt(t.shape)}, {name} has shape {_fmt(value.shape)}: every field "
+            raise CheckFailed(f"for t of shape {tuple(t.shape)}, {name} has shape {tuple(value.shape)}: every field "
                               "must have t's shape (one value per time). Compute it elementwise from t, and build "
                               "constants with torch.ones_like(t).")
         if value.dtype != t.dtype:
@@ -55,29 +47,31 @@ def _call_scheduler(sched: Scheduler, t: Tensor) -> SchedulerOutput:
     return out
 
 
-def _scheduler_mistakes(t: Tensor) -> dict[str, dict[str, Tensor]]:
-    """The named mistakes of exercise 1, per field: field → {hint → what that wrong formula gives at t}."""
+def _scheduler_mistakes(t: Tensor, out: SchedulerOutput) -> dict[str, tuple[str, dict[str, Tensor]]]:
+    """The named mistakes of exercise 1, per field of the student's ``out`` at ``t``: field → (what its failure
+    says when no named mistake matches, {hint → what that wrong formula gives at t})."""
     ref, root = SqrtScheduler()(t), torch.sqrt(1 - t)
+    at, yours = t.flatten()[:3].tolist(), {name: rounded(getattr(out, name), 3) for name in _FIELDS}
     return {
-        "alpha_t": {
+        "alpha_t": (f"alpha_t should be α_t = t, but at t = {at} it is {yours['alpha_t']}.", {
             "α and β are swapped: the data weight α_t = t grows from 0 to 1, the noise weight "
             "β_t = √(1 − t) shrinks from 1 to 0.": root,
             "α_t must be t itself, not √t.": torch.sqrt(t),
-        },
-        "beta_t": {
+        }),
+        "beta_t": (f"beta_t should be β_t = √(1 − t), but at t = {at} it is {yours['beta_t']}.", {
             "α and β are swapped: β_t = √(1 − t) is the noise weight, α_t = t the data weight.": t,
             "β_t = 1 − t is the linear (CondOT) schedule; this one is β_t = √(1 − t).": 1 - t,
             "β_t = √t runs the wrong way: it must start at 1 (pure noise) and end at 0, so β_t = √(1 − t).":
                 torch.sqrt(t),
             "β_t = 1 − √t runs at the wrong speed: take the root of (1 − t), β_t = √(1 − t).":
                 1 - torch.sqrt(t),
-        },
-        "d_alpha_t": {
+        }),
+        "d_alpha_t": (f"d_alpha_t should be dα_t/dt = 1, but yours is {yours['d_alpha_t']}.", {
             "d_alpha_t is 0, but α_t = t grows at rate 1: d_alpha_t = torch.ones_like(t).": torch.zeros_like(t),
             "d_alpha_t = t is α_t itself; its derivative is 1 (torch.ones_like(t)).": t,
             "α and β are swapped in the derivatives too: d_alpha_t is dα_t/dt = 1.": ref.d_beta_t,
-        },
-        "d_beta_t": {
+        }),
+        "d_beta_t": (f"d_beta_t should be dβ_t/dt = −1/(2√(1 − t)), but at t = {at} yours is {yours['d_beta_t']}.", {
             "d_beta_t has the wrong sign: β_t = √(1 − t) decreases, so dβ_t/dt = −1/(2√(1 − t)) is negative "
             "(the chain rule brings the factor d(1 − t)/dt = −1).": 0.5 / root,
             "the factor ½ is missing: d/du √u = 1/(2√u), so dβ_t/dt = −1/(2√(1 − t)).": -1 / root,
@@ -90,18 +84,7 @@ def _scheduler_mistakes(t: Tensor) -> dict[str, dict[str, Tensor]]:
                 -0.5 / (1 - t),
             "d_beta_t is 0, but β_t changes with t: dβ_t/dt = −1/(2√(1 − t)).": torch.zeros_like(t),
             "α and β are swapped in the derivatives: d_beta_t is dβ_t/dt = −1/(2√(1 − t)).": ref.d_alpha_t,
-        },
-    }
-
-
-def _scheduler_failures(t: Tensor, out: SchedulerOutput) -> dict[str, str]:
-    """What the failure of each field of ``out`` says when no named mistake matches."""
-    at, yours = t.flatten()[:3].tolist(), {name: rounded(getattr(out, name), 3) for name in _FIELDS}
-    return {
-        "alpha_t": f"alpha_t should be α_t = t, but at t = {at} it is {yours['alpha_t']}.",
-        "beta_t": f"beta_t should be β_t = √(1 − t), but at t = {at} it is {yours['beta_t']}.",
-        "d_alpha_t": f"d_alpha_t should be dα_t/dt = 1, but yours is {yours['d_alpha_t']}.",
-        "d_beta_t": f"d_beta_t should be dβ_t/dt = −1/(2√(1 − t)), but at t = {at} yours is {yours['d_beta_t']}.",
+        }),
     }
 
 
@@ -110,7 +93,8 @@ def check_sqrt_scheduler(cls: type, ok: Ok) -> None:
     r"""Check a scheduler class for :math:`\alpha_t = t,\ \beta_t = \sqrt{1-t}` and their derivatives."""
     require_subclass(cls, Scheduler, "sqrt_scheduler")
     sched = cls()
-    times = _scheduler_times()
+    grid = torch.linspace(0.1, 0.9, 9)
+    times = [grid, grid[:, None], torch.tensor(0.35), grid[:4].view(4, 1, 1, 1)]
     outs = [_call_scheduler(sched, t) for t in times]
     ok("returns a SchedulerOutput whose four fields are tensors of t's shape and dtype, for t of shape "
        + shapes_text(t.shape for t in times))
@@ -122,8 +106,8 @@ def check_sqrt_scheduler(cls: type, ok: Ok) -> None:
             ref = SqrtScheduler()(t)
             for name in fields:
                 if not close(getattr(out, name), getattr(ref, name)):
-                    raise diagnose(getattr(out, name), _scheduler_mistakes(t)[name],
-                                   _scheduler_failures(t, out)[name])
+                    fallback, mistakes = _scheduler_mistakes(t, out)[name]
+                    raise diagnose(getattr(out, name), mistakes, fallback)
         ok(verified)
 
     # The derivatives against central differences of the student's own α_t and β_t (float64).
@@ -147,10 +131,10 @@ def check_sqrt_scheduler(cls: type, ok: Ok) -> None:
 
 # --- exercises 2 and 3: the conditional vector field and score -----------------------------------
 
-# Three schedules, the square root first: for it the common mistakes give distinct results, while
-# for the linear schedule some coincide (there dα/dt = 1 and (z − x)/(1 − t) is the right answer).
-_SCHEDULERS: tuple[Callable[[], Scheduler], ...] = (SqrtScheduler, CosineScheduler, CondOTScheduler)
-_NAMES = {SqrtScheduler: "square-root", CosineScheduler: "cosine", CondOTScheduler: "linear (CondOT)"}
+# Three schedules (name, class), the square root first: for it the common mistakes give distinct results,
+# while for the linear schedule some coincide (there dα/dt = 1 and (z − x)/(1 − t) is the right answer).
+_SCHEDULES: tuple[tuple[str, Callable[[], Scheduler]], ...] = (
+    ("square-root", SqrtScheduler), ("cosine", CosineScheduler), ("linear (CondOT)", CondOTScheduler))
 
 
 def _field_inputs(seed: int):
@@ -168,28 +152,14 @@ _TIME_HINT = ("t holds one time per sample: reshape it to broadcast against x be
               "0-dim for a 0-dim t).")
 
 
-def _broadcast_hint(x: Tensor, t: Tensor) -> str:
-    return f"for x of shape {_fmt(x.shape)} and t of shape {_fmt(t.shape)}. {_TIME_HINT}"
-
-
 def _call_field(fn: Callable, sched: Scheduler, x: Tensor, z: Tensor, t: Tensor, what: str) -> Tensor:
     out = call_guarded(lambda: fn(sched, x, z, t), {"x": x, "z": z}, "your function",
                        "Build new tensors instead (`x = x - ...`, not `x -= ...`).",
-                       lambda err: "a shape error " + _broadcast_hint(x, t))
+                       lambda err: f"a shape error for x of shape {tuple(x.shape)} and t of shape "
+                                   f"{tuple(t.shape)}. {_TIME_HINT}")
     return require_state_shaped(out, x, "your function", f"{what[0].upper()}{what[1:]} must have x's shape (t has "
-                                f"shape {_fmt(t.shape)}): {_TIME_HINT} Keep every term elementwise, with no sum or "
+                                f"shape {tuple(t.shape)}): {_TIME_HINT} Keep every term elementwise, with no sum or "
                                 "slice over an axis.")
-
-
-def _mismatches(fn: Callable, sched: Scheduler, seed: int, what: str, reference: Callable):
-    """``(x, z, t, out, ref)`` for each input of :func:`_field_inputs` where ``fn`` differs from
-    ``reference(path, x, z, t)``, ``fn`` called through :func:`_call_field`."""
-    path = AffinePath(sched)
-    for x, z, t in _field_inputs(seed):
-        out = _call_field(fn, sched, x, z, t, what)
-        ref = reference(path, x, z, t)
-        if not close(out, ref):
-            yield x, z, t, out, ref
 
 
 # The named mistakes of the two formula exercises: hint → what that wrong formula returns, from the
@@ -242,28 +212,30 @@ def _score_mistakes(s: SchedulerOutput, x: Tensor, z: Tensor, t: Tensor) -> dict
 _SHAPES_VERIFIED = f"works for state shapes {shapes_text(SHAPES)}, with t of shape (batch,) or 0-dim"
 
 
-def _match_every_schedule(ok: Callable[[str], None], fn: Callable, checker: str, seed: int, what: str,
-                          reference: Callable, mistakes: Callable[..., dict[str, Tensor]], yours: str,
-                          formula: str) -> None:
-    """What both formula checkers do first: ``fn`` must be a function (the one ``checker`` checks) that
-    matches ``reference`` on every schedule and input; the first mismatch is diagnosed with the
-    ``mistakes`` table, and each schedule that matches is reported."""
-    require_function(fn, checker, "my_" + checker.removeprefix("check_"))
-    for make in _SCHEDULERS:
-        sched = make()
-        for x, z, t, out, ref in _mismatches(fn, sched, seed, what, reference):
-            raise diagnose(out, mistakes(sched(expand_time(t, x)), x, z, t),
-                           f"with the {_NAMES[make]} schedule, for x of shape {_fmt(x.shape)} and t of shape "
-                           f"{_fmt(t.shape)}, {yours} differs from {formula} by up to "
-                           f"{float((out - ref).abs().max()):.3g}.")
-        ok(f"matches {formula} for the {_NAMES[make]} schedule")
+def _match_every_schedule(ok: Ok, fn: Callable, exercise: str, seed: int, what: str, reference: Callable,
+                          mistakes: Callable[..., dict[str, Tensor]], yours: str, formula: str) -> None:
+    """What both formula checkers do first: ``fn`` must be a function (the answer to ``exercise``) that
+    matches ``reference(path, x, z, t)`` on every schedule and input of :func:`_field_inputs`; the first
+    mismatch is diagnosed with the ``mistakes`` table, and each schedule that matches is reported."""
+    require_function(fn, f"check_{exercise}", f"my_{exercise}")
+    for name, make in _SCHEDULES:
+        path = AffinePath(make())
+        for x, z, t in _field_inputs(seed):
+            out = _call_field(fn, path.scheduler, x, z, t, what)
+            ref = reference(path, x, z, t)
+            if not close(out, ref):
+                raise diagnose(out, mistakes(path.scheduler(expand_time(t, x)), x, z, t),
+                               f"with the {name} schedule, for x of shape {tuple(x.shape)} and t of shape "
+                               f"{tuple(t.shape)}, {yours} differs from {formula} by up to "
+                               f"{float((out - ref).abs().max()):.3g}.")
+        ok(f"matches {formula} for the {name} schedule")
 
 
 @checker("conditional vector field")
 def check_conditional_vector_field(fn: Callable, ok: Ok) -> None:
     r"""Check ``fn(scheduler, x, z, t)`` against
     :math:`u_t(x \mid z) = \dot\alpha_t z + \frac{\dot\beta_t}{\beta_t}(x - \alpha_t z)`."""
-    _match_every_schedule(ok, fn, "check_conditional_vector_field", 4, "the vector field",
+    _match_every_schedule(ok, fn, "conditional_vector_field", 4, "the vector field",
                           AffinePath.conditional_vector_field, _field_mistakes, "your field",
                           "α̇_t z + (β̇_t/β_t)(x − α_t z)")
     ok(_SHAPES_VERIFIED)
@@ -274,16 +246,15 @@ def check_conditional_vector_field(fn: Callable, ok: Ok) -> None:
 def check_conditional_score(fn: Callable, ok: Ok) -> None:
     r"""Check ``fn(scheduler, x, z, t)`` against
     :math:`\nabla_x \log \mathcal N(x; \alpha_t z, \beta_t^2 I) = -(x - \alpha_t z)/\beta_t^2`."""
-    _match_every_schedule(ok, fn, "check_conditional_score", 5, "the score", AffinePath.conditional_score,
+    _match_every_schedule(ok, fn, "conditional_score", 5, "the score", AffinePath.conditional_score,
                           _score_mistakes, "your score", "−(x − α_t z)/β_t²")
     # the same numbers as the autograd score of the Gaussian N(α z, β² I)
     sched = SqrtScheduler()
-    x, z, t = torch.randn(8, 2, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64), 0.45
-    s = sched(torch.tensor(t, dtype=torch.float64))
-    x_ = x.clone().requires_grad_(True)
-    logp = -((x_ - s.alpha_t * z) ** 2).sum() / (2 * s.beta_t**2)
-    (grad,) = torch.autograd.grad(logp, x_)
-    out = _call_field(fn, sched, x, z.expand(8, 2), torch.tensor(t, dtype=torch.float64), "the score")
+    x, z = torch.randn(8, 2, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64)
+    t = torch.tensor(0.45, dtype=torch.float64)
+    s = sched(t)
+    grad = torch.func.grad(lambda v: Normal(s.alpha_t * z, s.beta_t).log_prob(v).sum())(x)
+    out = _call_field(fn, sched, x, z.expand(8, 2), t, "the score")
     # float64 inputs: 1e-6 still rejects any wrong formula, and accepts a schedule evaluated at a
     # float32 copy of t (a rounding of 1e-7, not a mistake)
     if not close(out, grad, tol=1e-6):

@@ -16,6 +16,7 @@ r"""Checkers for notebook 02: Brownian paths from the definition, and the Ornste
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 
@@ -25,7 +26,7 @@ from torch import Tensor
 from ..dynamics import SDE
 from ._framework import (SHAPES, CheckFailed, Ok, broadcast_to_state, broadcast_values, call_guarded, checker, close,
                          construct, named_mistake, require_coefficients_device_safe, require_function, require_subclass,
-                         shapes_text, states_and_times)
+                         require_tensor, shapes_text, states_and_times)
 
 # Parameter values are chosen so that every catalogued mistake gives a different number:
 # no θ or σ equals 1 (σ² = √σ = σ there), no θ equals 1/2 (σ/√(2θ) = σ there), θ ≠ σ
@@ -50,21 +51,10 @@ def _inputs(seed: int) -> Iterator[tuple[Tensor, Tensor]]:
     yield 2 * torch.randn(7, 1, generator=gen, dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64)
 
 
-def _shapes_text() -> str:
-    return shapes_text(SHAPES) + " and (7, 1) in float64"
-
-
 def _describe(value: object) -> str:
     if isinstance(value, Tensor):
         return f"a tensor of shape {tuple(value.shape)}"
     return f"{type(value).__name__} {value!r}"
-
-
-def _construct(cls: type, params: dict[str, float]) -> object:
-    """``cls(*params.values())``, the parameters in their order."""
-    args = tuple(params.values())
-    return construct(cls, args, lambda err: f"{cls.__name__}({', '.join(map(str, args))}) failed with TypeError: "
-                     f"{err}. The constructor must be `def __init__(self, {', '.join(params)})`.")
 
 
 def _call(obj: object, method: str, x: Tensor, t: Tensor) -> object:
@@ -75,8 +65,9 @@ def _call(obj: object, method: str, x: Tensor, t: Tensor) -> object:
                         "coefficients.")
 
 
-def _require_deterministic(objects: list[object], method: str, x: Tensor, t: Tensor) -> None:
-    """A coefficient is a function of x and t: two calls with different random seeds agree."""
+def _require_fixed_per_sample(objects: list[object], method: str, x: Tensor, t: Tensor) -> None:
+    """A coefficient is a fixed function of x and t: two calls with different random seeds agree; and each
+    sample's coefficient depends on that sample alone, not on the rest of the batch."""
     for obj in objects:
         torch.manual_seed(11)
         first = _call(obj, method, x, t)
@@ -87,17 +78,12 @@ def _require_deterministic(objects: list[object], method: str, x: Tensor, t: Ten
             raise CheckFailed(f"{method} is random: it gave different values for the same x and t (torch.randn "
                               f"inside it?). The coefficients of an SDE are fixed functions of x and t; the "
                               f"simulator draws the noise and multiplies it by the diffusion (σ·√h·ε).")
-
-
-def _require_per_sample(objects: list[object], method: str, x: Tensor, t: Tensor) -> None:
-    """Each sample's coefficient must depend on that sample alone, not on the rest of the batch."""
     for obj in objects:
         whole = _call(obj, method, x, t)
         if not isinstance(whole, Tensor) or whole.shape != x.shape:
             return  # the value checks name shape mistakes
         for i in range(x.shape[0]):
-            t_i = t[i:i + 1] if t.ndim == 1 else t
-            alone = _call(obj, method, x[i:i + 1], t_i)
+            alone = _call(obj, method, x[i:i + 1], t[i:i + 1] if t.ndim == 1 else t)
             if isinstance(alone, Tensor) and alone.shape == x[i:i + 1].shape and not close(alone, whole[i:i + 1]):
                 raise CheckFailed(f"{method} of one sample depends on the other samples in the batch: for the "
                                   f"same state it gives a different value alone than inside a batch (a mean, sum "
@@ -105,9 +91,8 @@ def _require_per_sample(objects: list[object], method: str, x: Tensor, t: Tensor
                                   f"on that particle's own x only.")
 
 
-def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formula: str, how: str,
-                 ignores: Callable[[], str | None] = lambda: None) -> None:
-    """The drift must be a new tensor equal to ``ref``: same shape and dtype as ``x``.
+def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, ignores: Callable[[], str | None]) -> None:
+    """The drift must be a new tensor equal to ``ref`` (−θ·x): same shape and dtype as ``x``.
 
     A wrong value is compared with ``mistakes`` (hint → wrong value) first; if none matches,
     ``ignores()`` may name a constructor argument that the code ignores.
@@ -117,10 +102,10 @@ def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formul
     if isinstance(out, Tensor) and out.shape == x.shape:
         if not torch.is_floating_point(out) or out.dtype != x.dtype:
             raise CheckFailed(f"for x of dtype {x.dtype} drift returned dtype {out.dtype}. Build the drift "
-                              f"from x ({how}) so that it keeps x's dtype and device.")
+                              "from x (-self.theta * x) so that it keeps x's dtype and device.")
         if not close(out, ref):
             raise CheckFailed(named_mistake(out, mistakes) or ignores()
-                              or f"for x of shape {tuple(x.shape)} the drift differs from {formula} by up to "
+                              or f"for x of shape {tuple(x.shape)} the drift differs from −θ·x by up to "
                                  f"{float((out - ref).abs().max()):.3g}.")
         return
     # A number, a 0-dim tensor or a tensor of another shape: say what the values would have
@@ -129,64 +114,26 @@ def _check_drift(out: object, x: Tensor, ref: Tensor, mistakes: Mistakes, formul
         raise CheckFailed(f"drift must return a torch.Tensor of x's shape, got {_describe(out)}.")
     full = broadcast_to_state(out, x)
     shape_text = (f"drift returned {_describe(out)} for x of shape {tuple(x.shape)}; it must return a tensor "
-                  f"of exactly x's shape ({how}): a drift gives one velocity per particle and coordinate, and "
-                  "code that uses it (quiver plots, training losses) relies on that.")
-    if full is not None:
-        if close(full, ref):
-            raise CheckFailed(f"the values are right, but {shape_text}")
-        hint = named_mistake(full, mistakes)
-        if hint:
-            raise CheckFailed(f"{hint} (Also, {shape_text})")
-    raise CheckFailed(shape_text)
-
-
-def _check_diffusion(out: object, x: Tensor, sigma: float, mistakes: Mistakes,
-                     ignores: Callable[[], str | None] = lambda: None) -> None:
-    values = broadcast_values(out, x, "diffusion", "a number (such as self.sigma)", "Return a number (self.sigma) "
-                              "or a tensor of x's shape (self.sigma * torch.ones_like(x)).")
-    ref = torch.full_like(x, sigma)
-    if not close(values, ref):
-        raise CheckFailed(named_mistake(values, mistakes) or ignores()
-                          or f"for σ = {sigma} and x of shape {tuple(x.shape)} the diffusion should be σ = {sigma} "
-                             f"everywhere, but yours ranges from {float(values.min()):.4g} to "
-                             f"{float(values.max()):.4g}.")
-
-
-def _same_for_all(objects: list[object], method: str, x: Tensor, t: Tensor) -> bool:
-    """Whether ``method`` gives one answer for instances built with different parameters."""
-    try:
-        outs = [torch.as_tensor(_call(o, method, x, t), dtype=x.dtype).expand(x.shape) for o in objects]
-    except (TypeError, RuntimeError, ValueError):  # not a number or tensor, or not x's shape
-        return False
-    return all(close(outs[0], o) for o in outs[1:])
+                  "of exactly x's shape (-self.theta * x): a drift gives one velocity per particle and coordinate, "
+                  "and code that uses it (quiver plots, training losses) relies on that.")
+    if full is not None and close(full, ref):
+        raise CheckFailed(f"the values are right, but {shape_text}")
+    hint = None if full is None else named_mistake(full, mistakes)
+    raise CheckFailed(f"{hint} (Also, {shape_text})" if hint else shape_text)
 
 
 def _ignored_hint(objects: list[object], method: str, x: Tensor, t: Tensor, params: list[dict[str, float]],
                   name: str, fix: str) -> str | None:
     """A hint when ``method`` answers the same for every value of the parameter ``name``, else None."""
-    if not _same_for_all(objects, method, x, t):
+    try:
+        outs = [torch.as_tensor(_call(o, method, x, t), dtype=x.dtype).expand(x.shape) for o in objects]
+    except (TypeError, RuntimeError, ValueError):  # not a number or tensor, or not x's shape
+        return None
+    if not all(close(outs[0], o) for o in outs[1:]):
         return None
     symbol, values = _SYMBOLS[name], ", ".join(str(p[name]) for p in params)
     return (f"{method} gives the same result for {symbol} = {values}: it ignores the "
             f"{symbol} passed to the constructor (a hard-coded value?). Store it in __init__ ({fix}.")
-
-
-def _check_attributes(objects: list[object], params: list[dict[str, float]]) -> None:
-    for obj, p in zip(objects, params):
-        for name, expected in p.items():
-            symbol = _SYMBOLS[name]
-            if not hasattr(obj, name):
-                raise CheckFailed(f"your class works, but it does not store {symbol} as self.{name}. Add "
-                                  f"`self.{name} = {name}` to __init__: other code (and the sliders below) "
-                                  f"reads the parameter from there.")
-            got = getattr(obj, name)
-            try:
-                same = math.isclose(float(got), expected, rel_tol=1e-6)
-            except (TypeError, ValueError):
-                same = False
-            if not same:
-                raise CheckFailed(f"built with {symbol} = {expected}, your object has self.{name} = {got!r}. "
-                                  f"Store the constructor's argument unchanged: `self.{name} = {name}`.")
 
 
 # --- Brownian paths from the definition ----------------------------------------------------------
@@ -218,11 +165,7 @@ def check_brownian_paths(fn: Callable, ok: Ok) -> None:
     require_function(fn, "check_brownian_paths", "my_brownian_paths")
     torch.manual_seed(0)
     for n_paths, n_steps, horizon in ((3, 7, 0.5), (_PATHS, _STEPS, _HORIZON)):
-        out = fn(n_paths, n_steps, horizon)
-        if out is None:
-            raise CheckFailed("your function returned None. Did you forget `return`?")
-        if not isinstance(out, Tensor):
-            raise CheckFailed(f"your function must return a torch.Tensor, got {type(out).__name__}.")
+        out = require_tensor(fn(n_paths, n_steps, horizon), "your function")
         expected = (n_steps + 1, n_paths)
         if out.shape != expected:
             hint = {(n_paths, n_steps + 1): "rows are times and columns are paths: transpose it",
@@ -332,28 +275,48 @@ def check_ou_process(cls: type, ok: Ok) -> None:
     """
     require_subclass(cls, SDE, "ou_process")
     params = [{"theta": a, "sigma": b} for a, b in OU_PARAMETERS]
-    objects = [_construct(cls, p) for p in params]
+    objects = [construct(cls, args, lambda err, args=args: f"{cls.__name__}{args} failed with TypeError: {err}. "
+                         "The constructor must be `def __init__(self, theta, sigma)`.") for args in OU_PARAMETERS]
     x_batch, t_batch = next(_inputs(0))
     for method in ("drift", "diffusion"):
-        _require_deterministic(objects, method, x_batch, t_batch)
-        _require_per_sample(objects, method, x_batch, t_batch)
+        _require_fixed_per_sample(objects, method, x_batch, t_batch)
     for obj, p in zip(objects, params):
         for x, t in _inputs(3):
-            def ignored(x: Tensor = x, t: Tensor = t) -> str | None:  # names a drift that ignores θ
-                return _ignored_hint(objects, "drift", x, t, params, "theta",
-                                     "`self.theta = theta`) and use -self.theta * x")
+            ignored = functools.partial(_ignored_hint, objects, "drift", x, t, params, "theta",
+                                        "`self.theta = theta`) and use -self.theta * x")
+            _check_drift(_call(obj, "drift", x, t), x, -p["theta"] * x, _ou_drift_mistakes(x, **p), ignored)
+    ok(f"drift is −θ·x, as a new tensor of x's shape and dtype, for x of shapes {shapes_text(SHAPES)} and (7, 1) "
+       "in float64")
 
-            _check_drift(_call(obj, "drift", x, t), x, -p["theta"] * x, _ou_drift_mistakes(x, **p), "−θ·x",
-                         "-self.theta * x", ignored)
-    ok(f"drift is −θ·x, as a new tensor of x's shape and dtype, for x of shapes {_shapes_text()}")
-
-    for obj, p in zip(objects, params):
+    for obj, (theta, sigma) in zip(objects, OU_PARAMETERS):
         for x, t in _inputs(4):
-            _check_diffusion(_call(obj, "diffusion", x, t), x, p["sigma"], _ou_diffusion_mistakes(x, **p),
-                             ignores=lambda x=x, t=t: _ignored_hint(objects, "diffusion", x, t, params, "sigma",
-                                                                    "`self.sigma = sigma`) and return self.sigma"))
+            values = broadcast_values(_call(obj, "diffusion", x, t), x, "diffusion", "a number (such as self.sigma)",
+                                      "Return a number (self.sigma) or a tensor of x's shape "
+                                      "(self.sigma * torch.ones_like(x)).")
+            if not close(values, torch.full_like(x, sigma)):
+                raise CheckFailed(named_mistake(values, _ou_diffusion_mistakes(x, theta, sigma))
+                                  or _ignored_hint(objects, "diffusion", x, t, params, "sigma",
+                                                   "`self.sigma = sigma`) and return self.sigma")
+                                  or f"for σ = {sigma} and x of shape {tuple(x.shape)} the diffusion should be "
+                                     f"σ = {sigma} everywhere, but yours ranges from {float(values.min()):.4g} to "
+                                     f"{float(values.max()):.4g}.")
     ok("diffusion is σ (broadcasting against x) for (θ, σ) = " + ", ".join(f"({a}, {b})" for a, b in OU_PARAMETERS))
-    _check_attributes(objects, params)
+
+    for obj, p in zip(objects, params):  # the parameters, stored unchanged where other code reads them
+        for name, expected in p.items():
+            symbol = _SYMBOLS[name]
+            if not hasattr(obj, name):
+                raise CheckFailed(f"your class works, but it does not store {symbol} as self.{name}. Add "
+                                  f"`self.{name} = {name}` to __init__: other code (and the sliders below) "
+                                  f"reads the parameter from there.")
+            got = getattr(obj, name)
+            try:
+                same = math.isclose(float(got), expected, rel_tol=1e-6)
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                raise CheckFailed(f"built with {symbol} = {expected}, your object has self.{name} = {got!r}. "
+                                  f"Store the constructor's argument unchanged: `self.{name} = {name}`.")
     require_coefficients_device_safe(objects[0], x_batch, t_batch)
     ok("stores the constructor's θ and σ as self.theta and self.sigma, leaves x untouched and creates its "
        "tensors on x's device")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -30,8 +31,7 @@ class _CheckSDE(SDE):
     missing σ give clearly different variances.
     """
 
-    def drift(self, x: Tensor, t: Tensor) -> Tensor:
-        return _CheckODE().drift(x, t)
+    drift = _CheckODE.drift
 
     def diffusion(self, x: Tensor, t: Tensor) -> Tensor:
         return 1.1 + t + 0.2 * torch.tanh(x)
@@ -40,12 +40,10 @@ class _CheckSDE(SDE):
 def _collapsed_axis(out: Tensor, x: Tensor, ref: Tensor) -> str | None:
     """Recognise a broadcasting bug: the update ``out - x`` is constant along an axis where the
     right update is not (a sum, mean or slice collapsed the axis, broadcasting copied it back)."""
-    inc, ref_inc = out - x, ref - x
-    for axis in range(inc.ndim):
-        if inc.shape[axis] < 2:
-            continue
-        if close(inc, inc.narrow(axis, 0, 1).expand_as(inc)) and \
-                not close(ref_inc, ref_inc.narrow(axis, 0, 1).expand_as(ref_inc)):
+    for axis in range(x.ndim):
+        # whether your update, then the right one, is constant along the axis
+        constant = [close(inc, inc.narrow(axis, 0, 1).expand_as(inc)) for inc in (out - x, ref - x)]
+        if x.shape[axis] > 1 and constant == [True, False]:
             where = "particle (axis 0, the batch)" if axis == 0 else f"entry along axis {axis}"
             return (f"for x of shape {tuple(x.shape)} your update x' − x is the same for every {where}, "
                     "where it should vary: a sum, mean or slice (e.g. u.sum(-1, keepdim=True) or u[:, :1]) "
@@ -138,8 +136,8 @@ def _heun_expected(ode: ODE, x: Tensor, t: Tensor, h: float) -> tuple[Tensor, Ca
 @checker("Heun step")
 def check_heun_step(cls: type, ok: Ok) -> None:
     """Check a Heun simulator class against ``x + h/2·[u_t(x) + u_{t+h}(x + h·u_t(x))]``."""
-    _check_ode_step(cls, "heun_step", 1, _heun_expected, "x + (h/2)·[u_t(x) + u_(t+h)(x + h·u_t(x))]", "Heun's step",
-                    ok)
+    _check_ode_step(cls, "heun_step", 1, _heun_expected, "x + (h/2)·[u_t(x) + u_(t+h)(x + h·u_t(x))]",
+                    "Heun's step", ok)
 
 
 # For the Euler–Maruyama check: N copies of one state, so that the increments' moments can be read
@@ -153,30 +151,24 @@ _EM_N = 2_000_000
 _EM_SE = 5.0
 
 
-def _em_moments(sim: Simulator, x1: Tensor, t: Tensor, h: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Mean, variance, kurtosis (per coordinate) and the correlation of the first two coordinates of
-    the increments of ``_EM_N`` copies of the state ``x1``."""
-    x = x1.expand(_EM_N, *x1.shape[1:]).contiguous()
-    torch.manual_seed(0)
-    out = call_step(sim, x, t, h)
-    inc = (out - x).reshape(_EM_N, -1).double()
-    mean, var = inc.mean(0), inc.var(0)
-    centred = inc - mean
-    kurt = (centred**4).mean(0) / var.clamp_min(1e-300) ** 2
-    corr = (centred[:, 0] * centred[:, 1]).mean() / (var[0] * var[1]).sqrt() if inc.shape[1] > 1 else torch.tensor(0.0)
-    return mean, var, kurt, corr
+def _within(a: Tensor, b: Tensor | float, tol: Tensor | float) -> bool:
+    """Whether ``a`` and ``b`` agree within ``tol`` in every coordinate."""
+    return bool(((a - b).abs() <= tol).all())
 
 
-def _em_mean_mistakes(sde: SDE, x1: Tensor, t: Tensor, h: float) -> dict[str, Tensor]:
-    """The named mistakes of the drift term: hint → the mean increment (float64, per coordinate) that
-    wrong step has from the state ``x1`` of shape ``(1, d)``."""
+def _em_mistakes(sde: SDE, x1: Tensor, t: Tensor, h: float) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The named mistakes of the drift term, then those of the noise term: hint → the mean (the variance) of
+    the increments (float64, per coordinate) that wrong step has from the state ``x1`` of shape ``(1, d)``."""
 
     def u(x: Tensor, time: Tensor) -> Tensor:
         return sde.drift(x, time)[0].double()
 
-    u_x, sig = u(x1, t), sde.diffusion(x1, t)[0].double()
+    def sigma(x: Tensor, time: Tensor) -> Tensor:
+        return sde.diffusion(x, time)[0].double()
+
+    u_x, sig = u(x1, t), sigma(x1, t)
     pred, half = x1 + h * sde.drift(x1, t), x1 + 0.5 * h * sde.drift(x1, t)
-    return {
+    means = {
         "the drift term has the wrong sign: x + h·u_t(x) + noise.": -h * u_x,
         "the drift must be multiplied by h (and the noise by √h).": u_x,
         "the drift was evaluated at t + h: Euler–Maruyama uses u_t(x) at the start of the step.": h * u(x1, t + h),
@@ -191,27 +183,18 @@ def _em_mean_mistakes(sde: SDE, x1: Tensor, t: Tensor, h: float) -> dict[str, Te
         "the noise does not average 0: torch.rand/rand_like draw uniform numbers in [0, 1). Use "
         "standard normal noise, ε = torch.randn_like(x).": h * u_x + 0.5 * sig * math.sqrt(h),
     }
-
-
-def _em_variance_mistakes(sde: SDE, x1: Tensor, t: Tensor, h: float) -> dict[str, Tensor]:
-    """The named mistakes of the noise term: hint → the variance of the increments (float64, per
-    coordinate) that wrong step has from the state ``x1`` of shape ``(1, d)``."""
-
-    def sigma(x: Tensor, time: Tensor) -> Tensor:
-        return sde.diffusion(x, time)[0].double()
-
-    sig = sigma(x1, t)
-    return {
+    variances = {
         "the noise must scale with √h, not h: σ_t(x)·√h·ε.": sig**2 * h**2,
         "the noise is missing the diffusion coefficient σ_t(x): σ_t(x)·√h·ε.": torch.full_like(sig, h),
         "the noise is scaled by σ² instead of σ: σ_t(x)·√h·ε.": sig**4 * h,
         "the diffusion was evaluated at t + h: use σ_t(x) at the start of the step.": sigma(x1, t + h)**2 * h,
         "the diffusion was evaluated at the predicted point x + h·u_t(x): use σ_t(x) at the current "
-        "state.": sigma(x1 + h * sde.drift(x1, t), t)**2 * h,
+        "state.": sigma(pred, t)**2 * h,
         "the noise has no √h: a Brownian increment over a step h has standard deviation √h.": sig**2,
         "the noise is uniform: torch.rand draws from [0, 1), whose variance is 1/12. Use standard "
         "normal noise, ε = torch.randn_like(x).": sig**2 * h / 12,
     }
+    return means, variances
 
 
 @checker("Euler–Maruyama step")
@@ -225,21 +208,20 @@ def check_euler_maruyama_step(cls: type, ok: Ok) -> None:
     # shape (e.g. one ε per particle, shared by its coordinates) is named by the statistics
     # below rather than by a shape error on image-shaped states. The report lists the
     # properties in their usual order all the same.
-    verified = []
     inputs = list(_inputs(2))
     _check_random(sim, *inputs[0])
-    gen = torch.Generator().manual_seed(3)
-    x1 = torch.randn(1, 2, generator=gen)
+    # The increments of _EM_N copies of one state x1 of shape (1, 2), and their mean and variance per coordinate.
+    x1 = torch.randn(1, 2, generator=torch.Generator().manual_seed(3))
     t, h = torch.tensor(0.4), 0.25
-    mean, var, kurt, corr = _em_moments(sim, x1, t, h)
+    x = x1.expand(_EM_N, 2).contiguous()
+    torch.manual_seed(0)
+    inc = (call_step(sim, x, t, h) - x).double()
+    mean, var = inc.mean(0), inc.var(0)
+    centred = inc - mean
     exp_mean, exp_var = h * sde.drift(x1, t)[0].double(), sde.diffusion(x1, t)[0].double()**2 * h
-    mean_se, var_se = (exp_var / _EM_N).sqrt(), exp_var * math.sqrt(2 / _EM_N)
-
-    def near_mean(a: Tensor, b: Tensor) -> bool:
-        return bool(((a - b).abs() <= _EM_SE * mean_se).all())
-
-    def near_var(a: Tensor, b: Tensor) -> bool:
-        return bool(((a - b).abs() <= _EM_SE * var_se + 1e-12).all())
+    mean_mistakes, var_mistakes = _em_mistakes(sde, x1, t, h)
+    near_mean = functools.partial(_within, tol=_EM_SE * (exp_var / _EM_N).sqrt())
+    near_var = functools.partial(_within, tol=_EM_SE * exp_var * math.sqrt(2 / _EM_N) + 1e-12)
 
     # Identical particles that moved identically share their noise; this comes before the
     # mean, which a single shared draw shifts by a random amount.
@@ -247,19 +229,14 @@ def check_euler_maruyama_step(cls: type, ok: Ok) -> None:
         raise CheckFailed("all particles moved identically: the noise is shared. Draw an independent "
                           "ε for every particle and coordinate: torch.randn_like(x).")
     if not near_mean(mean, exp_mean):
-        raise diagnose(mean, _em_mean_mistakes(sde, x1, t, h),
-                       f"the average increment should be h·u_t(x) = {rounded(exp_mean)}, but yours "
-                       f"averages {rounded(mean)}.", near_mean)
-    verified.append("the increments average h·u_t(x) (the drift term is right)")
-
+        raise diagnose(mean, mean_mistakes, f"the average increment should be h·u_t(x) = {rounded(exp_mean)}, but "
+                       f"yours averages {rounded(mean)}.", near_mean)
     if not near_var(var, exp_var):
-        raise diagnose(var, _em_variance_mistakes(sde, x1, t, h),
-                       f"the increments' variance should be σ_t(x)²·h = {rounded(exp_var)}, but yours "
-                       f"is {rounded(var)}.", near_var)
-    verified.append("the increments' variance is σ_t(x)²·h (the noise scales with √h)")
-
+        raise diagnose(var, var_mistakes, f"the increments' variance should be σ_t(x)²·h = {rounded(exp_var)}, but "
+                       f"yours is {rounded(var)}.", near_var)
     # Standard normal noise has kurtosis E[ε⁴]/E[ε²]² = 3; its standard error here is √(24/N).
-    if not bool(((kurt - 3).abs() <= _EM_SE * math.sqrt(24 / _EM_N)).all()):
+    kurt = (centred**4).mean(0) / var.clamp_min(1e-300) ** 2
+    if not _within(kurt, 3, _EM_SE * math.sqrt(24 / _EM_N)):
         k = float(kurt.mean())
         what = ("it takes only two values, like ±1 (torch.sign(torch.randn_like(x)) or a coin flip)" if k < 1.3
                 else "it looks uniform (torch.rand scaled to the right variance?)" if k < 2.2
@@ -267,20 +244,20 @@ def check_euler_maruyama_step(cls: type, ok: Ok) -> None:
         raise CheckFailed(f"the increments have the right mean and variance, but the noise is not Gaussian "
                           f"(kurtosis {k:.2f}, where a normal distribution has 3): {what}. A Brownian "
                           "increment is normal: ε = torch.randn_like(x).")
-    verified.append("the noise is Gaussian (kurtosis 3)")
-
+    corr = centred.prod(1).mean() / var.prod().sqrt()  # of the two coordinates
     if abs(float(corr)) > 0.05:
         raise CheckFailed(f"the noise of different coordinates is correlated ({float(corr):.2f}): draw one "
                           "independent ε per coordinate, with the same shape as x (torch.randn_like(x)).")
-    verified.append("the noise is independent across coordinates")
 
     for x, t, h in inputs:
         _check_random(sim, x, t, h)
-    x_probe, t_probe = on_probe_device(inputs[1][0], inputs[1][1])
-    require_device_safe(lambda: sim.step(x_probe, t_probe, inputs[1][2]))
+    x_probe, t_probe, h = on_probe_device(*inputs[1])
+    require_device_safe(lambda: sim.step(x_probe, t_probe, h))
     ok("returns a new tensor of x's shape, leaves x untouched, is random, and keeps x's device")
-    for text in verified:
-        ok(text)
+    ok("the increments average h·u_t(x) (the drift term is right)")
+    ok("the increments' variance is σ_t(x)²·h (the noise scales with √h)")
+    ok("the noise is Gaussian (kurtosis 3)")
+    ok("the noise is independent across coordinates")
 
 
 def _check_random(sim: Simulator, x: Tensor, t: Tensor, h: float) -> None:

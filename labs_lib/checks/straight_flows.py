@@ -21,17 +21,12 @@ from ..coupling import ot_coupling
 from ..likelihood import divergence, log_likelihood, standard_normal_log_density
 from ..poisson import poisson_field
 from ._framework import (CheckFailed, Ok, call_guarded, checker, close, diagnose, on_probe_device, require_device_safe,
-                         require_function, require_state_shaped, require_tensor, shapes_text)
+                         require_function, require_state_shaped, require_tensor, rounded, shapes_text)
 
 # --- exercise 1: the minibatch optimal-transport pairing -------------------------------------------
 
 # Batches of points in the plane, in 3-D and images; (1, 2) a batch of one, (7, 2) odd.
 OT_SHAPES: tuple[tuple[int, ...], ...] = ((8, 2), (7, 2), (6, 3), (5, 1, 2, 2), (1, 2))
-
-
-def _cost(x_0: Tensor, x_1: Tensor) -> float:
-    """The total squared distance of the pairs ``(x_0[i], x_1[i])``."""
-    return float((x_0 - x_1).double().flatten(1).pow(2).sum())
 
 
 def _ot_mistakes(x_0: Tensor, x_1: Tensor) -> dict[str, Tensor]:
@@ -61,12 +56,6 @@ def _ot_mistakes(x_0: Tensor, x_1: Tensor) -> dict[str, Tensor]:
     }
 
 
-def _call_pairing(fn: Callable, x_0: Tensor, x_1: Tensor) -> Tensor:
-    out = call_guarded(lambda: fn(x_0, x_1), {"x_0": x_0, "x_1": x_1}, "your pairing",
-                       "Index x_1 with the permutation instead (x_1[cols]), which returns a new tensor.")
-    return require_tensor(out, "your pairing")
-
-
 @checker("the minibatch optimal-transport pairing")
 def check_ot_pairing(fn: Callable, ok: Ok) -> None:
     """Check ``fn(x_0, x_1)``: ``x_1`` reordered so that the pairs ``(x_0[i], out[i])`` have the least total
@@ -76,25 +65,26 @@ def check_ot_pairing(fn: Callable, ok: Ok) -> None:
     for shape in OT_SHAPES:
         x_0 = torch.randn(shape, generator=gen)
         x_1 = 1.5 + torch.randn(shape, generator=gen)
-        out = _call_pairing(fn, x_0, x_1)
+        out = call_guarded(lambda x_0=x_0, x_1=x_1: fn(x_0, x_1), {"x_0": x_0, "x_1": x_1}, "your pairing",
+                           "Index x_1 with the permutation instead (x_1[cols]), which returns a new tensor.")
+        out = require_tensor(out, "your pairing")
         if out.dtype in (torch.int64, torch.int32) and out.shape == (shape[0],):
             raise CheckFailed("your function returned the permutation (indices): return the reordered data "
                               "samples x_1[cols], of x_1's shape.")
         require_state_shaped(out, x_1, "your pairing", "Return x_1 reordered, the same shape. (For images, flatten "
                              "the samples to compute distances, x.flatten(1), but index the original x_1.)")
-        rows = x_1.flatten(1)
-        matched = torch.cdist(out.flatten(1).double(), rows.double()).min(1)
-        used = matched.indices.tolist()
-        if not bool((matched.values < 1e-6).all()) or len(set(used)) != len(used):
+        # each row of out must be a row of x_1, each row of x_1 used once
+        matched = torch.cdist(out.flatten(1).double(), x_1.flatten(1).double()).min(1)
+        reordering = bool((matched.values < 1e-6).all()) and len(set(matched.indices.tolist())) == shape[0]
+        # the total squared distance of the pairs (x_0[i], y[i]): yours, and that of the best pairing
+        cost, best = (float((x_0 - y).double().flatten(1).pow(2).sum()) for y in (out, ot_coupling(x_0, x_1)))
+        if not reordering or cost > best * (1 + 1e-6) + 1e-9:
             raise diagnose(out, _ot_mistakes(x_0, x_1),
                            f"for x of shape {shape} your output is not a reordering of x_1: some data samples are "
                            "missing, repeated or changed (each one must be used exactly once: a greedy nearest "
                            "neighbour can pick the same one twice). Solve the assignment with "
-                           "scipy.optimize.linear_sum_assignment.")
-        best = _cost(x_0, ot_coupling(x_0, x_1))
-        if _cost(x_0, out) > best * (1 + 1e-6) + 1e-9:
-            raise diagnose(out, _ot_mistakes(x_0, x_1),
-                           f"for x of shape {shape} your pairs have total squared distance {_cost(x_0, out):.4f}, "
+                           "scipy.optimize.linear_sum_assignment." if not reordering else
+                           f"for x of shape {shape} your pairs have total squared distance {cost:.4f}, "
                            f"but the best pairing has {best:.4f}.")
     probe = on_probe_device(torch.randn(OT_SHAPES[0]), torch.randn(OT_SHAPES[0]))
     require_device_safe(lambda: fn(*probe))
@@ -114,13 +104,6 @@ def _dense_field(x: Tensor, t: Tensor | float) -> Tensor:
     d = x.shape[1]
     t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1)
     return torch.tanh(x @ _W[:d, :d].T.to(x.dtype) + t * _C[:d].to(x.dtype))
-
-
-def _dense_jacobian(x: Tensor, t: float) -> Tensor:
-    """The Jacobian of :func:`_dense_field` per sample, ``(batch, d, d)``: written out, not by autograd."""
-    d = x.shape[1]
-    u = _dense_field(x, t)
-    return (1 - u**2).unsqueeze(2) * _W[:d, :d].to(x.dtype)
 
 
 def _diagonal_field(x: Tensor, t: Tensor | float) -> Tensor:
@@ -159,24 +142,24 @@ def check_hutchinson_divergence(fn: Callable, ok: Ok) -> None:
         out = _call_divergence(fn, _diagonal_field, x, t, k, gen)
         exact = _diagonal_div(x, t)
         if not close(out, exact, 1e-6):
-            d = shape[1]
             hints = {
-                f"the estimate is the divergence divided by d = {d}: sum vᵀJ·v over the coordinates, .sum(1), "
-                "instead of averaging them, .mean(1).": exact / d,
+                f"the estimate is the divergence divided by d = {shape[1]}: sum vᵀJ·v over the coordinates, .sum(1), "
+                "instead of averaging them, .mean(1).": exact / shape[1],
                 f"the estimate is {k} times the divergence: average the probes' estimates (divide by n_probes), "
                 "do not add them up.": exact * k,
                 "the estimate has the wrong sign: the divergence is +vᵀJv (the gradient of vᵀu, times v).": -exact,
             }
             fallback = (f"for a field whose Jacobian is diagonal (u_i depends on x_i only), Rademacher probes give "
                         f"the exact divergence with every probe, but for x of shape {shape} and {k} probe(s) yours "
-                        f"is off ({_rounded_pair(out, exact)}). " + _probe_law_hint(fn, gen))
+                        f"is off (yours {rounded(out, 3)}, the divergence {rounded(exact, 3)}). "
+                        + _probe_law_hint(fn, gen))
             raise diagnose(out, hints, fallback)
     ok("exact, as Rademacher probes must be, on a field with a diagonal Jacobian (shapes (6, 2), (5, 3), (1, 2); "
        "1 to 3 probes); sums over coordinates and averages over probes")
     # 2. a dense Jacobian: unbiased, with the Rademacher variance
     x0 = torch.tensor([[0.4, -0.7, 0.2]], dtype=torch.float64)
     n, t = 4000, 0.6
-    jac = _dense_jacobian(x0, t)[0]
+    jac = (1 - _dense_field(x0, t)[0] ** 2)[:, None] * _W.double()  # J = diag(1 - u²) W, written out, not by autograd
     s = (jac + jac.T) / 2
     exact, var = float(torch.diagonal(jac).sum()), float(2 * (s.pow(2).sum() - torch.diagonal(s).pow(2).sum()))
     out = _call_divergence(fn, _dense_field, x0.expand(n, 3).clone(), t, 1, gen)
@@ -199,8 +182,7 @@ def check_hutchinson_divergence(fn: Callable, ok: Ok) -> None:
 def _probe_law_hint(fn: Callable, gen: torch.Generator) -> str:
     """What the mean of many single-probe estimates on the diagonal field says about the probes' law."""
     x = torch.full((4000, 2), 0.7, dtype=torch.float64)
-    out = _call_divergence(fn, _diagonal_field, x, 0.5, 1, gen)
-    ratio = float(out.mean() / _diagonal_div(x[:1], 0.5))
+    ratio = float(_call_divergence(fn, _diagonal_field, x, 0.5, 1, gen).mean() / _diagonal_div(x[:1], 0.5))
     if 0.42 < ratio < 0.58:
         return ("On average it is half the divergence: probes of 0s and 1s (torch.randint(0, 2, ...)) have "
                 "E[v_i²] = 1/2; make them ±1: 2 * torch.randint(0, 2, ...) - 1.")
@@ -210,10 +192,6 @@ def _probe_law_hint(fn: Callable, gen: torch.Generator) -> str:
     return ("Draw Rademacher probes, v = 2 * torch.randint(0, 2, x.shape, generator=generator) - 1 (as x's dtype), "
             "and return the sum over coordinates of (vᵀJ)·v, vᵀJ from torch.autograd.grad(u, x, grad_outputs=v). "
             "(Gaussian probes are unbiased too, but never exact: use ±1.)")
-
-
-def _rounded_pair(out: Tensor, ref: Tensor) -> str:
-    return f"yours {[round(v, 4) for v in out.tolist()[:3]]}, the divergence {[round(v, 4) for v in ref.tolist()[:3]]}"
 
 
 # --- exercise 2b: the log-likelihood integral ---------------------------------------------------------
@@ -232,8 +210,7 @@ def _likelihood_mistakes(x: Tensor, n: int) -> dict[str, Tensor]:
             div_after: bool = False, prior_at_x: bool = False, constant: bool = True) -> Tensor:
         y, acc = x.clone(), torch.zeros(x.shape[0], dtype=x.dtype)
         for t in times:
-            u = _likelihood_field(y, t)
-            y_new = y + dx_sign * h * u
+            y_new = y + dx_sign * h * _likelihood_field(y, t)
             acc = acc + scale * h * divergence(_likelihood_field, y_new if div_after else y, t)
             y = y_new
         start = x if prior_at_x else y
@@ -267,19 +244,17 @@ def check_log_likelihood(fn: Callable, ok: Ok) -> None:
     cases = (((5, 2), 10), ((4, 3), 7), ((1, 2), 3))
     for shape, n in cases:
         x = 1.5 * torch.randn(shape, generator=gen, dtype=torch.float64)
-        out = call_guarded(lambda x=x, n=n: fn(_likelihood_field, x, n, divergence), {"x": x},
-                           "your log-likelihood",
+        out = call_guarded(lambda x=x, n=n: fn(_likelihood_field, x, n, divergence), {"x": x}, "your log-likelihood",
                            "Start from a copy, y = x.clone(), and build new tensors (y = y - h * u).")
-        out = require_tensor(out, "your log-likelihood")
+        out = require_tensor(out, "your log-likelihood").detach()
         if out.shape != (shape[0],):
             raise CheckFailed(f"for x of shape {shape} your log-likelihood has shape {tuple(out.shape)}: return one "
                               f"log-density per sample, shape ({shape[0]},).")
         ref = log_likelihood(_likelihood_field, x, n_steps=n, method="euler")
-        if not close(out.detach(), ref, 1e-6):
-            raise diagnose(out.detach(), _likelihood_mistakes(x, n),
-                           f"for x of shape {shape} and {n} Euler steps your log-likelihood is "
-                           f"{[round(v, 4) for v in out.tolist()[:3]]}, the reference "
-                           f"{[round(v, 4) for v in ref.tolist()[:3]]}.", near=lambda a, b: close(a, b, 1e-6))
+        if not close(out, ref, 1e-6):
+            raise diagnose(out, _likelihood_mistakes(x, n),
+                           f"for x of shape {shape} and {n} Euler steps your log-likelihood is {rounded(out, 3)}, the "
+                           f"reference {rounded(ref, 3)}.", near=lambda a, b: close(a, b, 1e-6))
     ok(f"matches labs_lib's Euler log-likelihood for x of shapes {', '.join(str(c[0]) for c in cases)} and "
        f"{', '.join(str(c[1]) for c in cases)} steps: backwards from t = 1, divergence subtracted, log N(X_0) added")
     ok("leaves x untouched")
@@ -300,10 +275,10 @@ def _poisson_mistakes(x: Tensor, c: Tensor, right_for: list[int]) -> dict[str, T
     def mean(power: float) -> Tensor:
         return (diff / r**power).mean(1)
 
-    # right in an earlier dimension, wrong now: an exponent written as a number
-    mistakes = {f"your field is right for D = {fixed} but not for D = {d}: the exponent is fixed at {fixed}. Use "
-                f"D = x.shape[1], ||x − c_i||^D.": mean(fixed) for fixed in right_for}
-    mistakes |= {
+    return {
+        # right in an earlier dimension, wrong now: an exponent written as a number
+        **{f"your field is right for D = {fixed} but not for D = {d}: the exponent is fixed at {fixed}. Use "
+           f"D = x.shape[1], ||x − c_i||^D.": mean(fixed) for fixed in right_for},
         "the field points towards the charges: use x − c_i, not c_i − x (like charges repel: field lines leave "
         "the data).": -mean(d),
         f"the charges' fields were summed, not averaged: divide by the number of charges n ({c.shape[0]} here) "
@@ -315,7 +290,6 @@ def _poisson_mistakes(x: Tensor, c: Tensor, right_for: list[int]) -> dict[str, T
         "each charge contributes a unit vector: divide x − c_i by ||x − c_i||^D, so that near charges count more "
         "than far ones.": mean(1),
     }
-    return mistakes
 
 
 @checker("the Poisson field")
@@ -340,8 +314,7 @@ def check_poisson_field(fn: Callable, ok: Ok) -> None:
         if not close(out, ref, 1e-6):
             raise diagnose(out, _poisson_mistakes(x, c, right_for),
                            f"for x of shape {(b, d)} and {n} charges your field is off: first row "
-                           f"{[round(v, 4) for v in out[0].tolist()]}, expected "
-                           f"{[round(v, 4) for v in ref[0].tolist()]}.")
+                           f"{rounded(out[0])}, expected {rounded(ref[0])}.")
         right_for.append(d)
     probe = on_probe_device(torch.randn(3, 3), torch.randn(4, 3))
     require_device_safe(lambda: fn(*probe))
