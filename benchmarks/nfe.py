@@ -20,18 +20,6 @@ NFES = (1, 2, 4, 8, 16, 32, 64, 128)
 SCHEDULE_NFE = 16
 
 
-def _samplers(path: ll.AffinePath, score: Callable, grid: Callable[[int], torch.Tensor]) -> dict[str, Callable]:
-    """name → function(x0, nfe) returning samples, or None when the sampler cannot spend exactly nfe calls."""
-    ode = ll.probability_flow_ode(path, score, "score")
-    return {
-        "Euler (PF-ODE)": lambda x, n: ll.EulerSimulator(ode).simulate(x, grid(n)),
-        "Heun (PF-ODE)": lambda x, n: ll.HeunSimulator(ode).simulate(x, grid(n // 2)) if n >= 2 else None,
-        "DDPM (ancestral)": lambda x, n: ll.DDPMSimulator(path, score, "score").simulate(x, grid(n)),
-        "DDIM": lambda x, n: ll.DDIMSimulator(path, score, "score").simulate(x, grid(n)),
-        "DPM-Solver++(2M)": lambda x, n: ll.DPMSolverPP2M(path, score, "score").sample(x, grid(n)),
-    }
-
-
 def _cell(run: Callable, n: int, yardstick: ll.Yardstick, seeds: tuple[int, ...]) -> str:
     reports = []
     for seed in seeds:
@@ -59,7 +47,7 @@ def run(n_seeds: int = 5) -> str:
              "score 0.80 in median) and how many seeds pass the verdict.", "",
              "| sampler | " + " | ".join(f"{n} NFE" for n in NFES) + " |",
              "|---|" + "---:|" * len(NFES)]
-    for name, sampler in _samplers(path, exact.score, ll.uniform_time_grid).items():
+    for name, sampler in ll.samplers_at_nfe(path, exact.score, "score").items():
         lines.append(f"| {name} | " + " | ".join(_cell(sampler, n, yardstick, seeds) for n in NFES) + " |")
     scheduler = path.scheduler
     grids = {
@@ -73,7 +61,7 @@ def run(n_seeds: int = 5) -> str:
     lines += ["", f"**Step schedules at {SCHEDULE_NFE} NFE** (same samples and cells)", "",
               "| schedule | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for label, grid in grids.items():
-        runs = _samplers(path, exact.score, grid)
+        runs = ll.samplers_at_nfe(path, exact.score, "score", grid)
         lines.append(f"| {label} | " + " | ".join(_cell(runs[s], SCHEDULE_NFE, yardstick, seeds) for s in names) + " |")
     lines.append(f"\n*These two tables: {time.perf_counter() - start:.0f} s.*")
     return "\n".join(lines)

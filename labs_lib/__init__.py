@@ -39,10 +39,11 @@ from .autoencoder import (Autoencoder, AutoencoderOutput, LatentImages, autoenco
                           generate_latent_guided, reconstruction_mse)
 from .config import get_device, seed_everything
 from .coupling import FixedPairs, one_step_error, ot_coupling, reflow_pairs, straightness
-from .diffusion import (DDIMSimulator, DDPMSimulator, DPMSolverPP2M, VPForwardSDE, data_prediction, ddpm_alpha_bars,
-                        ddpm_forward_step, ddpm_posterior, ddpm_step_coefficients, dpmpp_2m_step, karras_time_grid,
-                        log_snr_time_grid, power_time_grid, prediction_to_score, probability_flow_ode,
-                        uniform_time_grid, validate_vp_scheduler, vp_reverse_sde)
+from .diffusion import (NFE_SAMPLERS, DDIMSimulator, DDPMSimulator, DPMSolverPP2M, VPForwardSDE, data_prediction,
+                        ddpm_alpha_bars, ddpm_forward_step, ddpm_posterior, ddpm_step_coefficients, dpmpp_2m_step,
+                        karras_time_grid, log_snr_time_grid, power_time_grid, prediction_to_score,
+                        probability_flow_ode, samplers_at_nfe, uniform_time_grid, validate_vp_scheduler,
+                        vp_reverse_sde)
 from .digits import Digits, LabelledImages, load_digits_split
 from .distributions import (Checkerboard, Circles, Density, Gaussian, GaussianMixture, LabelledSampleable, Moons,
                             Sampleable)
@@ -93,7 +94,7 @@ __all__ = [
     "VPForwardSDE", "validate_vp_scheduler", "ddpm_alpha_bars", "ddpm_step_coefficients", "ddpm_forward_step",
     "prediction_to_score", "probability_flow_ode", "vp_reverse_sde", "data_prediction", "ddpm_posterior",
     "dpmpp_2m_step", "DDIMSimulator", "DDPMSimulator", "DPMSolverPP2M",
-    "uniform_time_grid", "power_time_grid", "log_snr_time_grid", "karras_time_grid",
+    "uniform_time_grid", "power_time_grid", "log_snr_time_grid", "karras_time_grid", "NFE_SAMPLERS", "samplers_at_nfe",
     "divergence", "hutchinson_divergence", "log_likelihood", "standard_normal_log_density",
     "optimal_assignment", "ot_coupling", "OTConditionalFlowMatchingTrainer", "straightness", "one_step_error",
     "FixedPairs", "reflow_pairs", "ReflowTrainer",

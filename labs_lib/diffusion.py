@@ -83,7 +83,7 @@ from ._validation import (validate_batch, validate_positive, validate_positive_i
                           validate_time_grid)
 from .dynamics import SDE, LangevinCorrectedSDE, VectorFieldODE
 from .paths import AffinePath, Scheduler, SchedulerOutput, validate_scheduler
-from .simulators import Simulator, _all_finite
+from .simulators import EulerSimulator, HeunSimulator, Simulator, _all_finite
 from .times import expand_time
 
 __all__ = [
@@ -91,6 +91,7 @@ __all__ = [
     "PREDICTION_KINDS", "prediction_to_score", "probability_flow_ode", "vp_reverse_sde",
     "data_prediction", "ddpm_posterior", "dpmpp_2m_step", "DDIMSimulator", "DDPMSimulator", "DPMSolverPP2M",
     "uniform_time_grid", "power_time_grid", "log_snr_time_grid", "karras_time_grid",
+    "NFE_SAMPLERS", "samplers_at_nfe",
 ]
 
 #: the forms of a model's output the samplers accept
@@ -704,3 +705,44 @@ def karras_time_grid(scheduler: Scheduler, n_steps: int, sigma_min: float = 0.00
     ts = _invert(sigma_of_t, sigmas, 1e-12, 1 - 1e-12, increasing=False)
     ts = torch.cat([ts, torch.ones(1, dtype=torch.float64)])
     return validate_time_grid(ts.to(dtype=dtype, device=device), "the Karras grid (is beta/alpha decreasing?)")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The samplers side by side, at a budget of network evaluations
+# ----------------------------------------------------------------------------------------------------
+
+#: the names of :func:`samplers_at_nfe`'s samplers, in the order Lab 09's tables list them
+NFE_SAMPLERS = ("Euler (PF-ODE)", "Heun (PF-ODE)", "DDPM (ancestral)", "DDIM", "DPM-Solver++(2M)")
+
+
+def samplers_at_nfe(path: AffinePath, model: Callable[[Tensor, Tensor], Tensor], kind: str = "velocity",
+                    grid: Callable[[int], Tensor] = uniform_time_grid
+                    ) -> dict[str, Callable[[Tensor, int], Tensor | None]]:
+    r"""Lab 09's five samplers of ``model`` (a ``kind`` prediction on ``path``), each as ``run(x0, nfe)``.
+
+    ``run(x0, nfe)`` starts from the noise ``x0`` (shape ``(batch, *state)``) and returns the samples at
+    :math:`t = 1` (same shape) after exactly ``nfe`` network evaluations, with the steps placed by
+    ``grid(n_steps)`` (an increasing grid ending at 1, such as :func:`uniform_time_grid`): ``nfe`` steps for
+    Euler on the probability-flow ODE, DDPM, DDIM and DPM-Solver++(2M), which call the network once per
+    step, and ``nfe / 2`` for Heun, which calls it twice. Where a sampler cannot spend exactly ``nfe``
+    evaluations (Heun and an odd ``nfe``) it returns None. Keys: :data:`NFE_SAMPLERS`.
+
+    DDPM's steps draw noise from torch's global generator: seed it for repeatable samples.
+    """
+    ode = probability_flow_ode(path, model, kind)
+
+    def steps(nfe: int, per_step: int = 1) -> int | None:
+        validate_positive_int(nfe, "nfe")
+        return nfe // per_step if nfe % per_step == 0 else None
+
+    def heun(x0: Tensor, nfe: int) -> Tensor | None:
+        n = steps(nfe, per_step=2)
+        return None if n is None else HeunSimulator(ode).simulate(x0, grid(n))
+
+    return {
+        "Euler (PF-ODE)": lambda x0, nfe: EulerSimulator(ode).simulate(x0, grid(steps(nfe))),
+        "Heun (PF-ODE)": heun,
+        "DDPM (ancestral)": lambda x0, nfe: DDPMSimulator(path, model, kind).simulate(x0, grid(steps(nfe))),
+        "DDIM": lambda x0, nfe: DDIMSimulator(path, model, kind).simulate(x0, grid(steps(nfe))),
+        "DPM-Solver++(2M)": lambda x0, nfe: DPMSolverPP2M(path, model, kind).sample(x0, grid(steps(nfe))),
+    }

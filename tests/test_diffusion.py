@@ -16,11 +16,11 @@ import torch
 
 from labs_lib import (AffinePath, CondOTScheduler, CosineScheduler, EulerMaruyamaSimulator, EulerSimulator,
                       GaussianMixture, GaussianMixturePath, HeunSimulator, SqrtScheduler, VectorFieldODE)
-from labs_lib.diffusion import (DDIMSimulator, DDPMSimulator, DPMSolverPP2M, VPForwardSDE, data_prediction,
-                                ddpm_alpha_bars, ddpm_forward_step, ddpm_posterior, ddpm_step_coefficients,
-                                dpmpp_2m_step, karras_time_grid, log_snr_time_grid, power_time_grid,
-                                prediction_to_score, probability_flow_ode, uniform_time_grid, validate_vp_scheduler,
-                                vp_reverse_sde)
+from labs_lib.diffusion import (NFE_SAMPLERS, DDIMSimulator, DDPMSimulator, DPMSolverPP2M, VPForwardSDE,
+                                data_prediction, ddpm_alpha_bars, ddpm_forward_step, ddpm_posterior,
+                                ddpm_step_coefficients, dpmpp_2m_step, karras_time_grid, log_snr_time_grid,
+                                power_time_grid, prediction_to_score, probability_flow_ode, samplers_at_nfe,
+                                uniform_time_grid, validate_vp_scheduler, vp_reverse_sde)
 from labs_lib.metrics import loglog_slope
 
 F64 = torch.float64
@@ -457,3 +457,46 @@ def test_bad_arguments_are_named(mixture_path):
         uniform_time_grid(4, t_min=0.0)
     with pytest.raises(ValueError, match="sigma_min"):
         karras_time_grid(CosineScheduler(), 4, sigma_min=5.0, sigma_max=1.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The samplers at a budget of network evaluations
+# ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("nfe", [1, 2, 3, 8, 16])
+def test_samplers_at_nfe_spend_exactly_the_budget(mixture_path, nfe):
+    """Each sampler calls the network exactly nfe times (Heun: None for an odd budget), on the grid it is
+    given, and returns what its class returns with that grid."""
+    calls = []
+
+    def counted(x, t):
+        calls.append(1)
+        return mixture_path.score(x, t)
+
+    path, score = mixture_path.path, mixture_path.score
+    x0 = torch.randn(7, 2, generator=torch.Generator().manual_seed(0))
+    grid, ode = functools.partial(power_time_grid, rho=1.3), probability_flow_ode(path, score, "score")
+    runs = samplers_at_nfe(path, counted, "score", grid=grid)
+    assert tuple(runs) == NFE_SAMPLERS
+    direct = {"Euler (PF-ODE)": lambda n: EulerSimulator(ode).simulate(x0, grid(n)),
+              "Heun (PF-ODE)": lambda n: HeunSimulator(ode).simulate(x0, grid(n // 2)),
+              "DDPM (ancestral)": lambda n: DDPMSimulator(path, score, "score").simulate(x0, grid(n)),
+              "DDIM": lambda n: DDIMSimulator(path, score, "score").simulate(x0, grid(n)),
+              "DPM-Solver++(2M)": lambda n: DPMSolverPP2M(path, score, "score").sample(x0, grid(n))}
+    for name, run in runs.items():
+        calls.clear()
+        torch.manual_seed(3)  # DDPM's step noise
+        out = run(x0, nfe)
+        if name == "Heun (PF-ODE)" and nfe % 2:
+            assert out is None and not calls
+            continue
+        assert len(calls) == nfe, name
+        torch.manual_seed(3)
+        assert torch.equal(out, direct[name](nfe)), name
+
+
+def test_samplers_at_nfe_reject_a_bad_budget(mixture_path):
+    runs = samplers_at_nfe(mixture_path.path, mixture_path.score, "score")
+    for bad in (0, -2, 2.0):
+        with pytest.raises(ValueError, match="nfe"):
+            runs["DDIM"](torch.zeros(3, 2), bad)
