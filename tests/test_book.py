@@ -168,6 +168,10 @@ def test_a_small_course_builds_and_a_broken_link_fails_the_build(tmp_path, capfd
     assert download, "the lab's page offers no student notebook to download"
     assert nbformat.read(index.parent / download.group(1), as_version=4).cells[0].source == "# Lab 01 · Demo"
     assert "student_notebooks" not in {p.name for p in index.parent.iterdir()}  # a download, not a page
+    # the theme's .ipynb download is the solution notebook itself, not the page's prepared source
+    assert 'href="_sources/01_demo.ipynb"' in lab
+    offered = index.parent / "_sources" / "01_demo.ipynb"
+    assert offered.read_bytes() == (root / "solutions" / "01_demo.ipynb").read_bytes()
     assert "mathjax/tex-chtml.js" in lab and (index.parent / "_static" / "mathjax" / "tex-chtml.js").is_file()
     assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', lab)  # nothing from the web
 

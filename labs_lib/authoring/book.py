@@ -23,6 +23,9 @@ notebook in JupyterLab shows:
 - a widget cannot run without a kernel, so each widget output becomes a **static stand-in** drawn from
   the widget state the notebook stored: a progress bar as it stood at the end, a slider at its value
   with a note that it moves in JupyterLab, and the picture it showed (see :func:`widget_html`).
+
+The download menu of a lab's page (the theme's ``.ipynb`` button) gives the solution notebook as it is
+in ``solutions/``, not the page's prepared source.
 """
 
 from __future__ import annotations
@@ -254,7 +257,7 @@ def build_book(root: Path = Path("."), out: Path | None = None, config: Path | N
     """
     book = root / BOOK
     out = out or book / "html"
-    write_sources(root, book / "src")
+    pages = write_sources(root, book / "src")
     shutil.rmtree(out, ignore_errors=True)
     # A subprocess, not sphinx.cmd.build.main in this process: Sphinx keeps global state between builds.
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(config or root / CONFIG), "-W", "--keep-going",
@@ -262,4 +265,8 @@ def build_book(root: Path = Path("."), out: Path | None = None, config: Path | N
     result = subprocess.run(command, check=False)
     if result.returncode != 0:
         raise BookError(f"Sphinx could not build the site (exit status {result.returncode}); its warnings are above.")
+    # The theme's download menu offers a page's source, which for a lab is the page as prepared above
+    # (no Colab set-up, widgets replaced by pictures): hand out the solution notebook itself instead.
+    for page in pages:
+        shutil.copyfile(root / "solutions" / page.name, out / "_sources" / page.name)
     return out / "index.html"
