@@ -8,6 +8,8 @@ line a student might write, is rejected with a hint that names its mistake.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from checker_cases import assert_leaves_random_stream, assert_named
@@ -121,14 +123,16 @@ def test_ot_mistakes_are_named(fn, hint):
 # --- exercise 2a: Hutchinson's estimator ----------------------------------------------------------------
 
 
-def _vjp_estimates(field, x, t, probes):
-    """vᵀJv per sample for each probe of ``probes`` (k, batch, d): shape (k, batch)."""
-    x = x.detach().requires_grad_(True)
-    u = field(x, t)
-    out = []
-    for i, v in enumerate(probes):
-        (g,) = torch.autograd.grad(u, x, grad_outputs=v, retain_graph=i < len(probes) - 1)
-        out.append((g * v).sum(1))
+def _vjp_estimates(field, x, t, probes, enable_grad=True):
+    """vᵀJv per sample for each probe of ``probes`` (k, batch, d): shape (k, batch); gradients switched on
+    inside unless ``enable_grad`` is False (the mistake)."""
+    with torch.enable_grad() if enable_grad else contextlib.nullcontext():
+        x = x.detach().requires_grad_(True)
+        u = field(x, t)
+        out = []
+        for i, v in enumerate(probes):
+            (g,) = torch.autograd.grad(u, x, grad_outputs=v, retain_graph=i < len(probes) - 1)
+            out.append((g * v).sum(1))
     return torch.stack(out)
 
 
@@ -199,6 +203,11 @@ def hutchinson_keeps_coordinates(field, x, t, n_probes=1, generator=None):
     return g * v
 
 
+def hutchinson_without_enable_grad(field, x, t, n_probes=1, generator=None):
+    """Right with gradients on; inside torch.no_grad() u has no graph and autograd.grad raises."""
+    return _vjp_estimates(field, x, t, _rademacher(n_probes, x, generator), enable_grad=False).mean(0)
+
+
 def hutchinson_in_place(field, x, t, n_probes=1, generator=None):
     x.requires_grad_(True)
     return hutchinson_reference(field, x, t, n_probes, generator)
@@ -214,6 +223,7 @@ HUTCHINSON_MISTAKES = [
     (hutchinson_negated, "the wrong sign"),
     (hutchinson_not_multiplied_by_v, "Draw Rademacher probes"),
     (hutchinson_keeps_coordinates, "return one divergence per sample"),
+    (hutchinson_without_enable_grad, "inside `with torch.enable_grad():`"),
 ]
 
 

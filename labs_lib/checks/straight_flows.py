@@ -133,7 +133,7 @@ def check_hutchinson_divergence(fn: Callable, ok: Ok) -> None:
 
     Exact on a field with a diagonal Jacobian (where every Rademacher probe gives the trace); on a field with
     a dense Jacobian, unbiased with the variance :math:`2\sum_{i\ne j}S_{ij}^2` of Rademacher probes
-    (:math:`S = (J + J^\top)/2`), measured over 4,000 independent probes."""
+    (:math:`S = (J + J^\top)/2`), measured over 4,000 independent probes; and the same inside ``torch.no_grad()``."""
     require_function(fn, "check_hutchinson_divergence", "my_hutchinson_divergence")
     gen = torch.Generator().manual_seed(0)
     # 1. a diagonal Jacobian: every ±1 probe gives the exact divergence
@@ -177,6 +177,21 @@ def check_hutchinson_divergence(fn: Callable, ok: Ok) -> None:
     ok(f"unbiased on a field with a dense Jacobian (mean {mean:.3f} of 4,000 probes, divergence {exact:.3f}), "
        f"with the variance of ±1 probes ({spread:.3f}, theory {var:.3f})")
     ok("one fresh probe per sample, x left untouched")
+    # 3. inside torch.no_grad(), where the log-likelihood integral and the lab's cells call it
+    x = torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    try:
+        with torch.no_grad():
+            out = _call_divergence(fn, _diagonal_field, x, 0.3, 2, gen)
+    except RuntimeError as err:
+        if "does not require grad" not in str(err):
+            raise
+        out = None
+    if out is None or not close(out, _diagonal_div(x, 0.3), 1e-6):
+        raise CheckFailed("your estimator works normally but fails when called inside `with torch.no_grad():`, as "
+                          "the log-likelihood integral calls it: there autograd records nothing, so u has no graph "
+                          "to differentiate. Compute u and its vector–Jacobian products inside "
+                          "`with torch.enable_grad():`.")
+    ok("works when called inside torch.no_grad(), as the log-likelihood integral calls it")
 
 
 def _probe_law_hint(fn: Callable, gen: torch.Generator) -> str:
