@@ -254,7 +254,8 @@ def two_sample_accuracy(images: Tensor, reference: Tensor, seed: int = 0) -> flo
 
 
 def held_out_half(which: str) -> tuple[Tensor, Tensor]:
-    """One half of the 450 held-out digits, ``"validation"`` or ``"test"``: images ``(225, 1, 8, 8)``, labels.
+    """One half of the 450 held-out digits, ``"validation"`` or ``"test"``: images ``(n, 1, 8, 8)`` and labels
+    ``(n,)``, n = 222 and 228 (each class is split in two, so the halves differ by a few digits).
 
     The split is stratified by class and fixed (seeded), so a guidance scale chosen on the
     validation half is then reported on digits it was not chosen on.
