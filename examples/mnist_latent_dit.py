@@ -36,6 +36,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import labs_lib as ll  # noqa: E402
+from labs_lib import plotting  # noqa: E402
 from labs_lib.mnist import load_mnist  # noqa: E402
 
 
@@ -71,13 +72,9 @@ def accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_s
 
 
 def save_grid(images: torch.Tensor, per_digit: int, path: Path) -> None:
-    """Samples ``(10·per_digit, 1, 28, 28)``, digit by digit, as a grid with one row per digit."""
-    fig, axes = plt.subplots(10, per_digit, figsize=(per_digit * 0.6, 6.2), squeeze=False)
-    for ax, image in zip(axes.flat, images.cpu()):
-        ax.imshow(image[0].clamp(-1, 1).numpy(), cmap="gray_r", vmin=-1, vmax=1)
-        ax.set_axis_off()
-    for digit in range(10):  # the digit asked for, left of its row
-        axes[digit, 0].text(-0.15, 0.5, str(digit), transform=axes[digit, 0].transAxes, ha="right", va="center")
+    """Samples ``(10·per_digit, 1, 28, 28)``, digit by digit, as a PNG with one row per digit."""
+    fig, ax = plt.subplots(figsize=(per_digit * 0.6, 6.2))
+    plotting.plot_image_grid(images, per_digit, ax=ax, row_labels=[str(d) for d in range(10)])
     fig.tight_layout(pad=0.1)
     fig.savefig(path, dpi=100)
     plt.close(fig)
