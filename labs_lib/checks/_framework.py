@@ -496,8 +496,14 @@ DEVICE_HINT = ("your code is right on the CPU but mixes devices: with inputs on 
 
 def on_probe_device(*values: Any) -> list[Any]:
     """Copies of tensors and modules on :data:`PROBE_DEVICE` (other values unchanged)."""
-    return [v.to(PROBE_DEVICE) if isinstance(v, Tensor) else copy.deepcopy(v).to(PROBE_DEVICE)
-            if isinstance(v, nn.Module) else v for v in values]
+    def moved(v: Any) -> Any:
+        if isinstance(v, Tensor):
+            return v.to(PROBE_DEVICE)
+        if isinstance(v, nn.Module):
+            return copy.deepcopy(v).to(PROBE_DEVICE)
+        return v
+
+    return [moved(v) for v in values]
 
 
 def require_device_safe(call: Callable[[], object]) -> None:
