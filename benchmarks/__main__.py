@@ -1,4 +1,4 @@
-"""python -m benchmarks [--only simulators,samplers,nfe,seeds,course] [--rounds N] [--seeds N]
+"""python -m benchmarks [--only simulators,samplers,calibration,nfe,seeds,course] [--rounds N] [--seeds N]
                        [--rows PREFIXES] [--write-readme]
 
 ``--write-readme`` writes what was measured where it is shown: the full report into README.md's
@@ -10,7 +10,8 @@ the solution notebooks, so it takes a second; ``make solutions`` runs it after r
 ``--only seeds`` (with or without ``course``) replaces just the robustness table, after a change to a
 notebook's training recipe, and says beside it how and when it was measured; ``--rows 07`` with it
 re-measures only the models whose names start with ``07`` and keeps the other rows as README has them.
-``--only nfe`` replaces just Lab 09's tables of samplers against NFE (the exact field: nothing is trained).
+``--only nfe`` replaces just Lab 09's tables of samplers against NFE (the exact field: nothing is trained);
+``--only calibration`` just the yardstick's calibration table (a few seconds).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import torch
 
 from labs_lib.authoring.run_times import README, replace_block, write_run_times
 
-from . import course, nfe, samplers, seeds, simulators
+from . import calibration, course, nfe, samplers, seeds, simulators
 
 BEGIN, END = "<!-- BEGIN BENCHMARKS -->", "<!-- END BENCHMARKS -->"
 # The heading that starts the course part (benchmarks/course.py), the last of the block.
 COURSE_HEADING = "**Solution notebooks: execution time"
-PARTS = ("simulators", "samplers", "nfe", "seeds", "course")
+PARTS = ("simulators", "samplers", "calibration", "nfe", "seeds", "course")
+# The heading that starts the NFE part (benchmarks/nfe.py), which follows the calibration part.
+NFE_HEADING = "**Lab 09's samplers against NFE"
 # The heading that starts the robustness part (benchmarks/seeds.py), which follows the NFE part.
 SEEDS_HEADING = "**Every model the notebooks train"
 
@@ -67,7 +70,7 @@ def replace_course_section(text: str, course_text: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--only", default="simulators,samplers,nfe,seeds,course")
+    parser.add_argument("--only", default=",".join(PARTS))
     parser.add_argument("--seeds", type=int, default=5, help="training seeds per model for the robustness table")
     parser.add_argument("--rows", default="",
                         help="with --only seeds: re-measure only the models whose names start with these "
@@ -85,37 +88,40 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     parts = set(args.only.split(","))
     start = time.perf_counter()
-    sections, times = [], {}
+    sections: dict[str, str] = {}  # by part, in the order of PARTS
     if "simulators" in parts:
-        sections.append(simulators.run(args.rounds))
+        sections["simulators"] = simulators.run(args.rounds)
     if "samplers" in parts:
-        sections.append(samplers.run())
+        sections["samplers"] = samplers.run()
+    if "calibration" in parts:
+        sections["calibration"] = calibration.run()
     if "nfe" in parts:
-        sections.append(nfe.run(args.seeds))
+        sections["nfe"] = nfe.run(args.seeds)
     seeds_seconds = 0.0
     if "seeds" in parts:
         seeds_start = time.perf_counter()
         rows = [r for r in args.rows.split(",") if r]
-        sections.append(seeds.run(args.seeds, rows, README.read_text(encoding="utf-8") if rows else ""))
+        sections["seeds"] = seeds.run(args.seeds, rows, README.read_text(encoding="utf-8") if rows else "")
         seeds_seconds = time.perf_counter() - seeds_start
     if "course" in parts:
-        text, times = course.run()
-        sections.append(text)
+        sections["course"], _ = course.run()
     elapsed = time.perf_counter() - start
     report = (f"Measured with `make bench` on {_machine()}; the benchmark took {elapsed:.0f} s. "
               "Times are medians of interleaved rounds; each ratio is taken within a round, against the "
               "hand-written loop named in its row (a recorded trajectory against the loop that records one too).\n\n"
-              + "\n\n".join(sections))
+              + "\n\n".join(sections.values()))
     print(report)
     if args.write_readme:
         text = README.read_text(encoding="utf-8")
         if parts.issuperset(PARTS):
             text = replace_block(text, BEGIN, END, report, README)
-        elif parts <= {"nfe", "seeds", "course"}:
+        elif parts <= {"calibration", "nfe", "seeds", "course"}:
             # The notebooks were re-executed (make solutions) and/or their models retrained with several
             # seeds: those parts are replaced, the measured simulator and sampler tables are kept.
+            if "calibration" in parts:
+                text = replace_part(text, sections["calibration"], next_heading=NFE_HEADING)
             if "nfe" in parts:
-                text = replace_part(text, sections[0], next_heading=SEEDS_HEADING)
+                text = replace_part(text, sections["nfe"], next_heading=SEEDS_HEADING)
             if "seeds" in parts:
                 if rows:
                     # The notes of the earlier runs stay (the other rows were measured then), less an
@@ -127,10 +133,10 @@ def main() -> None:
                 else:
                     notes = [f"*This table alone: `python -m benchmarks --only seeds --write-readme` on {_machine()}, "
                              f"{seeds_seconds:.0f} s.*"]
-                seeds_text = sections[1 if "nfe" in parts else 0] + "\n\n" + "\n\n".join(notes)
+                seeds_text = sections["seeds"] + "\n\n" + "\n\n".join(notes)
                 text = replace_part(text, seeds_text, next_heading=COURSE_HEADING)
             if "course" in parts:
-                text = replace_course_section(text, sections[-1])
+                text = replace_course_section(text, sections["course"])
             print(f"\nREADME.md's benchmark section: the {' and '.join(sorted(parts))} part(s) replaced, "
                   "the rest kept.")
         else:

@@ -10,13 +10,14 @@ the verdicts; Lab 05 shows it to students.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
 
 from ._validation import as_tensor, validate_positive, validate_positive_int
 from .distributions import Checkerboard, GaussianMixture, Moons, Sampleable
+from .yardstick import QualityReport, Yardstick
 
 
 class FunctionSampler(Sampleable):
@@ -138,3 +139,25 @@ def blurred_digits(images: Tensor) -> Tensor:
     k = torch.tensor([0.25, 0.5, 0.25], dtype=images.dtype, device=images.device)
     kernel = (k[:, None] * k[None, :]).reshape(1, 1, 3, 3)
     return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), kernel)
+
+
+#: The seeds of a calibration run: 60 exact sample sets per target, 20 sets of every wrong sampler.
+CALIBRATION_EXACT_SEEDS = range(1000, 1060)
+CALIBRATION_WRONG_SEEDS = range(20)
+
+
+def calibration_reports(yardstick: Yardstick, exact_seeds: Iterable[int] = CALIBRATION_EXACT_SEEDS,
+                        wrong_seeds: Iterable[int] = CALIBRATION_WRONG_SEEDS) -> dict[str, list[QualityReport]]:
+    """``yardstick``'s reports on its own target's catalogue (:func:`plane_catalogue`), by sampler name.
+
+    ``"exact"`` gets one report per seed of ``exact_seeds``, every wrong sampler one per seed of
+    ``wrong_seeds``; each set has ``yardstick.n`` samples drawn with ``torch.Generator().manual_seed(seed)``.
+    This is the measurement behind every statement the course makes about the verdict and the floor
+    ratio (that exact sets pass and score about 0.8, that each mistake is rejected and how far off it
+    scores): ``tests/test_yardstick.py`` asserts those statements on it, ``python -m benchmarks --only
+    yardstick`` prints it.
+    """
+    seeds = {"exact": list(exact_seeds), "wrong": list(wrong_seeds)}
+    return {name: [yardstick(sampler.sample(yardstick.n, generator=torch.Generator().manual_seed(seed)))
+                   for seed in seeds["exact" if name == "exact" else "wrong"]]
+            for name, sampler in plane_catalogue(yardstick.target).items()}

@@ -2,12 +2,14 @@
 the catalogue rejected, over seeds; the exact densities of the toy data sets it relies on; and
 its errors for bad input.
 
-Everything is seeded, so no test can flake; the false-rejection test draws 60 fresh exact sample
-sets per target and requires all of them to pass (the issue's bar is at most 1%).
+Everything is seeded, so no test can flake. The calibration run (:func:`labs_lib.wrong_samplers.calibration_reports`:
+60 exact sample sets per target, all of which must pass, and 20 sets of every wrong sampler, all of which must
+be rejected) is measured once and shared by the tests that read it; README's calibration table is the same run.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -15,7 +17,8 @@ import pytest
 import torch
 
 from labs_lib import Checkerboard, Circles, Density, Gaussian, GaussianMixture, Moons
-from labs_lib.wrong_samplers import blurred, plane_catalogue, rescaled_mixture, with_bridges
+from labs_lib.wrong_samplers import (CALIBRATION_EXACT_SEEDS, CALIBRATION_WRONG_SEEDS, blurred, calibration_reports,
+                                     plane_catalogue, rescaled_mixture, with_bridges)
 from labs_lib.yardstick import DEFAULT_TOLERANCES, QualityReport, Yardstick
 
 MIXTURE = GaussianMixture.symmetric_2d(5, radius=4.0, std=0.5)  # the target of Labs 05 and 06
@@ -94,13 +97,18 @@ def test_checkerboard_density_is_flat_on_the_dark_squares_and_zero_elsewhere():
 # --- calibration -------------------------------------------------------------------------------
 
 
+@functools.cache
+def calibration(name: str) -> dict[str, list[QualityReport]]:
+    """The calibration run of one target's yardstick (60 exact sets, 20 of each mistake), measured once per process."""
+    target = {"mixture": MIXTURE, "checkerboard": Checkerboard(), "moons": Moons()}[name]
+    return calibration_reports(Yardstick(target))
+
+
 @pytest.mark.parametrize("name", ["mixture", "checkerboard", "moons"])
-def test_exact_samplers_are_accepted_on_every_seed(yardsticks, name):
-    yardstick = yardsticks[name]
-    rejected = [seed for seed in range(60)
-                if not yardstick(yardstick.target.sample(yardstick.n, generator=torch.Generator().manual_seed(
-                    1000 + seed))).passed]
-    assert rejected == []
+def test_exact_samplers_are_accepted_on_every_seed(name):
+    reports = calibration(name)["exact"]
+    assert len(reports) == 60
+    assert [seed for seed, r in zip(CALIBRATION_EXACT_SEEDS, reports) if not r.passed] == []
 
 
 def catalogue_cases():
@@ -111,12 +119,24 @@ def catalogue_cases():
 
 
 @pytest.mark.parametrize("key, wrong", list(catalogue_cases()))
-def test_every_wrong_sampler_is_rejected_on_every_seed(yardsticks, key, wrong):
-    yardstick = yardsticks[key]
-    sampler = plane_catalogue(yardstick.target)[wrong]
-    for seed in range(5):
-        report = yardstick(sampler.sample(yardstick.n, generator=torch.Generator().manual_seed(seed)))
-        assert not report.passed, f"{wrong} passed with seed {seed}: {report}"
+def test_every_wrong_sampler_is_rejected_on_every_seed(key, wrong):
+    reports = calibration(key)[wrong]
+    assert len(reports) == 20
+    passed = [(seed, str(r)) for seed, r in zip(CALIBRATION_WRONG_SEEDS, reports) if r.passed]
+    assert passed == [], f"{wrong} passed"
+
+
+@pytest.mark.parametrize("name", ["mixture", "checkerboard", "moons"])
+def test_floor_ratio_figures_are_the_ones_the_labs_state(name):
+    """What Labs 09 and 10 and the instructor guide say of the floor ratio, on the calibration run (README's table):
+    exact sets score about 0.8 in median (0.80, 0.85, 0.91 by target) and at most 1.54; every catalogued
+    mistake scores 2.3 or more (2% of the mass on bridges from 2.33; every other mistake above 4.7)."""
+    runs = calibration(name)
+    exact = [r.floor_ratio for r in runs["exact"]]
+    assert 0.75 < float(np.median(exact)) < 0.95 and max(exact) < 1.55, exact
+    for wrong, reports in list(runs.items())[1:]:
+        lowest = min(r.floor_ratio for r in reports)
+        assert lowest > (2.3 if wrong == "2% of the mass on bridges" else 4.7), (wrong, lowest)
 
 
 def test_the_catalogue_is_the_issue_list():
@@ -193,14 +213,3 @@ def test_one_dimensional_targets_work_too():
     assert np.isfinite(y.off_support_level)
 
 
-def test_floor_ratio_separates_exact_samples_from_the_catalogue(yardsticks):
-    """Exact sets score about 0.8 of the worst exact set (measured: medians 0.80–0.91 over 60 seeds, the largest
-    1.54); every mistake of the catalogue scores more than twice that worst set (measured: 2.8 at least)."""
-    for name, yardstick in yardsticks.items():
-        exact = [yardstick(yardstick.target.sample(yardstick.n, generator=torch.Generator().manual_seed(2000 + s)))
-                 .floor_ratio for s in range(15)]
-        assert sorted(exact)[7] < 1.0, (name, exact)
-        for wrong, sampler in list(plane_catalogue(yardstick.target).items())[1:]:
-            ratios = [yardstick(sampler.sample(yardstick.n, generator=torch.Generator().manual_seed(s))).floor_ratio
-                      for s in range(3)]
-            assert min(ratios) > 2.0, (name, wrong, ratios)
