@@ -5,8 +5,8 @@ A single training run is one draw. For every model a notebook presents, this tra
 reports for each figure of its verdict the median and the worst over the seeds, and on how many
 seeds the verdict passes. The recipes mirror the notebooks' training cells (Lab 05 sections 3, 6, 7
 and 8; Lab 06 sections 3, 4, 9 and 10; Lab 07 section 6; Lab 08 sections 2, 5 and 6); change both
-together. Two rows, the ablations of Lab 05 section 6 and Lab 07 section 8, are recipes the
-notebooks only quote.
+together. The rows marked as ablations (Lab 05 section 6, Lab 07 section 8, Lab 08 sections 5 and 6)
+are recipes the notebooks only quote.
 """
 
 from __future__ import annotations
@@ -38,31 +38,34 @@ def _plane(report: ll.QualityReport) -> dict[str, float]:
     return {"levels": report["levels"], "off-support": 100 * report["off-support"], "regions": report["regions"]}
 
 
-def _train_flow(data, hidden, steps, lr, seed, source=None, batch_size=256, retrained=False,
-                position_features=0) -> tuple[ll.MLPField, float]:
+# Lab 05 section 6's retraining of the mixture model: 8,000 steps on batches of 512, logit-normal times,
+# the cosine learning-rate schedule, 50 Heun steps (and 64 Fourier features of x, given where used).
+RETRAINED = {"steps": 8000, "batch_size": 512, "times": ll.logit_normal_times, "lr_schedule": "cosine", "heun": True}
+
+
+def _train_flow(data, hidden, steps, lr, seed, source=None, batch_size=256, times=ll.uniform_times,
+                lr_schedule="linear", position_features=0) -> tuple[ll.MLPField, float]:
     """Lab 05's training: an MLP trained by CFM with ``seed``; returns it and its training seconds.
 
-    The first recipe (sections 3, 7, 8): uniform times, the linear learning-rate schedule.
-    ``retrained=True`` is section 6's retraining: logit-normal times, the cosine schedule; section 6
-    also gives the network ``position_features`` random Fourier features of x (scale 0.5).
+    The defaults are the first recipe (sections 3, 7, 8): uniform times, the linear learning-rate schedule.
+    Section 6's retraining (:data:`RETRAINED`) draws logit-normal times, follows the cosine schedule and
+    gives the network ``position_features`` random Fourier features of x (scale 0.5).
     """
     ll.seed_everything(seed)
     model = ll.MLPField(2, hidden=hidden, position_features=position_features, position_scale=0.5)
     hist = ll.ConditionalFlowMatchingTrainer(
-        model, ll.AffinePath(ll.CondOTScheduler()), data=data, source=source,
-        time_sampler=ll.logit_normal_times if retrained else ll.uniform_times).train(
-        n_steps=steps, batch_size=batch_size, lr=lr, seed=seed, device="cpu", progress=False,
-        lr_schedule="cosine" if retrained else "linear")
+        model, ll.AffinePath(ll.CondOTScheduler()), data=data, source=source, time_sampler=times).train(
+        n_steps=steps, batch_size=batch_size, lr=lr, seed=seed, device="cpu", progress=False, lr_schedule=lr_schedule)
     return model, hist.seconds
 
 
-def _flow(data, hidden, steps, lr, yardstick, source=None, batch_size=256, retrained=False, position_features=0):
-    """Lab 05's recipes (:func:`_train_flow`), sampled with 100 network evaluations: 100 Euler steps,
-    or 50 Heun steps for the retrained model."""
-    simulator, n_steps = (ll.HeunSimulator, 50) if retrained else (ll.EulerSimulator, 100)
+def _flow(data, hidden, steps, lr, yardstick, source=None, heun=False, **training):
+    """Lab 05's recipes (:func:`_train_flow`, with ``training``'s keywords), sampled with 100 network
+    evaluations: 100 Euler steps, or 50 Heun steps (``heun``, as the retrained model)."""
+    simulator, n_steps = (ll.HeunSimulator, 50) if heun else (ll.EulerSimulator, 100)
 
     def run(seed: int) -> Outcome:
-        model, seconds = _train_flow(data, hidden, steps, lr, seed, source, batch_size, retrained, position_features)
+        model, seconds = _train_flow(data, hidden, steps, lr, seed, source, **training)
         gen = torch.Generator().manual_seed(1000 + seed)
         start = source.sample(N_JUDGE, generator=gen) if source is not None else torch.randn(N_JUDGE, 2, generator=gen)
         with torch.no_grad():
@@ -116,8 +119,8 @@ def _lab05_recipe_sde(yardstick):
     target = ll.GaussianMixture.symmetric_2d(5, radius=4.0, std=0.5)
 
     def run(seed: int) -> Outcome:
-        flow, seconds = _train_flow(target, (128,) * 3, 8000, 5e-3, seed, batch_size=512, retrained=True,
-                                    position_features=64)
+        flow, seconds = _train_flow(target, (128,) * 3, 8000, 5e-3, seed, batch_size=512, times=ll.logit_normal_times,
+                                    lr_schedule="cosine", position_features=64)
         sde = ll.LangevinCorrectedSDE.from_flow(flow, path, lambda t: 4.0 * (1 - t))
         x0 = torch.randn(N_JUDGE, 2, generator=torch.Generator().manual_seed(1000 + seed))
         torch.manual_seed(2000 + seed)
@@ -156,9 +159,10 @@ def _judge_digits(model: torch.nn.Module, w: float, seed: int, seconds: float,
 DATA_END_TIMES = partial(ll.logit_normal_times, mean=0.5)
 
 
-def _latent_digits(w: float):
+def _latent_digits(w: float, n_steps: int = 5000, time_sampler: Callable = DATA_END_TIMES):
     """Lab 08 section 5: the dense autoencoder (8 numbers, 3,000 steps) and the latent MLP field (5,000 CFG
-    steps, training times t = σ(0.5 + ξ)), training seed ``seed``, judged on one draw of 450 decoded digits at ``w``."""
+    steps, training times t = σ(0.5 + ξ)), training seed ``seed``, judged on one draw of 450 decoded digits at ``w``.
+    ``n_steps`` and ``time_sampler`` change the field's training, for the section's ablation."""
 
     def run(seed: int) -> Outcome:
         ll.seed_everything(seed)
@@ -170,22 +174,23 @@ def _latent_digits(w: float):
         ll.seed_everything(seed)
         field = ll.LabelledMLPField(ae.latent_shape, hidden=(256, 256, 256))
         second = ll.CFGTrainer(field, ll.AffinePath(ll.CondOTScheduler()), ll.LatentImages(ae, train), eta=0.1,
-                               time_sampler=DATA_END_TIMES).train(
-            n_steps=5000, batch_size=256, lr=2e-3, lr_schedule="cosine", seed=seed, device="cpu", progress=False)
+                               time_sampler=time_sampler).train(
+            n_steps=n_steps, batch_size=256, lr=2e-3, lr_schedule="cosine", seed=seed, device="cpu", progress=False)
         return _judge_digits(field, w, 1000 + seed, first.seconds + second.seconds, autoencoder=ae)
 
     return run
 
 
-def _dit_digits(w: float, n_steps: int = 2400):
+def _dit_digits(w: float, n_steps: int = 2400, time_sampler: Callable = DATA_END_TIMES):
     """Lab 08 section 6: the DiT on pixels (4×4 patches, 4 blocks of width 64, CFG, cosine lr, training times
-    t = σ(0.5 + ξ) leaning towards the data end), training seed ``seed``, judged on one draw of 450 digits at ``w``."""
+    t = σ(0.5 + ξ) leaning towards the data end), training seed ``seed``, judged on one draw of 450 digits at ``w``.
+    ``n_steps`` and ``time_sampler`` change the training, for the section's ablation."""
 
     def run(seed: int) -> Outcome:
         ll.seed_everything(seed)
         model = ll.DiT(num_classes=10, patch_size=4, width=64, depth=4, heads=4)
         hist = ll.CFGTrainer(model, ll.AffinePath(ll.CondOTScheduler()), ll.Digits("train"), eta=0.1,
-                             time_sampler=DATA_END_TIMES).train(
+                             time_sampler=time_sampler).train(
             n_steps=n_steps, batch_size=128, lr=2e-3, lr_schedule="cosine", seed=seed, device="cpu", progress=False)
         return _judge_digits(model, w, 1000 + seed, hist.seconds)
 
@@ -233,9 +238,22 @@ def models() -> list[tuple[str, Callable[[int], Outcome]]]:
     return [
         ("05 mixture (MLP 3×128, 2,000 steps)", _flow(gmm, (128,) * 3, 2000, 5e-3, y_gmm)),
         ("05 mixture retrained (8,000 × 512, logit-normal t, cosine lr, Heun, 64 Fourier features of x)",
-         _flow(gmm, (128,) * 3, 8000, 5e-3, y_gmm, batch_size=512, retrained=True, position_features=64)),
+         _flow(gmm, (128,) * 3, lr=5e-3, yardstick=y_gmm, position_features=64, **RETRAINED)),
         ("05 the same without the Fourier features of x (ablation)",
-         _flow(gmm, (128,) * 3, 8000, 5e-3, y_gmm, batch_size=512, retrained=True)),
+         _flow(gmm, (128,) * 3, lr=5e-3, yardstick=y_gmm, **RETRAINED)),
+        # Section 6's changes added one at a time to the first recipe, in the order the lab quotes them.
+        ("05 ablation: the first recipe with 8,000 steps", _flow(gmm, (128,) * 3, 8000, 5e-3, y_gmm)),
+        ("05 ablation: + the cosine lr", _flow(gmm, (128,) * 3, 8000, 5e-3, y_gmm, lr_schedule="cosine")),
+        ("05 ablation: + logit-normal t", _flow(gmm, (128,) * 3, 8000, 5e-3, y_gmm, lr_schedule="cosine",
+                                                times=ll.logit_normal_times)),
+        ("05 ablation: + batches of 512", _flow(gmm, (128,) * 3, 8000, 5e-3, y_gmm, lr_schedule="cosine",
+                                                times=ll.logit_normal_times, batch_size=512)),
+        # What section 6 says did not do what the Fourier features do, and what they need.
+        ("05 ablation: no Fourier features, 16,000 steps",
+         _flow(gmm, (128,) * 3, lr=5e-3, yardstick=y_gmm, **{**RETRAINED, "steps": 16000})),
+        ("05 ablation: no Fourier features, width 256", _flow(gmm, (256,) * 3, lr=5e-3, yardstick=y_gmm, **RETRAINED)),
+        ("05 ablation: the Fourier features with 4,000 steps",
+         _flow(gmm, (128,) * 3, lr=5e-3, yardstick=y_gmm, position_features=64, **{**RETRAINED, "steps": 4000})),
         ("05 moons (MLP 4×128, 3,000 steps)", _flow(moons, (128,) * 4, 3000, 3e-3, y_moons)),
         ("05 checkerboard (MLP 4×128, 2,000 steps)", _flow(board, (128,) * 4, 2000, 5e-3, y_board)),
         ("05 circles → checkerboard (MLP 4×128, 3,000 steps)", _flow(board, (128,) * 4, 3000, 3e-3, y_board,
@@ -253,6 +271,11 @@ def models() -> list[tuple[str, Callable[[int], Outcome]]]:
          _latent_digits(1.0)),
         ("08 DiT on pixels at w = 1 (test half; 4×4 patches, 2,400 steps, cosine lr, t = σ(0.5 + ξ), Heun 25)",
          _dit_digits(1.0)),
+        ("08 ablation: latent flow with uniform t and 3,000 steps", _latent_digits(1.0, 3000, ll.uniform_times)),
+        ("08 ablation: latent flow with uniform t and 5,000 steps", _latent_digits(1.0, 5000, ll.uniform_times)),
+        ("08 ablation: latent flow with data-end t and 3,000 steps", _latent_digits(1.0, 3000)),
+        ("08 ablation: DiT with uniform t", _dit_digits(1.0, time_sampler=ll.uniform_times)),
+        ("08 ablation: DiT with t = σ(ξ)", _dit_digits(1.0, time_sampler=ll.logit_normal_times)),
     ]
 
 
