@@ -181,18 +181,24 @@ def _latent_digits(w: float, n_steps: int = 5000, time_sampler: Callable = DATA_
     return run
 
 
-def _dit_digits(w: float, n_steps: int = 2400, time_sampler: Callable = DATA_END_TIMES):
+def _train_dit(seed: int, n_steps: int = 2400, time_sampler: Callable = DATA_END_TIMES) -> tuple[ll.DiT, float]:
     """Lab 08 section 6: the DiT on pixels (4×4 patches, 4 blocks of width 64, CFG, cosine lr, training times
-    t = σ(0.5 + ξ) leaning towards the data end), training seed ``seed``, judged on one draw of 450 digits at ``w``.
-    ``n_steps`` and ``time_sampler`` change the training, for the section's ablation."""
+    t = σ(0.5 + ξ) leaning towards the data end) trained with ``seed``; the model and seconds. ``n_steps`` and
+    ``time_sampler`` change the training, for the section's ablation."""
+    ll.seed_everything(seed)
+    model = ll.DiT(num_classes=10, patch_size=4, width=64, depth=4, heads=4)
+    hist = ll.CFGTrainer(model, ll.AffinePath(ll.CondOTScheduler()), ll.Digits("train"), eta=0.1,
+                         time_sampler=time_sampler).train(
+        n_steps=n_steps, batch_size=128, lr=2e-3, lr_schedule="cosine", seed=seed, device="cpu", progress=False)
+    return model, hist.seconds
+
+
+def _dit_digits(w: float, n_steps: int = 2400, time_sampler: Callable = DATA_END_TIMES):
+    """:func:`_train_dit` with training seed ``seed``, judged on one draw of 450 digits at ``w``."""
 
     def run(seed: int) -> Outcome:
-        ll.seed_everything(seed)
-        model = ll.DiT(num_classes=10, patch_size=4, width=64, depth=4, heads=4)
-        hist = ll.CFGTrainer(model, ll.AffinePath(ll.CondOTScheduler()), ll.Digits("train"), eta=0.1,
-                             time_sampler=time_sampler).train(
-            n_steps=n_steps, batch_size=128, lr=2e-3, lr_schedule="cosine", seed=seed, device="cpu", progress=False)
-        return _judge_digits(model, w, 1000 + seed, hist.seconds)
+        model, seconds = _train_dit(seed, n_steps, time_sampler)
+        return _judge_digits(model, w, 1000 + seed, seconds)
 
     return run
 
@@ -207,14 +213,15 @@ def _guided_digits(w: float, n_steps: int = 1800, lr_schedule: str = "cosine"):
     return run
 
 
-def _guided_digit_draws(w: float, draws: Sequence[int]):
-    """Lab 07's own model (training seed 0) judged on several fresh draws of 450 digits, noise seeds ``draws``
-    (the notebook's is 8): how much one verdict moves from draw to draw. Trained once, on the first call."""
-    trained: list[tuple[ll.UNet, float]] = []
+def _digit_draws(train: Callable[[int], tuple[torch.nn.Module, float]], w: float, draws: Sequence[int]):
+    """A notebook's own digit model, ``train(0)`` (training seed 0), judged on several fresh draws of 450 digits,
+    noise seeds ``draws`` (the notebooks' is 8): how much one verdict moves from draw to draw. Trained once, on
+    the first call."""
+    trained: list[tuple[torch.nn.Module, float]] = []
 
     def run(draw: int) -> Outcome:
         if not trained:
-            trained.append(_train_unet(0))
+            trained.append(train(0))
         model, seconds = trained[0]
         return _judge_digits(model, w, draw, seconds)
 
@@ -265,17 +272,20 @@ def models() -> list[tuple[str, Callable[[int], Outcome]]]:
         ("07 U-Net digits at w = 1 (test half; 1,800 steps, cosine lr, Heun 25)", _guided_digits(1.0)),
         ("07 the same with 600 steps and the linear lr (ablation)", _guided_digits(1.0, 600, "linear")),
         ("07 the notebook's model (seed 0) on 12 fresh draws of 450 digits at w = 1 (noise seeds 8, 100–110)",
-         _guided_digit_draws(1.0, [8, *range(100, 111)])),
+         _digit_draws(_train_unet, 1.0, [8, *range(100, 111)])),
         ("08 latent flow at w = 1 (test half; dense autoencoder, 8 numbers, 3,000 steps, + MLP field, 5,000 steps, "
          "t = σ(0.5 + ξ), Heun 25)",
          _latent_digits(1.0)),
         ("08 DiT on pixels at w = 1 (test half; 4×4 patches, 2,400 steps, cosine lr, t = σ(0.5 + ξ), Heun 25)",
          _dit_digits(1.0)),
+        ("08 the notebook's DiT (seed 0) on 12 fresh draws of 450 digits at w = 1 (noise seeds 8, 100–110)",
+         _digit_draws(_train_dit, 1.0, [8, *range(100, 111)])),
         ("08 ablation: latent flow with uniform t and 3,000 steps", _latent_digits(1.0, 3000, ll.uniform_times)),
         ("08 ablation: latent flow with uniform t and 5,000 steps", _latent_digits(1.0, 5000, ll.uniform_times)),
         ("08 ablation: latent flow with data-end t and 3,000 steps", _latent_digits(1.0, 3000)),
         ("08 ablation: DiT with uniform t", _dit_digits(1.0, time_sampler=ll.uniform_times)),
         ("08 ablation: DiT with t = σ(ξ)", _dit_digits(1.0, time_sampler=ll.logit_normal_times)),
+        ("08 ablation: DiT with 1,200 steps", _dit_digits(1.0, 1200)),
     ]
 
 

@@ -155,7 +155,7 @@ def calibration_reports(yardstick: Yardstick, exact_seeds: Iterable[int] = CALIB
     This is the measurement behind every statement the course makes about the verdict and the floor
     ratio (that exact sets pass and score about 0.8, that each mistake is rejected and how far off it
     scores): ``tests/test_yardstick.py`` asserts those statements on it, ``python -m benchmarks --only
-    yardstick`` prints it.
+    calibration`` prints it.
     """
     seeds = {"exact": list(exact_seeds), "wrong": list(wrong_seeds)}
     return {name: [yardstick(sampler.sample(yardstick.n, generator=torch.Generator().manual_seed(seed)))
